@@ -1,0 +1,177 @@
+"""TensorRT compat: picks `tensorrt` (10.x/11.x) if importable, else `tensorrt_rtx`; the only module that knows versions."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+try:
+    import tensorrt as trt  # type: ignore[import-not-found]
+
+    FLAVOR = "tensorrt"
+except ImportError:  # pragma: no cover - depends on the machine
+    import tensorrt_rtx as trt  # type: ignore[import-not-found,no-redef]
+
+    FLAVOR = "tensorrt_rtx"
+
+VERSION: str = trt.__version__
+log = logging.getLogger("mx2trt.trt")
+
+_NP_OF_TRT = {
+    trt.float32: np.dtype(np.float32),
+    trt.float16: np.dtype(np.float16),
+    trt.int32: np.dtype(np.int32),
+    trt.int64: np.dtype(np.int64),
+    trt.int8: np.dtype(np.int8),
+    trt.uint8: np.dtype(np.uint8),
+    trt.bool: np.dtype(np.bool_),
+}
+_TRT_OF_NP = {v: k for k, v in _NP_OF_TRT.items()}
+
+
+def np_dtype(dt: Any) -> np.dtype:
+    """numpy dtype of a TensorRT DataType (bf16 has no numpy dtype and raises)."""
+    try:
+        return _NP_OF_TRT[dt]
+    except KeyError:
+        raise TypeError(f"TensorRT dtype {dt} has no numpy equivalent") from None
+
+
+def trt_dtype(dt: Any) -> Any:
+    """TensorRT DataType of a numpy dtype."""
+    try:
+        return _TRT_OF_NP[np.dtype(dt)]
+    except KeyError:
+        raise TypeError(f"numpy dtype {np.dtype(dt)} has no TensorRT equivalent") from None
+
+
+class ErrorRecorder(trt.IErrorRecorder):
+    """Collects TensorRT errors so they can be raised with the MXNet node that caused them."""
+
+    def __init__(self) -> None:
+        trt.IErrorRecorder.__init__(self)
+        self.errors: list[tuple[Any, str]] = []
+
+    def report_error(self, code: Any, desc: str) -> bool:
+        if "cudaError 35" not in desc:  # noise on machines without a GPU
+            self.errors.append((code, desc))
+        return False  # do not abort; we raise ourselves
+
+    def num_errors(self) -> int:
+        return len(self.errors)
+
+    def get_error_code(self, i: int) -> Any:
+        return self.errors[i][0]
+
+    def get_error_desc(self, i: int) -> str:
+        return self.errors[i][1]
+
+    def clear(self) -> None:
+        self.errors.clear()
+
+    def has_overflowed(self) -> bool:
+        return False
+
+    def take(self) -> list[str]:
+        """Return and clear the recorded messages."""
+        out = [d for _, d in self.errors]
+        self.errors.clear()
+        return out
+
+
+class Logger(trt.ILogger):
+    """Routes TensorRT's log into Python logging."""
+
+    _LEVELS = {
+        trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR,
+        trt.ILogger.Severity.ERROR: logging.ERROR,
+        trt.ILogger.Severity.WARNING: logging.WARNING,
+        trt.ILogger.Severity.INFO: logging.DEBUG,
+        trt.ILogger.Severity.VERBOSE: logging.DEBUG,
+    }
+
+    def __init__(self) -> None:
+        trt.ILogger.__init__(self)
+
+    def log(self, severity: Any, msg: str) -> None:
+        if "cudaError 35" in msg:
+            return
+        log.log(self._LEVELS.get(severity, logging.DEBUG), "%s", msg)
+
+
+LOGGER = Logger()
+
+
+def create_builder(recorder: ErrorRecorder) -> Any:
+    """A Builder whose networks report errors to `recorder`."""
+    builder = trt.Builder(LOGGER)
+    builder.error_recorder = recorder
+    return builder
+
+
+def create_network(builder: Any) -> Any:
+    """A strongly typed network (required on 10.x, implied on 11.x and RTX)."""
+    return builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+
+
+def create_builder_config(builder: Any) -> Any:
+    """A builder config; on TensorRT-RTX the build is ahead-of-time and runs without a GPU."""
+    return builder.create_builder_config()
+
+
+def layer_type(layer: Any) -> Any:
+    """The LayerType of a layer, even after it was downcast (activation/pooling shadow `.type`)."""
+    return trt.ILayer.type.fget(layer)
+
+
+# LayerType -> concrete ILayer subclass; the naming rule has exceptions (notes: tensorrt-api.md §3).
+_LAYER_CLASS_EXCEPTIONS = {
+    "SOFTMAX": "ISoftMaxLayer",
+    "ELEMENTWISE": "IElementWiseLayer",
+    "MATRIX_MULTIPLY": "IMatrixMultiplyLayer",
+    "PARAMETRIC_RELU": "IParametricReLULayer",
+    "RAGGED_SOFTMAX": "IRaggedSoftMaxLayer",
+    "NON_ZERO": "INonZeroLayer",
+    "ONE_HOT": "IOneHotLayer",
+    "REVERSE_SEQUENCE": "IReverseSequenceLayer",
+    "GRID_SAMPLE": "IGridSampleLayer",
+    "TOPK": "ITopKLayer",
+    "NMS": "INMSLayer",
+    "LRN": "ILRNLayer",
+    "PLUGIN": "IPluginV2Layer",
+    "CONDITIONAL_INPUT": "IIfConditionalInputLayer",
+    "CONDITIONAL_OUTPUT": "IIfConditionalOutputLayer",
+    "KV_CACHE_UPDATE": "IKVCacheUpdateLayer",
+    "MOE": "IMoELayer",
+}
+
+
+def downcast(layer: Any) -> Any:
+    """Give a layer read back from a network its concrete class, so its parameters can be read."""
+    name = layer_type(layer).name
+    cls_name = _LAYER_CLASS_EXCEPTIONS.get(name, "I" + "".join(p.capitalize() for p in name.split("_")) + "Layer")
+    cls = getattr(trt, cls_name, None)
+    if cls is None:
+        raise TypeError(f"no layer class for LayerType.{name} in {FLAVOR} {VERSION}")
+    layer.__class__ = cls
+    return layer
+
+
+def can_execute_engines() -> tuple[bool, str]:
+    """Whether this process can deserialize and run engines here, and why not."""
+    try:
+        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
+    except ImportError:
+        return False, "cuda-python is not installed"
+    try:
+        err, count = cudart.cudaGetDeviceCount()
+    except Exception as exc:  # driver library missing entirely
+        return False, f"CUDA is unavailable ({exc})"
+    if int(err) != 0 or count == 0:
+        return False, "no CUDA GPU is visible"
+    err, major = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, 0)
+    err2, minor = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, 0)
+    if FLAVOR == "tensorrt_rtx" and (major, minor) == (9, 0):
+        return False, "TensorRT-RTX does not support compute capability 9.0 (H100/H200)"
+    return True, f"GPU with compute capability {major}.{minor}"
