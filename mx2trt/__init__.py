@@ -1,0 +1,19 @@
+"""mx2trt: run Apache MXNet 1.9 models on NVIDIA TensorRT.
+
+Pipeline: graph (typed NNVM view) -> registry (per-op converters) -> partition -> build (network + engine)
+-> rewrite (one Custom node per engine) -> runtime (TensorRT on a GPU, or the NumPy reference interpreter).
+"""
+from __future__ import annotations
+
+from ._trt import FLAVOR as TRT_FLAVOR
+from ._trt import VERSION as TRT_VERSION
+from .api import Conversion, convert, explain, optimize, optimize_block
+from .errors import AttributeParseError, BuildError, ConversionError, InputError, Mx2TrtError
+from .registry import REGISTRY, converter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "optimize", "convert", "explain", "optimize_block", "Conversion", "converter", "REGISTRY",
+    "Mx2TrtError", "InputError", "ConversionError", "BuildError", "AttributeParseError", "TRT_FLAVOR", "TRT_VERSION",
+]

@@ -10,3 +10,24 @@ if "bool" not in np.__dict__:
 import mxnet as mx  # noqa: E402
 
 __all__ = ["mx"]
+
+
+def op_arguments(op: str) -> dict[str, str]:
+    """MXNet's own declaration of an op's attributes: name -> type string with its default (e.g. 'int, optional, default=1')."""
+    import ctypes
+
+    from mxnet.base import _LIB, c_str, check_call, py_str
+
+    handle = ctypes.c_void_p()
+    check_call(_LIB.NNGetOpHandle(c_str(op), ctypes.byref(handle)))
+    name, desc, kv, ret = (ctypes.c_char_p() for _ in range(4))
+    num = ctypes.c_uint()
+    names, types, descs = (ctypes.POINTER(ctypes.c_char_p)() for _ in range(3))
+    check_call(
+        _LIB.MXSymbolGetAtomicSymbolInfo(
+            handle, ctypes.byref(name), ctypes.byref(desc), ctypes.byref(num), ctypes.byref(names),
+            ctypes.byref(types), ctypes.byref(descs), ctypes.byref(kv), ctypes.byref(ret),
+        )
+    )
+    out = {py_str(names[i]): py_str(types[i]) for i in range(num.value)}
+    return {k: v for k, v in out.items() if "NDArray" not in v and "Symbol" not in v}

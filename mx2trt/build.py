@@ -1,0 +1,185 @@
+"""Network builder: one subgraph -> INetworkDefinition through the converters -> serialized engine."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import _trt
+from ._trt import ErrorRecorder, create_builder, create_builder_config, create_network, trt, trt_dtype
+from .context import ConversionContext
+from .errors import BuildError, ConversionError
+from .graph import Entry, Graph
+from .partition import Partition, Subgraph
+from .registry import REGISTRY, Registry
+
+log = logging.getLogger("mx2trt")
+
+
+@dataclass
+class NetworkBuild:
+    """A defined network and everything that must outlive it until the engine is built."""
+
+    subgraph: Subgraph
+    builder: Any
+    network: Any
+    ctx: ConversionContext
+    input_names: list[str]
+    output_names: list[str]
+    define_s: float
+
+
+@dataclass
+class EngineSpec:
+    """What the rewritten graph and the runtime need to know about one engine."""
+
+    key: str
+    name: str
+    nodes: list[str]
+    in_shapes: list[tuple[int, ...]]
+    in_dtypes: list[str]
+    out_shapes: list[tuple[int, ...]]
+    out_dtypes: list[str]
+    precision: str
+    plan: bytes = b""
+    program: Any = None  # reference.ReferenceProgram of the same network
+    num_layers: int = 0
+    define_s: float = 0.0
+    build_s: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _np_value(v: Any) -> np.ndarray:
+    return v.asnumpy() if hasattr(v, "asnumpy") else np.asarray(v)
+
+
+def subgraph_key(graph: Graph, sg: Subgraph, params: Mapping[str, Any], precision: str) -> str:
+    """Content hash of a subgraph: ops, attributes, edges, input shapes/dtypes, weight bytes, precision, TensorRT."""
+    h = hashlib.sha256()
+    local = {nid: i for i, nid in enumerate(sg.nodes)}
+    ins = {e: i for i, e in enumerate(sg.inputs)}
+    desc: list[Any] = [_trt.FLAVOR, _trt.VERSION, precision]
+    desc.append([[list(graph.shape(e)), str(graph.dtype(e))] for e in sg.inputs])
+    for nid in sg.nodes:
+        n = graph.nodes[nid]
+        refs = []
+        for e in n.inputs:
+            if e.node in local:
+                refs.append(["n", local[e.node], e.index])
+            elif e in ins:
+                refs.append(["i", ins[e]])
+            else:
+                refs.append(["w", graph.nodes[e.node].name])
+        desc.append([n.op, sorted(n.attrs.items()), refs])
+    desc.append([[local[e.node], e.index] for e in sg.outputs])
+    h.update(json.dumps(desc, sort_keys=True).encode())
+    for w in sg.weights:
+        a = np.ascontiguousarray(_np_value(params[graph.nodes[w].name]))
+        h.update(graph.nodes[w].name.encode())
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:24]
+
+
+def define_network(
+    part: Partition,
+    sg: Subgraph,
+    params: Mapping[str, Any],
+    precision: str = "fp32",
+    registry: Registry | None = None,
+) -> NetworkBuild:
+    """Translate subgraph `sg` into a strongly typed INetworkDefinition; raises ConversionError naming the node."""
+    registry = registry or REGISTRY
+    graph = part.graph
+    t0 = time.perf_counter()
+    recorder = ErrorRecorder()
+    builder = create_builder(recorder)
+    network = create_network(builder)
+    ctx = ConversionContext(network, recorder, precision)
+    tensors: dict[Entry, Any] = {}
+    input_names = []
+    for i, e in enumerate(sg.inputs):
+        name = f"in{i}"
+        t = network.add_input(name, trt_dtype(graph.dtype(e)), graph.shape(e))
+        input_names.append(name)
+        if graph.dtype(e).kind == "f" and graph.dtype(e) != ctx.dtype:
+            t = ctx.cast(t, ctx.dtype)  # the engine boundary: MXNet's dtype outside, the engine dtype inside
+        tensors[e] = t
+    for nid in sg.nodes:
+        node = graph.nodes[nid]
+        op_node = part.op_nodes[nid]
+        spec = registry.get(node.op)
+        assert spec is not None  # the partitioner selected it
+        limit = spec.data_inputs if spec.data_inputs is not None else len(node.inputs)
+        inputs: list[Any] = []
+        for k, e in enumerate(node.inputs):
+            if k >= limit:
+                inputs.append(None)
+            elif e in tensors:
+                inputs.append(tensors[e])
+            else:  # a parameter or aux state: converters get its value
+                inputs.append(_np_value(params[graph.nodes[e.node].name]))
+        outs = ctx.run(op_node, spec.fn, inputs)
+        if len(outs) < node.num_outputs:
+            ctx.fail(f"converter returned {len(outs)} outputs, MXNet has {node.num_outputs}")
+        for k in range(node.num_outputs):
+            t = outs[k]
+            got, want = tuple(t.shape), node.out_shapes[k]
+            if got != want:
+                ctx.fail(f"TensorRT infers output {k} shape {got}, MXNet {want}")
+            tensors[Entry(nid, k)] = t
+    ctx.node = None
+    output_names = []
+    for k, e in enumerate(sg.outputs):
+        t = tensors[e]
+        want = graph.dtype(e)
+        if t.is_network_input or t.is_network_output:
+            t = ctx.identity(t)  # an engine output must be a tensor of its own
+        t = ctx.cast(t, want)
+        if t.is_network_input or t.is_network_output:
+            t = ctx.identity(t)
+        t.name = f"out{k}"
+        network.mark_output(t)
+        output_names.append(t.name)
+    errors = recorder.take()
+    if errors:
+        raise ConversionError(graph.nodes[sg.nodes[-1]].name, "subgraph outputs", "; ".join(errors))
+    return NetworkBuild(sg, builder, network, ctx, input_names, output_names, time.perf_counter() - t0)
+
+
+def build_engine(nb: NetworkBuild) -> tuple[bytes, float]:
+    """Build the serialized engine (ahead-of-time on TensorRT-RTX, so this runs without a GPU)."""
+    t0 = time.perf_counter()
+    config = create_builder_config(nb.builder)
+    plan = nb.builder.build_serialized_network(nb.network, config)
+    errors = nb.ctx.recorder.take()
+    if plan is None:
+        raise BuildError(
+            f"TensorRT could not build engine for subgraph {nb.subgraph.id}: {'; '.join(errors) or 'no reason given'}"
+        )
+    return bytes(memoryview(plan)), time.perf_counter() - t0
+
+
+def engine_spec(part: Partition, sg: Subgraph, key: str, nb: NetworkBuild, precision: str) -> EngineSpec:
+    """Describe the engine of `sg` for the rewrite and the runtime."""
+    graph = part.graph
+    return EngineSpec(
+        key=key,
+        name=f"trt_engine{sg.id}",
+        nodes=[graph.nodes[n].name for n in sg.nodes],
+        in_shapes=[graph.shape(e) for e in sg.inputs],
+        in_dtypes=[graph.dtype(e).name for e in sg.inputs],
+        out_shapes=[graph.shape(e) for e in sg.outputs],
+        out_dtypes=[graph.dtype(e).name for e in sg.outputs],
+        precision=precision,
+        num_layers=nb.network.num_layers,
+        define_s=nb.define_s,
+    )
+
+
+__all__ = ["NetworkBuild", "EngineSpec", "define_network", "build_engine", "engine_spec", "subgraph_key", "trt"]

@@ -1,0 +1,31 @@
+"""Exceptions raised by mx2trt; each names the MXNet node, op and attribute involved where there is one."""
+from __future__ import annotations
+
+
+class Mx2TrtError(Exception):
+    """Base class of mx2trt's errors."""
+
+
+class InputError(Mx2TrtError, ValueError):
+    """The symbol, params or shapes handed to mx2trt are inconsistent."""
+
+
+class AttributeParseError(Mx2TrtError, ValueError):
+    """An MXNet attribute string could not be parsed into its typed value."""
+
+    def __init__(self, node: str, op: str, attr: str, raw: object, why: str) -> None:
+        self.node, self.op, self.attr, self.raw = node, op, attr, raw
+        super().__init__(f"{op} '{node}': attribute {attr}={raw!r}: {why}")
+
+
+class ConversionError(Mx2TrtError):
+    """A supported node could not be turned into TensorRT layers (or TensorRT rejected them)."""
+
+    def __init__(self, node: str, op: str, message: str, attr: str | None = None) -> None:
+        self.node, self.op, self.attr = node, op, attr
+        where = f"{op} '{node}'" + (f" attribute {attr}" if attr else "")
+        super().__init__(f"{where}: {message}")
+
+
+class BuildError(Mx2TrtError):
+    """TensorRT failed to build an engine for a subgraph."""

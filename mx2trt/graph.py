@@ -1,0 +1,167 @@
+"""Typed view of an NNVM graph: nodes, edges, and every output's shape and dtype from MXNet's own inference."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from ._mx import mx
+from .errors import InputError
+
+log = logging.getLogger("mx2trt")
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Entry:
+    """One output of one node: (node id, output index)."""
+
+    node: int
+    index: int = 0
+
+
+@dataclass
+class Node:
+    """An NNVM node; `kind` tells variables apart: 'data', 'param' (arg param) or 'aux' (aux state); ops are 'op'."""
+
+    id: int
+    op: str
+    name: str
+    attrs: dict[str, str]
+    inputs: tuple[Entry, ...]
+    kind: str
+    out_shapes: list[Shape] = field(default_factory=list)
+    out_dtypes: list[np.dtype] = field(default_factory=list)
+
+    @property
+    def is_var(self) -> bool:
+        return self.op == "null"
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.out_shapes)
+
+
+class Graph:
+    """The graph of a Symbol with shapes and dtypes resolved for the given input shapes."""
+
+    def __init__(self, js: dict[str, Any], nodes: list[Node], heads: list[Entry]) -> None:
+        self.json = js
+        self.nodes = nodes
+        self.heads = heads
+        self.by_name = {n.name: n for n in nodes}
+        self._consumers: dict[int, list[int]] = {n.id: [] for n in nodes}
+        for n in nodes:
+            for e in n.inputs:
+                if n.id not in self._consumers[e.node]:
+                    self._consumers[e.node].append(n.id)
+
+    def consumers(self, node_id: int) -> list[int]:
+        """Ids of the nodes that read any output of `node_id`."""
+        return self._consumers[node_id]
+
+    def shape(self, e: Entry) -> Shape:
+        return self.nodes[e.node].out_shapes[e.index]
+
+    def dtype(self, e: Entry) -> np.dtype:
+        return self.nodes[e.node].out_dtypes[e.index]
+
+    def entry_name(self, e: Entry) -> str:
+        """MXNet's name for an output, as in `get_internals().list_outputs()`."""
+        n = self.nodes[e.node]
+        if n.is_var:
+            return n.name
+        return f"{n.name}_output" if n.num_outputs == 1 else f"{n.name}_output{e.index}"
+
+    @property
+    def op_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if not n.is_var]
+
+    @classmethod
+    def from_symbol(
+        cls,
+        sym: Any,
+        params: Mapping[str, Any],
+        shapes: Mapping[str, Iterable[int]],
+        dtypes: Mapping[str, Any] | None = None,
+    ) -> "Graph":
+        """Read `sym`, tell data/params/aux apart and infer every output's shape and dtype."""
+        args = sym.list_arguments()
+        aux = sym.list_auxiliary_states()
+        inputs = set(args) | set(aux)
+        shapes = {k: tuple(int(d) for d in v) for k, v in shapes.items()}
+        dtypes = {k: np.dtype(v) for k, v in (dtypes or {}).items()}
+        for name in dtypes:
+            if name not in shapes:
+                raise InputError(f"dtypes: '{name}' is not a data input given in shapes")
+        dtypes = {k: dtypes.get(k, np.dtype(np.float32)) for k in shapes}
+        for name in shapes:
+            if name not in inputs:
+                raise InputError(f"shapes: '{name}' is not an input of the symbol; its inputs are {sorted(set(args) - set(params))}")
+            if name in params:
+                raise InputError(f"shapes: '{name}' is a parameter (it is in params); give shapes for data inputs only")
+        unused = sorted(set(params) - inputs)
+        if unused:
+            log.debug("params not used by the symbol are ignored: %s", unused)
+        param_shapes = {k: tuple(params[k].shape) for k in params if k in inputs}
+        param_dtypes = {k: np.dtype(params[k].dtype) for k in params if k in inputs}
+
+        internals = sym.get_internals()
+        try:
+            arg_sh, out_sh, aux_sh = internals.infer_shape(**shapes)
+        except mx.base.MXNetError as exc:
+            raise InputError(f"MXNet shape inference failed for shapes {shapes}: {_first_line(exc)}") from None
+        inferred = dict(zip(internals.list_arguments(), arg_sh or []))
+        inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
+        for k, given in param_shapes.items():
+            need = inferred.get(k)
+            if need is not None and tuple(need) != given and all(d > 0 for d in need):
+                raise InputError(f"param '{k}' has shape {given} but the graph needs {tuple(need)}")
+        missing = [k for k in args + aux if k not in params and (inferred.get(k) is None or 0 in inferred[k])]
+        if missing:
+            raise InputError(
+                f"cannot infer the shape of {missing}: give data inputs in shapes and weights in params"
+            )
+        # Shape inference once more with the parameters' own shapes, so the two must agree.
+        try:
+            arg_sh, out_sh, aux_sh = internals.infer_shape(**shapes, **param_shapes)
+        except mx.base.MXNetError as exc:
+            raise InputError(f"params disagree with the graph: {_first_line(exc)}") from None
+        try:
+            _, out_ty, _ = internals.infer_type(**dtypes, **param_dtypes)
+        except mx.base.MXNetError as exc:
+            raise InputError(f"MXNet type inference failed: {_first_line(exc)}") from None
+        if out_ty is None or any(t is None for t in out_ty):
+            out_ty = [np.float32 if t is None else t for t in (out_ty or [None] * len(out_sh))]
+
+        js = json.loads(sym.tojson())
+        aux_set, param_set = set(aux), set(params)
+        nodes: list[Node] = []
+        for i, jn in enumerate(js["nodes"]):
+            op = jn["op"]
+            kind = "op"
+            if op == "null":
+                kind = "aux" if jn["name"] in aux_set else "param" if jn["name"] in param_set else "data"
+            ins = tuple(Entry(int(e[0]), int(e[1])) for e in jn.get("inputs", []))
+            nodes.append(Node(i, op, jn["name"], dict(jn.get("attrs", jn.get("param", {})) or {}), ins, kind))
+        # internals lists every visible output, node by node in the JSON's order.
+        out_names = [internals[i].name for i in range(len(out_sh))]
+        k = 0
+        for n in nodes:
+            while k < len(out_names) and out_names[k] == n.name:
+                n.out_shapes.append(tuple(out_sh[k]))
+                n.out_dtypes.append(np.dtype(out_ty[k]))
+                k += 1
+            if not n.out_shapes:
+                raise InputError(f"internal: could not align outputs of node '{n.name}' ({n.op})")
+        heads = [Entry(int(h[0]), int(h[1])) for h in js["heads"]]
+        return cls(js, nodes, heads)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Stack trace")]
+    return lines[0] if lines else str(exc)

@@ -1,0 +1,219 @@
+"""Converter registry: `@converter(op, ...)` makes one frozen spec per MXNet op; the partitioner asks only this."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+
+from .attrs import NoAttrs, parse_attrs
+from .errors import AttributeParseError
+from .graph import Graph, Node, Shape
+
+if TYPE_CHECKING:
+    from .context import ConversionContext
+
+log = logging.getLogger("mx2trt")
+
+FLOAT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float16)})
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Shape and dtype of a node input or output; `const` when its value is a parameter known at conversion."""
+
+    shape: Shape
+    dtype: np.dtype
+    const: bool = False
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+@dataclass(frozen=True)
+class OpNode:
+    """What validators and converters see of a node: typed attributes, input/output shapes and dtypes."""
+
+    name: str
+    op: str
+    attrs: Any
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+    def where(self) -> str:
+        """`Op 'name'`, the prefix of every message about this node."""
+        return f"{self.op} '{self.name}'"
+
+
+Validator = Callable[[OpNode], Optional[str]]
+# A converter returns one TensorRT tensor per visible output of the node.
+ConverterFn = Callable[["ConversionContext", OpNode, list], Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class ConverterSpec:
+    """One registered converter: the op, its function, its attribute schema and its validator."""
+
+    op: str
+    fn: ConverterFn
+    attrs: type
+    validator: Validator | None
+    compute: bool
+    dtypes: frozenset[np.dtype]
+    data_inputs: int | None = None  # inputs the converter reads; later ones (e.g. training labels) are not wired in
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
+
+
+class RegistryError(Exception):
+    """Registering an op twice without `override=True`."""
+
+
+class Registry:
+    """Read-only mapping op name -> ConverterSpec, written only through `register`."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ConverterSpec] = {}
+
+    def register(self, spec: ConverterSpec, *, override: bool = False) -> None:
+        if spec.op in self._specs and not override:
+            old = self._specs[spec.op].fn
+            raise RegistryError(
+                f"op '{spec.op}' already has a converter ({old.__module__}.{old.__qualname__}); "
+                "pass override=True to replace it"
+            )
+        self._specs[spec.op] = spec
+
+    def unregister(self, op: str) -> None:
+        """Remove an op (for tests and user overrides)."""
+        del self._specs[op]
+
+    def get(self, op: str) -> ConverterSpec | None:
+        return self._specs.get(op)
+
+    def __contains__(self, op: str) -> bool:
+        return op in self._specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._specs))
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    @property
+    def specs(self) -> Mapping[str, ConverterSpec]:
+        return MappingProxyType(self._specs)
+
+    def check(self, graph: Graph, node: Node) -> tuple[OpNode | None, str | None]:
+        """(typed node, None) when `node` can be converted, else (typed node or None, human-readable reason)."""
+        where = f"{node.op} '{node.name}'"
+        spec = self._specs.get(node.op)
+        if spec is None:
+            return None, f"{where}: no converter for op '{node.op}'"
+        try:
+            attrs = parse_attrs(spec.attrs, node.attrs, op=node.op, node=node.name)
+        except AttributeParseError as exc:
+            return None, str(exc)
+        op_node = OpNode(
+            node.name,
+            node.op,
+            attrs,
+            tuple(
+                TensorInfo(graph.shape(e), graph.dtype(e), graph.nodes[e.node].kind in ("param", "aux"))
+                for e in node.inputs
+            ),
+            tuple(TensorInfo(s, d) for s, d in zip(node.out_shapes, node.out_dtypes)),
+        )
+        used = op_node.inputs[: spec.data_inputs] if spec.data_inputs is not None else op_node.inputs
+        for i, t in enumerate(used + op_node.outputs):
+            if t.dtype not in spec.dtypes:
+                side = "input" if i < len(used) else "output"
+                return op_node, f"{where}: {side} dtype {t.dtype} is not supported (supported: {_names(spec.dtypes)})"
+            if 0 in t.shape:
+                return op_node, f"{where}: empty tensor of shape {t.shape}"
+        if spec.validator is not None:
+            try:
+                reason = spec.validator(op_node)
+            except Exception as exc:  # a validator bug must not lose the node: it stays in MXNet
+                log.exception("validator of %s crashed", where)
+                return op_node, f"{where}: validator error {type(exc).__name__}: {exc}"
+            if reason:
+                return op_node, reason
+        return op_node, None
+
+
+def _names(dtypes: frozenset[np.dtype]) -> str:
+    return ", ".join(sorted(d.name for d in dtypes))
+
+
+REGISTRY = Registry()
+
+
+def converter(
+    *ops: str,
+    attrs: type = NoAttrs,
+    validator: Validator | None = None,
+    compute: bool = True,
+    dtypes: frozenset[np.dtype] = FLOAT_DTYPES,
+    data_inputs: int | None = None,
+    override: bool = False,
+    registry: Registry | None = None,
+) -> Callable[[ConverterFn], ConverterFn]:
+    """Register `fn` as the converter of each op in `ops` (aliases share the function); `compute=False` marks
+    ops that only move data (reshape, flatten), so a subgraph made of them alone is not worth an engine;
+    `data_inputs=k` says only the first k inputs are read at inference (the converter gets None for the rest)."""
+    if not ops:
+        raise TypeError("converter() needs at least one op name")
+
+    def deco(fn: ConverterFn) -> ConverterFn:
+        reg = REGISTRY if registry is None else registry
+        for op in ops:
+            reg.register(ConverterSpec(op, fn, attrs, validator, compute, dtypes, data_inputs), override=override)
+        return fn
+
+    return deco
+
+
+# ---- validator combinators -------------------------------------------------------------------------------------
+
+
+def all_of(*validators: Validator) -> Validator:
+    """A validator that returns the first reason any of `validators` gives."""
+
+    def check(node: OpNode) -> str | None:
+        for v in validators:
+            reason = v(node)
+            if reason:
+                return reason
+        return None
+
+    return check
+
+
+def const_inputs(*indices: int, what: str = "weight") -> Validator:
+    """Inputs at `indices` (when present) must be parameters, since TensorRT takes them as weights."""
+
+    def check(node: OpNode) -> str | None:
+        for i in indices:
+            if i < len(node.inputs) and not node.inputs[i].const:
+                return f"{node.where()}: input {i} ({what}) is computed in the graph, not a parameter"
+        return None
+
+    return check
+
+
+def rank_in(*ranks: int, input: int = 0) -> Validator:
+    """Input `input` must have one of `ranks`."""
+
+    def check(node: OpNode) -> str | None:
+        r = node.inputs[input].ndim
+        if r not in ranks:
+            return f"{node.where()}: input rank {r} is not supported (supported: {', '.join(map(str, ranks))})"
+        return None
+
+    return check
