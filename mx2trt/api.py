@@ -161,6 +161,8 @@ def optimize_block(block: Any, shapes: Mapping[str, Iterable[int]], **options: A
 
     if not isinstance(block, gluon.HybridBlock):
         raise InputError(f"optimize_block needs a gluon.HybridBlock, got {type(block).__name__}")
+    if any(p._deferred_init for p in block.collect_params().values()):
+        block(*[mx.nd.zeros(tuple(s)) for s in shapes.values()])  # finish Gluon's deferred initialisation
     inputs = [mx.sym.var(name) for name in shapes]
     out = block(*inputs)
     sym = out if isinstance(out, mx.sym.Symbol) else mx.sym.Group(list(out))

@@ -1,0 +1,84 @@
+"""The one equivalence harness: MXNet CPU output vs the optimized graph through partition -> build -> Custom op."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+import mx2trt
+from mx2trt._mx import mx
+
+
+def run_symbol(sym: Any, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Bind `sym` on CPU with `values` (data, params and aux by name) and return its outputs."""
+    args = {n: mx.nd.array(values[n], dtype=values[n].dtype) for n in sym.list_arguments()}
+    aux = {n: mx.nd.array(values[n], dtype=values[n].dtype) for n in sym.list_auxiliary_states()}
+    ex = sym.bind(mx.cpu(), args, aux_states=aux, grad_req="null")
+    return [o.asnumpy() for o in ex.forward(is_train=False)]
+
+
+def max_rel_error(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want| relative to max |want| (1 when want is all zero)."""
+    scale = max(float(np.abs(want).max()) if want.size else 0.0, 1e-6)
+    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) / scale if want.size else 0.0
+
+
+def check_graph(
+    sym: Any,
+    data: Mapping[str, np.ndarray],
+    params: Mapping[str, np.ndarray],
+    *,
+    on_trt: Sequence[str] | None = None,
+    in_mxnet: Sequence[str] = (),
+    engines: int | None = None,
+    rtol: float = 1e-5,
+    **options: Any,
+) -> mx2trt.Conversion:
+    """Optimize `sym` (reference runtime), check placement of the named nodes and that outputs match MXNet."""
+    want = run_symbol(sym, {**data, **params})
+    shapes = {k: v.shape for k, v in data.items()}
+    dtypes = {k: v.dtype for k, v in data.items()}
+    nd_params = {k: mx.nd.array(v, dtype=v.dtype) for k, v in params.items()}
+    options.setdefault("runtime", "reference")
+    c = mx2trt.convert(sym, nd_params, shapes, dtypes=dtypes, **options)
+    where = {row[0]: row[2] for row in c.report.rows}
+    reasons = {row[0]: row[3] for row in c.report.rows}
+    for name in on_trt if on_trt is not None else []:
+        assert where[name] != "mxnet", f"{name} stayed in MXNet: {reasons[name]}"
+    for name in in_mxnet:
+        assert where[name] == "mxnet", f"{name} was expected to stay in MXNet"
+    if engines is not None:
+        assert len(c.engines) == engines, c.report.summary()
+    got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})
+    assert len(got) == len(want)
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g.shape == w.shape, f"output {k}: shape {g.shape} vs MXNet {w.shape}"
+        assert g.dtype == w.dtype, f"output {k}: dtype {g.dtype} vs MXNet {w.dtype}"
+        err = max_rel_error(g, w)
+        assert err <= rtol, f"output {k}: max relative error {err:.3g} > {rtol:g}\n{c.report}"
+    return c
+
+
+def check_op(
+    op: str,
+    inputs: Sequence[np.ndarray],
+    attrs: Mapping[str, Any] | None = None,
+    *,
+    params: Sequence[int] = (),
+    expect_trt: bool = True,
+    rtol: float = 1e-5,
+    **options: Any,
+) -> mx2trt.Conversion:
+    """One-node graph `op(inputs, **attrs)`; inputs at indices `params` are parameters, the rest data inputs.
+
+    expect_trt=True asserts the node converted and matches MXNet; False asserts it stayed in MXNet and still runs.
+    """
+    names = [f"x{i}" for i in range(len(inputs))]
+    fn = getattr(mx.sym, op, None) or getattr(mx.sym._internal, op)
+    sym = fn(*[mx.sym.var(n) for n in names], name="node", **(attrs or {}))
+    data = {n: a for i, (n, a) in enumerate(zip(names, inputs)) if i not in params}
+    prm = {n: a for i, (n, a) in enumerate(zip(names, inputs)) if i in params}
+    options.setdefault("min_subgraph_size", 1)
+    if expect_trt:
+        return check_graph(sym, data, prm, on_trt=["node"], rtol=rtol, **options)
+    return check_graph(sym, data, prm, in_mxnet=["node"], rtol=rtol, **options)
