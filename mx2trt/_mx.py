@@ -1,7 +1,12 @@
 """The one place that imports MXNet: applies the numpy shim MXNet 1.9.1 needs, then exposes `mx`."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+# Without MKLDNN every op logs a "storage type fallback" warning unless this is off.
+os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
 
 # numpy >= 1.24 removed np.bool, which mxnet 1.9.1 reads at import time (mxnet/numpy/utils.py).
 if "bool" not in np.__dict__:

@@ -115,7 +115,7 @@ def define_network(
         op_node = part.op_nodes[nid]
         spec = registry.get(node.op)
         assert spec is not None  # the partitioner selected it
-        limit = spec.data_inputs if spec.data_inputs is not None else len(node.inputs)
+        limit = len(spec.reads(node.inputs))
         inputs: list[Any] = []
         for k, e in enumerate(node.inputs):
             if k >= limit:

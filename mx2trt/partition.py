@@ -158,10 +158,11 @@ def partition(graph: Graph, options: PartitionOptions | None = None, registry: R
             supported.add(n.id)
             placements[n.id] = Placement(n.name, n.op, TENSORRT, "converted")
 
+    used = {nid: _used_inputs(graph, nid, registry) for nid in supported}
     clusters = _Clusters(graph, supported)
     for n in graph.op_nodes:
-        for e in n.inputs:
-            if e.node in supported and n.id in supported:
+        for e in used.get(n.id, ()):
+            if e.node in supported:
                 clusters.try_merge(clusters.of[e.node], clusters.of[n.id])
 
     head_entries = set(graph.heads)
@@ -181,18 +182,27 @@ def partition(graph: Graph, options: PartitionOptions | None = None, registry: R
                 p = placements[m]
                 p.where, p.reason = MXNET, f"{p.op} '{p.node}': {reason}"
             continue
-        subgraphs.append(_make_subgraph(graph, len(subgraphs), members, head_entries))
+        subgraphs.append(_make_subgraph(graph, len(subgraphs), members, head_entries, used))
         for m in members:
             placements[m].engine = subgraphs[-1].id
     return Partition(graph, subgraphs, placements, op_nodes)
 
 
-def _make_subgraph(graph: Graph, sid: int, members: list[int], heads: set[Entry]) -> Subgraph:
+def _used_inputs(graph: Graph, nid: int, registry: Registry) -> list[Entry]:
+    """The inputs a converter reads: all, or the first `data_inputs` (e.g. SoftmaxOutput ignores its label)."""
+    node = graph.nodes[nid]
+    spec = registry.get(node.op)
+    return spec.reads(node.inputs) if spec is not None else list(node.inputs)
+
+
+def _make_subgraph(
+    graph: Graph, sid: int, members: list[int], heads: set[Entry], used: dict[int, list[Entry]]
+) -> Subgraph:
     member_set = set(members)
     inputs: list[Entry] = []
     weights: list[int] = []
     for m in members:
-        for e in graph.nodes[m].inputs:
+        for e in used[m]:
             if e.node in member_set:
                 continue
             src = graph.nodes[e.node]

@@ -4,13 +4,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from .attrs import NoAttrs, parse_attrs
 from .errors import AttributeParseError
 from .graph import Graph, Node, Shape
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from .context import ConversionContext
@@ -64,6 +66,10 @@ class ConverterSpec:
     compute: bool
     dtypes: frozenset[np.dtype]
     data_inputs: int | None = None  # inputs the converter reads; later ones (e.g. training labels) are not wired in
+
+    def reads(self, inputs: Sequence[T]) -> list[T]:
+        """The inputs the converter reads: all of them, or the first `data_inputs`."""
+        return list(inputs if self.data_inputs is None else inputs[: self.data_inputs])
 
     @property
     def doc(self) -> str:
@@ -129,8 +135,8 @@ class Registry:
             ),
             tuple(TensorInfo(s, d) for s, d in zip(node.out_shapes, node.out_dtypes)),
         )
-        used = op_node.inputs[: spec.data_inputs] if spec.data_inputs is not None else op_node.inputs
-        for i, t in enumerate(used + op_node.outputs):
+        used = spec.reads(op_node.inputs)
+        for i, t in enumerate(used + list(op_node.outputs)):
             if t.dtype not in spec.dtypes:
                 side = "input" if i < len(used) else "output"
                 return op_node, f"{where}: {side} dtype {t.dtype} is not supported (supported: {_names(spec.dtypes)})"

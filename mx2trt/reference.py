@@ -1,0 +1,637 @@
+"""NumPy reference interpreter of TensorRT networks: evaluates a defined INetworkDefinition layer by layer.
+
+No TensorRT engine can execute on a machine without a supported GPU, so this is how converters are proven there and
+how the `reference` runtime runs an engine's network. Every layer's parameters and weights are read back from the
+network once (`ReferenceProgram.from_network`); the program does not keep the network alive.
+
+Semantics follow TensorRT's documentation. Floating-point layers compute in float32 (TensorRT's fp16 kernels
+accumulate in fp32 as well) and round each output to the tensor's declared dtype, so fp16 networks see fp16 rounding
+between layers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ._trt import downcast, layer_type, np_dtype, trt
+from .errors import Mx2TrtError
+
+LT = trt.LayerType
+_FLT_MAX = float(np.finfo(np.float32).max)
+
+
+class UnsupportedLayerError(Mx2TrtError):
+    """A layer kind (or a mode of one) that the reference interpreter does not evaluate."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer: its evaluation function over input arrays, and where its inputs come from / outputs go."""
+
+    name: str
+    kind: str
+    fn: Callable[[list[Any]], list[np.ndarray]]
+    inputs: tuple[int | None, ...]
+    outputs: tuple[int, ...]
+    out_dtypes: tuple[np.dtype, ...]
+
+
+class ReferenceProgram:
+    """A network read back into NumPy steps; `run(feeds)` gives the outputs, `trace(feeds)` every layer's outputs."""
+
+    def __init__(
+        self,
+        steps: list[Step],
+        inputs: dict[str, tuple[int, tuple[int, ...], np.dtype]],
+        outputs: dict[str, int],
+        num_slots: int,
+    ) -> None:
+        self.steps = steps
+        self.inputs = inputs
+        self.outputs = outputs
+        self.num_slots = num_slots
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.outputs)
+
+    @classmethod
+    def from_network(cls, network: Any) -> "ReferenceProgram":
+        """Read every layer of `network` (in insertion order, which is topological) into a step."""
+        slots: dict[Any, int] = {}
+
+        def slot(t: Any) -> int:
+            if t not in slots:
+                slots[t] = len(slots)
+            return slots[t]
+
+        inputs = {}
+        for i in range(network.num_inputs):
+            t = network.get_input(i)
+            inputs[t.name] = (slot(t), tuple(t.shape), np_dtype(t.dtype))
+        steps = []
+        for i in range(network.num_layers):
+            layer = network.get_layer(i)
+            kind = layer_type(layer)
+            downcast(layer)
+            make = _MAKERS.get(kind)
+            if make is None:
+                raise UnsupportedLayerError(f"layer '{layer.name}': {kind.name} layers are not supported")
+            ins = [layer.get_input(j) for j in range(layer.num_inputs)]
+            outs = [layer.get_output(j) for j in range(layer.num_outputs)]
+            try:
+                fn = make(layer, ins, outs)
+            except UnsupportedLayerError as exc:
+                raise UnsupportedLayerError(f"layer '{layer.name}' ({kind.name}): {exc}") from None
+            steps.append(
+                Step(
+                    name=layer.name,
+                    kind=kind.name,
+                    fn=fn,
+                    inputs=tuple(None if t is None else slot(t) for t in ins),
+                    outputs=tuple(slot(t) for t in outs),
+                    out_dtypes=tuple(np_dtype(t.dtype) for t in outs),
+                )
+            )
+        outputs = {}
+        for i in range(network.num_outputs):
+            t = network.get_output(i)
+            outputs[t.name] = slot(t)
+        return cls(steps, inputs, outputs, len(slots))
+
+    def _execute(self, feeds: Mapping[str, Any], on_step: Callable[[Step, list[np.ndarray]], None] | None) -> list:
+        missing = set(self.inputs) - set(feeds)
+        if missing:
+            raise Mx2TrtError(f"reference program: missing inputs {sorted(missing)}")
+        values: list[Any] = [None] * self.num_slots
+        for name, (s, shape, dtype) in self.inputs.items():
+            x = np.asarray(feeds[name])
+            if len(x.shape) != len(shape) or any(d >= 0 and d != g for d, g in zip(shape, x.shape)):
+                raise Mx2TrtError(f"reference program: input '{name}' has shape {x.shape}, the network {shape}")
+            values[s] = x.astype(dtype, copy=False)
+        for step in self.steps:
+            args = [None if s is None else values[s] for s in step.inputs]
+            try:
+                outs = step.fn(args)
+            except Mx2TrtError:
+                raise
+            except Exception as exc:  # report which layer failed, not a bare NumPy error
+                raise Mx2TrtError(f"reference program: layer '{step.name}' ({step.kind}) failed: {exc}") from exc
+            for s, y, dt in zip(step.outputs, outs, step.out_dtypes):
+                values[s] = np.asarray(y).astype(dt, copy=False)
+            if on_step is not None:
+                on_step(step, [values[s] for s in step.outputs])
+        return values
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Evaluate the network on `feeds` (input name -> array); returns output name -> array."""
+        values = self._execute(feeds, None)
+        return {name: values[s] for name, s in self.outputs.items()}
+
+    def trace(self, feeds: Mapping[str, Any]) -> list[tuple[str, str, list[np.ndarray]]]:
+        """Evaluate and return (layer name, layer kind, outputs) for every layer, for layer-by-layer debugging."""
+        rows: list[tuple[str, str, list[np.ndarray]]] = []
+        self._execute(feeds, lambda step, outs: rows.append((step.name, step.kind, outs)))
+        return rows
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _f32(x: np.ndarray) -> np.ndarray:
+    """Floating inputs compute in float32 (fp16 included); other dtypes are left alone."""
+    return x.astype(np.float32) if x.dtype.kind == "f" and x.dtype != np.float32 else x
+
+
+def _weights(w: Any) -> np.ndarray:
+    """Copy of a layer's weights (TensorRT returns views of the caller's buffers, or a Weights object for bf16)."""
+    if w is None:
+        return np.zeros(0, np.float32)
+    if isinstance(w, trt.Weights):
+        if w.size == 0:
+            return np.zeros(0, np.float32)
+        try:
+            return np.array(w.numpy(), copy=True)
+        except Exception:  # bf16 and other types NumPy has no dtype for
+            raise UnsupportedLayerError(f"weights of type {w.dtype} cannot be read") from None
+    return np.array(w, copy=True)
+
+
+def _dims(d: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in d)
+
+
+def _axes(mask: int, rank: int) -> tuple[int, ...]:
+    return tuple(a for a in range(rank) if mask >> a & 1)
+
+
+def _window_geometry(size: int, k: int, s: int, d: int, pre: int, post: int, mode: Any) -> tuple[int, int, int]:
+    """(pre padding, post padding, output size) of one spatial dim under TensorRT's padding modes."""
+    eff = d * (k - 1) + 1
+    PM = trt.PaddingMode
+    if mode in (PM.SAME_UPPER, PM.SAME_LOWER):
+        out = -(-size // s)
+        total = max((out - 1) * s + eff - size, 0)
+        lo = total // 2 if mode == PM.SAME_UPPER else total - total // 2
+        return lo, total - lo, out
+    span = size + pre + post - eff
+    if mode == PM.EXPLICIT_ROUND_UP or mode == getattr(PM, "CAFFE_ROUND_UP", None):
+        out = -(-span // s) + 1
+    else:
+        out = span // s + 1
+    return pre, post, out
+
+
+def _windows(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+             geo: Sequence[tuple[int, int, int]], fill: float) -> np.ndarray:
+    """Sliding windows over the trailing len(kernel) dims: (..., out_1..out_n, k_1..k_n), padded with `fill`.
+
+    Windows that overhang the padded input (round-up modes) see `fill` there too.
+    """
+    n = len(kernel)
+    lead = x.ndim - n
+    pads = [(0, 0)] * lead
+    for i in range(n):
+        pre, post, out = geo[i]
+        need = (out - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1
+        extra = max(need - (x.shape[lead + i] + pre + post), 0)
+        pads.append((pre, post + extra))
+    xp = np.pad(x, pads, mode="constant", constant_values=fill)
+    eff = [dilation[i] * (kernel[i] - 1) + 1 for i in range(n)]
+    w = np.lib.stride_tricks.sliding_window_view(xp, eff, axis=tuple(range(lead, x.ndim)))
+    sl = [slice(None)] * lead
+    sl += [slice(0, (geo[i][2] - 1) * stride[i] + 1, stride[i]) for i in range(n)]
+    sl += [slice(None, None, dilation[i]) for i in range(n)]
+    return w[tuple(sl)]
+
+
+def _same_padding_mode(mode: Any) -> bool:
+    return mode in (trt.PaddingMode.SAME_UPPER, trt.PaddingMode.SAME_LOWER)
+
+
+# ---- layer makers: (layer, input tensors, output tensors) -> fn(list of arrays) -> list of arrays ----------------
+
+Maker = Callable[[Any, list, list], Callable[[list], list]]
+_MAKERS: dict[Any, Maker] = {}
+
+
+def _maker(*kinds: Any) -> Callable[[Maker], Maker]:
+    def register(fn: Maker) -> Maker:
+        for k in kinds:
+            _MAKERS[k] = fn
+        return fn
+
+    return register
+
+
+@_maker(LT.CONSTANT)
+def _constant(layer: Any, ins: list, outs: list) -> Callable:
+    value = _weights(layer.weights).reshape(_dims(layer.shape)).astype(np_dtype(outs[0].dtype))
+    return lambda args: [value]
+
+
+@_maker(LT.IDENTITY, LT.CAST)
+def _cast(layer: Any, ins: list, outs: list) -> Callable:
+    dtype = np_dtype(outs[0].dtype)
+
+    def run(args: list) -> list:
+        x = args[0]
+        if dtype.kind in "iu" and x.dtype.kind == "f":
+            x = np.trunc(x)  # float -> int casts truncate toward zero
+        return [x.astype(dtype)]
+
+    return run
+
+
+@_maker(LT.SHAPE)
+def _shape(layer: Any, ins: list, outs: list) -> Callable:
+    return lambda args: [np.array(args[0].shape, dtype=np.int64)]
+
+
+@_maker(LT.CONVOLUTION)
+def _convolution(layer: Any, ins: list, outs: list) -> Callable:
+    if len(ins) > 1 and any(t is not None for t in ins[1:]):
+        raise UnsupportedLayerError("kernel or bias given as tensors")
+    kernel_size = _dims(layer.kernel_size_nd)
+    n = len(kernel_size)
+    groups = int(layer.num_groups)
+    k_out = int(layer.num_output_maps)
+    c_in = int(ins[0].shape[1])
+    w = _weights(layer.kernel).astype(np.float32).reshape((k_out, c_in // groups) + kernel_size)
+    b = _weights(layer.bias).astype(np.float32)
+    stride, dil = _dims(layer.stride_nd), _dims(layer.dilation_nd)
+    pre, post, mode = _dims(layer.pre_padding), _dims(layer.post_padding), layer.padding_mode
+    wg = w.reshape((groups, k_out // groups, c_in // groups) + kernel_size)
+
+    def run(args: list) -> list:
+        x = _f32(args[0])
+        spatial = x.shape[2:]
+        geo = [_window_geometry(spatial[i], kernel_size[i], stride[i], dil[i], pre[i], post[i], mode) for i in range(n)]
+        win = _windows(x, kernel_size, stride, dil, geo, 0.0)  # (N, C, o..., k...)
+        nb, cg = x.shape[0], c_in // groups
+        kaxes = list(range(2 + n, 2 + 2 * n))
+        if cg >= 4:  # im2col + one GEMM per group
+            parts = [
+                np.tensordot(win[:, g * cg:(g + 1) * cg], wg[g], axes=([1] + kaxes, [1] + list(range(2, 2 + n))))
+                for g in range(groups)
+            ]  # each (N, o..., K/G)
+            y = np.moveaxis(np.concatenate(parts, axis=-1), -1, 1)
+        else:  # depthwise-like: few input channels per group
+            win = win.reshape((nb, groups, cg) + win.shape[2:])
+            o, k = "hijlmn"[:n], "pqrstu"[:n]  # (N,G,C/G,o...,k...) x (G,K/G,C/G,k...) -> (N,G,K/G,o...)
+            y = np.einsum(f"ngc{o}{k},gdc{k}->ngd{o}", win, wg, optimize=True)
+            y = y.reshape((nb, k_out) + y.shape[3:])
+        if b.size:
+            y = y + b.reshape((1, k_out) + (1,) * n)
+        return [y]
+
+    return run
+
+
+@_maker(LT.POOLING)
+def _pooling(layer: Any, ins: list, outs: list) -> Callable:
+    PT = trt.PoolingType
+    ptype = layer.type  # after downcasting, `.type` is the PoolingType
+    window = _dims(layer.window_size_nd)
+    n = len(window)
+    stride = _dims(layer.stride_nd)
+    pre, post, mode = _dims(layer.pre_padding), _dims(layer.post_padding), layer.padding_mode
+    exclude = bool(layer.average_count_excludes_padding)
+    blend = float(layer.blend_factor)
+    ones = (1,) * n
+
+    def run(args: list) -> list:
+        x = _f32(args[0])
+        spatial = x.shape[-n:]
+        geo = [_window_geometry(spatial[i], window[i], stride[i], 1, pre[i], post[i], mode) for i in range(n)]
+        kaxes = tuple(range(-n, 0))
+        mx = _windows(x, window, stride, ones, geo, -np.inf).max(axis=kaxes) if ptype != PT.AVERAGE else None
+        if ptype == PT.MAX:
+            return [mx]
+        total = _windows(x, window, stride, ones, geo, 0.0).sum(axis=kaxes)
+        # Divisor: real elements only (padding excluded), or every element inside the padded input. Windows that
+        # overhang the padded input in round-up modes never count the overhang (as ONNX/PyTorch ceil_mode).
+        real = np.ones(spatial, np.float32)
+        if exclude:
+            count = _windows(real, window, stride, ones, geo, 0.0).sum(axis=kaxes)
+        else:
+            padded = np.pad(real, [(g[0], g[1]) for g in geo], constant_values=1.0)
+            count = _windows(padded, window, stride, ones, [(0, 0, g[2]) for g in geo], 0.0).sum(axis=kaxes)
+        avg = total / np.maximum(count, 1.0)
+        if ptype == PT.AVERAGE:
+            return [avg]
+        return [blend * mx + (1.0 - blend) * avg]
+
+    return run
+
+
+def _activation_fn(kind: Any, a: float, b: float) -> Callable[[np.ndarray], np.ndarray]:
+    A = trt.ActivationType
+    erf = np.frompyfunc(math.erf, 1, 1)
+    table: dict[Any, Callable[[np.ndarray], np.ndarray]] = {
+        A.RELU: lambda x: np.maximum(x, 0),
+        A.SIGMOID: lambda x: 1 / (1 + np.exp(-x)),
+        A.TANH: np.tanh,
+        A.LEAKY_RELU: lambda x: np.where(x >= 0, x, a * x),
+        A.ELU: lambda x: np.where(x >= 0, x, a * (np.exp(np.minimum(x, 0)) - 1)),
+        A.SELU: lambda x: b * np.where(x > 0, x, a * (np.exp(np.minimum(x, 0)) - 1)),
+        A.SOFTSIGN: lambda x: x / (1 + np.abs(x)),
+        A.SOFTPLUS: lambda x: a * np.logaddexp(0, b * x),
+        A.CLIP: lambda x: np.maximum(a, np.minimum(b, x)),
+        A.HARD_SIGMOID: lambda x: np.clip(a * x + b, 0, 1),
+        A.SCALED_TANH: lambda x: a * np.tanh(b * x),
+        A.THRESHOLDED_RELU: lambda x: np.where(x > a, x, 0),
+        A.GELU_ERF: lambda x: 0.5 * x * (1 + erf(x / np.float32(math.sqrt(2))).astype(np.float32)),
+        A.GELU_TANH: lambda x: 0.5 * x * (1 + np.tanh(np.float32(math.sqrt(2 / math.pi)) * (x + 0.044715 * x**3))),
+    }
+    if kind not in table:
+        raise UnsupportedLayerError(f"activation {kind.name}")
+    return table[kind]
+
+
+@_maker(LT.ACTIVATION)
+def _activation(layer: Any, ins: list, outs: list) -> Callable:
+    fn = _activation_fn(layer.type, float(layer.alpha), float(layer.beta))
+    return lambda args: [fn(_f32(args[0]))]
+
+
+def _unary_fn(op: Any) -> Callable[[np.ndarray], np.ndarray]:
+    U = trt.UnaryOperation
+    erf = np.frompyfunc(math.erf, 1, 1)
+    table: dict[Any, Callable[[np.ndarray], np.ndarray]] = {
+        U.EXP: np.exp, U.LOG: np.log, U.SQRT: np.sqrt, U.RECIP: lambda x: 1 / x, U.ABS: np.abs, U.NEG: np.negative,
+        U.SIN: np.sin, U.COS: np.cos, U.TAN: np.tan, U.SINH: np.sinh, U.COSH: np.cosh, U.ASIN: np.arcsin,
+        U.ACOS: np.arccos, U.ATAN: np.arctan, U.ASINH: np.arcsinh, U.ACOSH: np.arccosh, U.ATANH: np.arctanh,
+        U.CEIL: np.ceil, U.FLOOR: np.floor, U.ROUND: np.round,  # np.round: half to even, as TensorRT
+        U.ERF: lambda x: erf(x).astype(x.dtype), U.NOT: np.logical_not, U.SIGN: np.sign,
+        U.ISINF: np.isinf, U.ISNAN: np.isnan,
+    }
+    if op not in table:
+        raise UnsupportedLayerError(f"unary {op.name}")
+    return table[op]
+
+
+@_maker(LT.UNARY)
+def _unary(layer: Any, ins: list, outs: list) -> Callable:
+    fn = _unary_fn(layer.op)
+
+    def run(args: list) -> list:
+        with np.errstate(all="ignore"):  # log(0), sqrt(-1)... give inf/nan as on the GPU
+            return [fn(_f32(args[0]))]
+
+    return run
+
+
+@_maker(LT.ELEMENTWISE)
+def _elementwise(layer: Any, ins: list, outs: list) -> Callable:
+    E = trt.ElementWiseOperation
+    if len(ins[0].shape) != len(ins[1].shape):
+        raise UnsupportedLayerError("inputs of different rank (TensorRT rejects them)")
+
+    def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.dtype.kind in "iu":
+            return np.trunc(a / b).astype(a.dtype)  # integer division truncates toward zero
+        return a / b
+
+    table = {
+        E.SUM: np.add, E.PROD: np.multiply, E.MAX: np.maximum, E.MIN: np.minimum, E.SUB: np.subtract, E.DIV: div,
+        E.POW: np.power, E.FLOOR_DIV: lambda a, b: np.floor_divide(a, b), E.AND: np.logical_and,
+        E.OR: np.logical_or, E.XOR: np.logical_xor, E.EQUAL: np.equal, E.GREATER: np.greater, E.LESS: np.less,
+    }
+    if layer.op not in table:
+        raise UnsupportedLayerError(f"elementwise {layer.op.name}")
+    fn = table[layer.op]
+
+    def run(args: list) -> list:
+        with np.errstate(all="ignore"):
+            return [fn(_f32(args[0]), _f32(args[1]))]
+
+    return run
+
+
+@_maker(LT.SCALE)
+def _scale(layer: Any, ins: list, outs: list) -> Callable:
+    M = trt.ScaleMode
+    shift, scale, power = (_weights(w).astype(np.float32) for w in (layer.shift, layer.scale, layer.power))
+    mode, axis = layer.mode, int(layer.channel_axis)
+    r = len(ins[0].shape)
+    axis %= r
+
+    def shaped(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        if mode == M.UNIFORM:
+            return w.reshape(())
+        if mode == M.CHANNEL:
+            return w.reshape((x.shape[axis],) + (1,) * (r - axis - 1))
+        return w.reshape(x.shape[axis:])
+
+    def run(args: list) -> list:
+        y = _f32(args[0])
+        if scale.size:
+            y = y * shaped(scale, y)
+        if shift.size:
+            y = y + shaped(shift, y)
+        if power.size:
+            y = y ** shaped(power, y)
+        return [y]
+
+    return run
+
+
+@_maker(LT.CONCATENATION)
+def _concatenation(layer: Any, ins: list, outs: list) -> Callable:
+    axis = int(layer.axis) % len(ins[0].shape)
+    return lambda args: [np.concatenate(args, axis=axis)]
+
+
+@_maker(LT.SOFTMAX)
+def _softmax(layer: Any, ins: list, outs: list) -> Callable:
+    axes = _axes(int(layer.axes), len(ins[0].shape))
+
+    def run(args: list) -> list:
+        x = _f32(args[0])
+        e = np.exp(x - x.max(axis=axes, keepdims=True))
+        return [e / e.sum(axis=axes, keepdims=True)]
+
+    return run
+
+
+@_maker(LT.REDUCE)
+def _reduce(layer: Any, ins: list, outs: list) -> Callable:
+    R = trt.ReduceOperation
+    table = {R.SUM: np.sum, R.PROD: np.prod, R.MAX: np.max, R.MIN: np.min, R.AVG: np.mean}
+    if layer.op not in table:
+        raise UnsupportedLayerError(f"reduce {layer.op.name}")
+    fn, axes, keep = table[layer.op], _axes(int(layer.axes), len(ins[0].shape)), bool(layer.keep_dims)
+    return lambda args: [fn(_f32(args[0]), axis=axes, keepdims=keep)]
+
+
+@_maker(LT.MATRIX_MULTIPLY)
+def _matrix_multiply(layer: Any, ins: list, outs: list) -> Callable:
+    MO = trt.MatrixOperation
+    op0, op1 = layer.op0, layer.op1
+
+    def run(args: list) -> list:
+        a, b = _f32(args[0]), _f32(args[1])
+        if op0 == MO.TRANSPOSE:
+            a = np.swapaxes(a, -1, -2)
+        if op1 == MO.TRANSPOSE:
+            b = np.swapaxes(b, -1, -2)
+        if op0 == MO.VECTOR:
+            a = a[..., None, :]
+        if op1 == MO.VECTOR:
+            b = b[..., :, None]
+        y = np.matmul(a, b)
+        if op1 == MO.VECTOR:
+            y = y[..., 0]
+        if op0 == MO.VECTOR:
+            y = y[..., 0, :] if op1 != MO.VECTOR else y[..., 0]
+        return [y]
+
+    return run
+
+
+def _perm(p: Any, rank: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in tuple(p)[:rank])  # read back as 8-tuples padded with zeros
+
+
+@_maker(LT.SHUFFLE)
+def _shuffle(layer: Any, ins: list, outs: list) -> Callable:
+    in_rank = len(ins[0].shape)
+    first = _perm(layer.first_transpose, in_rank)
+    static_dims = None if layer.reshape_dims is None else _dims(layer.reshape_dims)
+    dynamic = len(ins) > 1 and ins[1] is not None
+    out_rank = len(outs[0].shape)
+    second = _perm(layer.second_transpose, out_rank)
+    placeholder = bool(layer.zero_is_placeholder)
+
+    def run(args: list) -> list:
+        y = np.transpose(args[0], first)
+        dims = tuple(int(d) for d in args[1]) if dynamic else static_dims
+        if dims is not None:
+            if placeholder:
+                dims = tuple(y.shape[i] if d == 0 else d for i, d in enumerate(dims))
+            y = y.reshape(dims)
+        return [np.transpose(y, second)]
+
+    return run
+
+
+def _sample_indices(idx: np.ndarray, size: int, mode: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Map slice coordinates into [0, size) under a SampleMode; FILL also returns the in-bounds mask."""
+    S = trt.SampleMode
+    if mode == S.WRAP:
+        return np.mod(idx, size), None
+    if mode == S.CLAMP:
+        return np.clip(idx, 0, size - 1), None
+    if mode == S.REFLECT:
+        if size == 1:
+            return np.zeros_like(idx), None
+        period = 2 * (size - 1)
+        m = np.mod(idx, period)
+        return np.where(m < size, m, period - m), None
+    inside = (idx >= 0) & (idx < size)
+    if mode == S.FILL:
+        return np.clip(idx, 0, size - 1), inside
+    if not inside.all():
+        raise Mx2TrtError(f"slice out of bounds in STRICT_BOUNDS mode (indices {idx.min()}..{idx.max()}, size {size})")
+    return idx, None
+
+
+@_maker(LT.SLICE)
+def _slice(layer: Any, ins: list, outs: list) -> Callable:
+    rank = len(ins[0].shape)
+    start, shape, stride, mode = _dims(layer.start), _dims(layer.shape), _dims(layer.stride), layer.mode
+    dyn = [j < len(ins) and ins[j] is not None for j in range(6)]
+    if dyn[5]:
+        raise UnsupportedLayerError("slice axes input")
+
+    def run(args: list) -> list:
+        x = args[0]
+        st = tuple(int(v) for v in args[1]) if dyn[1] else start
+        sh = tuple(int(v) for v in args[2]) if dyn[2] else shape
+        sd = tuple(int(v) for v in args[3]) if dyn[3] else stride
+        fill = args[4] if dyn[4] else 0
+        y, mask = x, np.ones((1,) * rank, bool)
+        for ax in range(rank):
+            idx = st[ax] + sd[ax] * np.arange(sh[ax])
+            idx, inside = _sample_indices(idx, x.shape[ax], mode)
+            y = np.take(y, idx, axis=ax)
+            if inside is not None:
+                mask = mask & inside.reshape((1,) * ax + (-1,) + (1,) * (rank - ax - 1))
+        return [np.where(mask, y, np.asarray(fill, dtype=x.dtype))]
+
+    return run
+
+
+@_maker(LT.PADDING)
+def _padding(layer: Any, ins: list, outs: list) -> Callable:
+    pre, post = _dims(layer.pre_padding_nd), _dims(layer.post_padding_nd)
+    n = len(pre)
+
+    def run(args: list) -> list:
+        x = args[0]
+        lead = x.ndim - n
+        y = np.pad(x, [(0, 0)] * lead + [(max(a, 0), max(b, 0)) for a, b in zip(pre, post)])
+        crop = tuple([slice(None)] * lead + [slice(-min(a, 0), y.shape[lead + i] + min(b, 0))
+                                             for i, (a, b) in enumerate(zip(pre, post))])
+        return [y[crop]]  # negative padding crops
+
+    return run
+
+
+@_maker(LT.SELECT)
+def _select(layer: Any, ins: list, outs: list) -> Callable:
+    return lambda args: [np.where(args[0], args[1], args[2])]
+
+
+@_maker(LT.GATHER)
+def _gather(layer: Any, ins: list, outs: list) -> Callable:
+    G = trt.GatherMode
+    mode, axis = layer.mode, int(layer.axis)
+    if mode == G.DEFAULT and int(layer.num_elementwise_dims) == 0:
+        return lambda args: [np.take(args[0], args[1].astype(np.int64), axis=axis % args[0].ndim)]
+    if mode == G.ELEMENT:
+        return lambda args: [np.take_along_axis(args[0], args[1].astype(np.int64), axis=axis % args[0].ndim)]
+    raise UnsupportedLayerError(f"gather mode {mode.name} with {layer.num_elementwise_dims} elementwise dims")
+
+
+@_maker(LT.NORMALIZATION)
+def _normalization(layer: Any, ins: list, outs: list) -> Callable:
+    axes_all = _axes(int(layer.axes), len(ins[0].shape))
+    eps, groups = float(layer.epsilon), int(layer.num_groups)
+
+    def run(args: list) -> list:
+        x, scale, bias = (_f32(a) for a in args[:3])
+        if groups == 1:
+            mean = x.mean(axis=axes_all, keepdims=True)
+            var = ((x - mean) ** 2).mean(axis=axes_all, keepdims=True)
+            return [(x - mean) / np.sqrt(var + eps) * scale + bias]
+        # Group normalization: channels split into groups, each normalized over (its channels, spatial dims).
+        n, c = x.shape[:2]
+        xg = x.reshape((n, groups, c // groups) + x.shape[2:])
+        red = tuple(range(2, xg.ndim))
+        mean = xg.mean(axis=red, keepdims=True)
+        var = ((xg - mean) ** 2).mean(axis=red, keepdims=True)
+        y = ((xg - mean) / np.sqrt(var + eps)).reshape(x.shape)
+        if scale.shape[1] == groups and groups != c:  # the v1 layer takes per-group scale and bias
+            y = y.reshape(xg.shape) * scale.reshape(scale.shape[:2] + (1,) * (xg.ndim - 2))
+            y = (y + bias.reshape(bias.shape[:2] + (1,) * (xg.ndim - 2))).reshape(x.shape)
+            return [y]
+        return [y * scale + bias]
+
+    return run
+
+
+def supported_layer_kinds() -> list[str]:
+    """Names of the TensorRT layer kinds the interpreter evaluates."""
+    return sorted(k.name for k in _MAKERS)
+
+
+__all__ = ["ReferenceProgram", "Step", "UnsupportedLayerError", "supported_layer_kinds"]
