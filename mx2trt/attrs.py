@@ -37,10 +37,10 @@ def _parse_scalar(tp: Any, raw: Any) -> Any:
     if tp is bool:
         if isinstance(raw, bool):
             return raw
-        s = str(raw).strip()
-        if s in ("True", "true", "1"):
+        s = str(raw).strip().lower()  # MXNet parses booleans case-insensitively
+        if s in ("true", "1"):
             return True
-        if s in ("False", "false", "0"):
+        if s in ("false", "0"):
             return False
         raise ValueError("expected a boolean")
     if tp is int:

@@ -110,27 +110,40 @@ class Graph:
         param_shapes = {k: tuple(params[k].shape) for k in params if k in inputs}
         param_dtypes = {k: np.dtype(params[k].dtype) for k in params if k in inputs}
 
-        internals = sym.get_internals()
+        # Op nodes are renamed uniquely for inference: MXNet allows duplicate names, and outputs are aligned by name.
+        js = json.loads(sym.tojson())
+        unique = json.loads(sym.tojson())
+        for i, jn in enumerate(unique["nodes"]):
+            if jn["op"] != "null":
+                jn["name"] = f"{jn['name']}__n{i}"
+        internals = mx.sym.load_json(json.dumps(unique)).get_internals()
         try:
-            arg_sh, out_sh, aux_sh = internals.infer_shape(**shapes)
+            arg_sh, _, aux_sh = internals.infer_shape_partial(**shapes)
         except mx.base.MXNetError as exc:
             raise InputError(f"MXNet shape inference failed for shapes {shapes}: {_first_line(exc)}") from None
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))
         inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
         for k, given in param_shapes.items():
             need = inferred.get(k)
-            if need is not None and tuple(need) != given and all(d > 0 for d in need):
+            if need and tuple(need) != given and all(d > 0 for d in need):
                 raise InputError(f"param '{k}' has shape {given} but the graph needs {tuple(need)}")
-        missing = [k for k in args + aux if k not in params and (inferred.get(k) is None or 0 in inferred[k])]
+        missing = [k for k in args + aux if k not in params and k not in shapes and not _is_label(k)]
         if missing:
+            known = {k: tuple(inferred[k]) for k in missing if inferred.get(k) and all(d > 0 for d in inferred[k])}
+            hint = f" (MXNet expects shapes {known})" if known else ""
             raise InputError(
-                f"cannot infer the shape of {missing}: give data inputs in shapes and weights in params"
+                f"no value for {missing}{hint}: give weights and aux states in params, data inputs in shapes"
             )
-        # Shape inference once more with the parameters' own shapes, so the two must agree.
         try:
-            arg_sh, out_sh, aux_sh = internals.infer_shape(**shapes, **param_shapes)
+            arg_sh, out_sh, aux_sh = internals.infer_shape_partial(**shapes, **param_shapes)
         except mx.base.MXNetError as exc:
             raise InputError(f"params disagree with the graph: {_first_line(exc)}") from None
+        inferred = dict(zip(internals.list_arguments(), arg_sh or []))
+        unresolved = [k for k in args if k not in params and not _known(inferred.get(k))]
+        if unresolved or out_sh is None or not all(_known(s) for s in out_sh):
+            raise InputError(
+                f"cannot infer the shape of {unresolved or 'some outputs'}: give every data input's shape in shapes"
+            )
         try:
             _, out_ty, _ = internals.infer_type(**dtypes, **param_dtypes)
         except mx.base.MXNetError as exc:
@@ -138,7 +151,6 @@ class Graph:
         if out_ty is None or any(t is None for t in out_ty):
             out_ty = [np.float32 if t is None else t for t in (out_ty or [None] * len(out_sh))]
 
-        js = json.loads(sym.tojson())
         aux_set, param_set = set(aux), set(params)
         nodes: list[Node] = []
         for i, jn in enumerate(js["nodes"]):
@@ -151,8 +163,8 @@ class Graph:
         # internals lists every visible output, node by node in the JSON's order.
         out_names = [internals[i].name for i in range(len(out_sh))]
         k = 0
-        for n in nodes:
-            while k < len(out_names) and out_names[k] == n.name:
+        for n, jn in zip(nodes, unique["nodes"]):
+            while k < len(out_names) and out_names[k] == jn["name"]:
                 n.out_shapes.append(tuple(out_sh[k]))
                 n.out_dtypes.append(np.dtype(out_ty[k]))
                 k += 1
@@ -160,6 +172,15 @@ class Graph:
                 raise InputError(f"internal: could not align outputs of node '{n.name}' ({n.op})")
         heads = [Entry(int(h[0]), int(h[1])) for h in js["heads"]]
         return cls(js, nodes, heads)
+
+
+def _is_label(name: str) -> bool:
+    """Training labels (MXNet's `label_names` convention, e.g. softmax_label) may go without a value at inference."""
+    return name == "label" or name.endswith("_label")
+
+
+def _known(shape: Any) -> bool:
+    return bool(shape is not None and len(shape) and all(d > 0 for d in shape)) or shape == ()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -66,8 +66,9 @@ class Report:
         return self.nodes_trt / self.nodes_total if self.nodes_total else 0.0
 
     @property
-    def mac_coverage(self) -> float:
-        return self.macs_trt / self.macs_total if self.macs_total else 1.0
+    def mac_coverage(self) -> float | None:
+        """Share of multiply-accumulates inside TensorRT; None for a graph without any."""
+        return self.macs_trt / self.macs_total if self.macs_total else None
 
     def summary(self) -> str:
         times = "".join(
@@ -77,7 +78,9 @@ class Report:
         )
         return (
             f"{len(self.engines)} engine(s); {self.nodes_trt}/{self.nodes_total} op nodes in TensorRT "
-            f"({100 * self.node_coverage:.1f}%), {100 * self.mac_coverage:.1f}% of multiply-accumulates" + times
+            f"({100 * self.node_coverage:.1f}%), "
+            + (f"{100 * self.mac_coverage:.1f}% of multiply-accumulates" if self.macs_total else "no multiply-accumulates")
+            + times
         )
 
     def op_table(self) -> str:

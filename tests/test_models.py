@@ -1,0 +1,31 @@
+"""Whole models end to end: every Gluon vision-zoo model and LeNet convert completely into one engine and match MXNet."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mx2trt import _trt, zoo
+
+from .harness import check_graph
+
+MODELS = ["lenet", *zoo.VISION_MODELS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_model_converts_completely_and_matches_mxnet(name):
+    sym, params, shapes = zoo.get(name, batch=1)
+    rng = np.random.default_rng(1)
+    data = {"data": rng.standard_normal(shapes["data"]).astype(np.float32)}
+    if name == "lenet":
+        data["softmax_label"] = np.zeros(shapes["data"][0], np.float32)  # MXNet wants it; inference ignores it
+    c = check_graph(sym, data, {k: v.asnumpy() for k, v in params.items()}, engines=1, rtol=1e-5)
+    rep = c.report
+    assert rep.nodes_trt == rep.nodes_total, rep.op_table()
+    assert rep.mac_coverage == 1.0
+    engine = c.engines[0]
+    assert engine.plan, "the ahead-of-time engine build produced no plan"
+    if _trt.FLAVOR == "tensorrt_rtx":
+        assert engine.plan[:4] == b"vtrt"
+    assert not c.params, f"weights left outside the engine: {sorted(c.params)[:5]}"
+    assert c.symbol.list_arguments() == ["data"]

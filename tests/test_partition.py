@@ -1,0 +1,154 @@
+"""Partitioner through the whole pipeline: placement, engine boundaries, cycles, multi-output, fallbacks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mx2trt
+from mx2trt._mx import mx
+from mx2trt.errors import BuildError, ConversionError
+from mx2trt.graph import Graph
+from mx2trt.partition import PartitionOptions, partition
+
+from .harness import check_graph
+
+RNG = np.random.default_rng(7)
+
+
+def conv(x, name, c_in, c_out, params):
+    """3x3 same-size convolution whose weights go into `params`."""
+    params[f"{name}_weight"] = RNG.standard_normal((c_out, c_in, 3, 3)).astype(np.float32) * 0.3
+    params[f"{name}_bias"] = RNG.standard_normal(c_out).astype(np.float32) * 0.1
+    return mx.sym.Convolution(x, kernel=(3, 3), pad=(1, 1), num_filter=c_out, name=name)
+
+
+def relu(x, name):
+    return mx.sym.Activation(x, act_type="relu", name=name)
+
+
+def data(shape=(2, 3, 8, 8)):
+    return {"data": RNG.standard_normal(shape).astype(np.float32)}
+
+
+def engine_of(c: mx2trt.Conversion) -> dict[str, str]:
+    return {row[0]: row[2] for row in c.report.rows}
+
+
+def test_unsupported_op_in_the_middle_gives_two_engines():
+    p: dict = {}
+    x = relu(conv(mx.sym.var("data"), "conv1", 3, 4, p), "relu1")
+    x = mx.sym.sin(x, name="sin")  # no converter: stays in MXNet
+    x = relu(conv(x, "conv2", 4, 5, p), "relu2")
+    c = check_graph(x, data(), p, on_trt=["conv1", "relu1", "conv2", "relu2"], in_mxnet=["sin"], engines=2)
+    where = engine_of(c)
+    assert where["conv1"] == where["relu1"] != where["conv2"] == where["relu2"]
+    assert "no converter" in dict((r[0], r[3]) for r in c.report.rows)["sin"]
+    assert set(c.params) == set(), "weights baked into engines must not be returned"
+    ops = [n["op"] for n in __import__("json").loads(c.symbol.tojson())["nodes"] if n["op"] != "null"]
+    assert ops == ["Custom", "sin", "Custom"]
+
+
+def test_diamond_is_one_engine():
+    p: dict = {}
+    x = relu(conv(mx.sym.var("data"), "conv0", 3, 4, p), "relu0")
+    a = conv(x, "conv_a", 4, 4, p)
+    b = conv(x, "conv_b", 4, 4, p)
+    y = relu(mx.sym.elemwise_add(a, b, name="add"), "out")
+    c = check_graph(y, data(), p, on_trt=["conv0", "relu0", "conv_a", "conv_b", "add", "out"], engines=1)
+    assert c.report.engines[0].nodes == 6
+
+
+def test_grouping_that_would_create_a_cycle_is_split():
+    # relu0 -> sin (MXNet) -> add and relu0 -> conv -> add: {relu0, conv, add} as one engine would need sin's output
+    # before it could produce relu0 — a cycle through MXNet. The partitioner must cut it.
+    p: dict = {}
+    x = relu(conv(mx.sym.var("data"), "conv0", 3, 4, p), "relu0")
+    s = mx.sym.sin(x, name="sin")
+    y = mx.sym.elemwise_add(conv(x, "conv1", 4, 4, p), s, name="add")
+    c = check_graph(y, data(), p, on_trt=["conv0", "relu0", "conv1", "add"], in_mxnet=["sin"], engines=2)
+    where = engine_of(c)
+    assert where["relu0"] != where["add"]
+    graph = Graph.from_symbol(y, {k: mx.nd.array(v) for k, v in p.items()}, {"data": (2, 3, 8, 8)})
+    part = partition(graph)
+    last = next(sg for sg in part.subgraphs if any(graph.nodes[n].name == "add" for n in sg.nodes))
+    assert "sin_output" in [graph.entry_name(e) for e in last.inputs]
+
+
+def test_engine_with_several_outputs_keeps_their_order():
+    p: dict = {}
+    x = relu(conv(mx.sym.var("data"), "conv0", 3, 4, p), "relu0")
+    a = mx.sym.sin(x, name="sin")  # consumes relu0 in MXNet
+    b = mx.sym.Activation(conv(x, "conv1", 4, 2, p), act_type="tanh", name="tanh")
+    c = check_graph(mx.sym.Group([b, a, x]), data(), p, on_trt=["conv0", "relu0", "conv1", "tanh"], engines=1)
+    assert len(c.report.engines[0].outputs) == 2  # relu0 (read by sin and returned) and tanh
+
+
+def test_multi_output_mxnet_op_feeds_an_engine():
+    parts = mx.sym.SliceChannel(mx.sym.var("data"), num_outputs=2, axis=1, name="split")
+    y = mx.sym.elemwise_add(relu(parts[1], "ra"), mx.sym.tanh(parts[0], name="tb"), name="add")
+    c = check_graph(y, data((2, 4, 5, 5)), {}, on_trt=["ra", "tb", "add"], in_mxnet=["split"], engines=1)
+    assert len(c.report.engines[0].inputs) == 2
+
+
+def test_min_subgraph_size_and_exclusions():
+    p: dict = {}
+    x = relu(conv(mx.sym.var("data"), "conv0", 3, 4, p), "relu0")
+    x = mx.sym.sin(x, name="sin")
+    y = relu(conv(x, "conv1", 4, 4, p), "relu1")
+    y = mx.sym.tanh(y, name="tanh1")
+    c = check_graph(y, data(), p, in_mxnet=["conv0", "relu0"], on_trt=["conv1"], min_subgraph_size=3)
+    assert "min_subgraph_size=3" in dict((r[0], r[3]) for r in c.report.rows)["conv0"]
+    assert "conv0_weight" in c.params and "conv1_weight" not in c.params
+    c = check_graph(y, data(), p, in_mxnet=["relu0", "relu1"], engines=3, exclude_ops=["Activation"])
+    assert "exclude_ops" in dict((r[0], r[3]) for r in c.report.rows)["relu1"]
+    c = check_graph(y, data(), p, in_mxnet=["conv1"], engines=2, exclude_nodes=["conv1"])
+    assert "exclude_nodes" in dict((r[0], r[3]) for r in c.report.rows)["conv1"]
+
+
+def test_subgraph_without_compute_stays_in_mxnet():
+    x = mx.sym.sin(mx.sym.var("data"), name="sin0")
+    x = mx.sym.Flatten(x, name="flat")
+    y = mx.sym.sin(x, name="sin1")
+    c = check_graph(y, data(), {}, in_mxnet=["flat"], engines=0)
+    assert "no compute" in dict((r[0], r[3]) for r in c.report.rows)["flat"]
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="min_subgraph_size"):
+        PartitionOptions.make(min_subgraph_size=0)
+    with pytest.raises(mx2trt.errors.InputError, match="precision"):
+        mx2trt.convert(mx.sym.var("data") + 1, {}, {"data": (1,)}, precision="int4")
+
+
+@pytest.mark.parametrize("failure", [BuildError("injected build failure"), None])
+def test_failing_subgraph_falls_back_to_mxnet(monkeypatch, failure):
+    """A subgraph that cannot be converted or built runs in MXNet; the others keep their engines."""
+    import mx2trt.api as api
+
+    p: dict = {}
+    x = relu(conv(mx.sym.var("data"), "conv0", 3, 4, p), "relu0")
+    x = mx.sym.sin(x, name="sin")
+    y = relu(conv(x, "conv1", 4, 4, p), "relu1")
+    calls = {"n": 0}
+    real_build, real_define = api.build_engine, api.define_network
+
+    def flaky_build(nb):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise failure
+        return real_build(nb)
+
+    def flaky_define(part, sg, params, precision):
+        if part.graph.nodes[sg.nodes[0]].name == "conv0":
+            raise ConversionError("conv0", "Convolution", "injected conversion failure", "kernel")
+        return real_define(part, sg, params, precision)
+
+    if failure is not None:
+        monkeypatch.setattr(api, "build_engine", flaky_build)
+    else:
+        monkeypatch.setattr(api, "define_network", flaky_define)
+    c = check_graph(y, data(), p, in_mxnet=["conv0", "relu0"], on_trt=["conv1", "relu1"], engines=1)
+    reason = dict((r[0], r[3]) for r in c.report.rows)["conv0"]
+    assert "fell back to MXNet" in reason
+    assert ("injected build failure" in reason) if failure else ("attribute 'kernel'" in reason or "kernel" in reason)
+    assert "conv0_weight" in c.params
