@@ -61,6 +61,7 @@ class SoftmaxAttrs:
 
 
 def _softmax_ok(node: OpNode) -> str | None:
+    """Refuses use_length=True, an axis out of range and temperature 0."""
     a, rank = node.attrs, node.inputs[0].ndim
     if a.use_length:
         return f"{node.where()}: use_length=True is not supported yet"

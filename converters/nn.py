@@ -23,6 +23,7 @@ def _spatial(value: tuple[int, ...], n: int, default: int) -> tuple[int, ...]:
 
 
 def _layout_ok(node: OpNode) -> str | None:
+    """Channel-first layouts only (NCW, NCHW, NCDHW)."""
     if node.attrs.layout not in CHANNEL_FIRST:
         return f"{node.where()}: layout {node.attrs.layout} is not supported (channel-first layouts only)"
     return None
@@ -47,6 +48,7 @@ class ConvolutionAttrs:
 
 
 def _conv_ok(node: OpNode) -> str | None:
+    """1-D, 2-D or 3-D kernels whose stride/dilate/pad match the kernel's rank."""
     a, k = node.attrs, len(node.attrs.kernel)
     if k not in (1, 2, 3):
         return f"{node.where()}: kernel {a.kernel} must have 1, 2 or 3 dims"
@@ -135,6 +137,7 @@ def _pool_geometry(node: OpNode) -> tuple[tuple[int, ...], tuple[int, ...], tupl
 
 
 def _pool_ok(node: OpNode) -> str | None:
+    """max/avg (not sum/lp), 2-D/3-D, not convention 'same'; no all-padding windows; no 3-D full avg with a partial window."""
     a = node.attrs
     if a.pool_type not in ("max", "avg"):
         return f"{node.where()}: pool_type '{a.pool_type}' is not supported (max and avg are)"

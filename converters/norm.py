@@ -25,6 +25,7 @@ class BatchNormAttrs:
 
 
 def _bn_ok(node: OpNode) -> str | None:
+    """Refuses output_mean_var=True (batch statistics) and an axis out of range."""
     a, rank = node.attrs, node.inputs[0].ndim
     if a.output_mean_var:
         return f"{node.where()}: output_mean_var=True is not supported (its extra outputs are batch statistics)"

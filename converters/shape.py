@@ -22,6 +22,7 @@ class ConcatAttrs:
 
 
 def _concat_ok(node: OpNode) -> str | None:
+    """dim within the input's rank."""
     rank = node.inputs[0].ndim
     if not -rank <= node.attrs.dim < rank:
         return f"{node.where()}: dim {node.attrs.dim} is out of range for rank {rank}"
@@ -43,6 +44,7 @@ class DropoutAttrs:
 
 
 def _dropout_ok(node: OpNode) -> str | None:
+    """Refuses mode 'always' with p > 0 (it drops at inference too)."""
     if node.attrs.mode == "always" and node.attrs.p > 0:
         return f"{node.where()}: mode 'always' drops at inference too"
     return None

@@ -178,6 +178,9 @@ def converter(
 
     def deco(fn: ConverterFn) -> ConverterFn:
         reg = REGISTRY if registry is None else registry
+        taken = [op for op in ops if reg.get(op) is not None]
+        if taken and not override:  # check every alias first, so a refusal registers none of them
+            reg.register(ConverterSpec(taken[0], fn, attrs, validator, compute, dtypes, data_inputs))
         for op in ops:
             reg.register(ConverterSpec(op, fn, attrs, validator, compute, dtypes, data_inputs), override=override)
         return fn

@@ -214,3 +214,21 @@ def test_global_registry_has_the_core_ops():
 def test_registered_op_exists_in_mxnet(op):
     assert hasattr(mx.sym, op) or hasattr(mx.sym._internal, op), f"'{op}' is not an MXNet operator"
     assert REGISTRY.get(op).op == op
+
+
+def test_refused_alias_registers_none_of_the_ops():
+    reg = Registry()
+
+    @converter("b", registry=reg)
+    def conv_b(ctx, node, inputs):
+        """b -> nothing."""
+        return inputs
+
+    with pytest.raises(RegistryError):
+
+        @converter("a", "b", registry=reg)
+        def conv_ab(ctx, node, inputs):
+            """a, b -> nothing."""
+            return inputs
+
+    assert reg.get("a") is None and reg.get("b").fn is conv_b

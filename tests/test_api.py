@@ -1,0 +1,101 @@
+"""Public API: optimize + bind as before (simple_bind, Module, Gluon), explain, fp16, and the engine store."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+import mx2trt
+from mx2trt import zoo
+from mx2trt._mx import mx
+
+from .harness import max_rel_error, run_symbol
+
+RNG = np.random.default_rng(3)
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    sym, params, shapes = zoo.get("resnet18_v1", batch=2)
+    x = RNG.standard_normal(shapes["data"]).astype(np.float32)
+    want = run_symbol(sym, {"data": x, **{k: v.asnumpy() for k, v in params.items()}})[0]
+    return sym, params, shapes, x, want
+
+
+def test_optimize_then_bind_with_module_as_before(resnet, caplog):
+    sym, params, shapes, x, want = resnet
+    arg = {k: v for k, v in params.items() if k in sym.list_arguments()}
+    aux = {k: v for k, v in params.items() if k in sym.list_auxiliary_states()}
+    with caplog.at_level(logging.INFO, logger="mx2trt"):
+        sym2, params2 = mx2trt.optimize(sym, {**{f"arg:{k}": v for k, v in arg.items()}, **aux}, shapes,
+                                        runtime="reference")
+    assert any("1 engine(s)" in r.getMessage() for r in caplog.records), "optimize must log its summary"
+    mod = mx.mod.Module(sym2, data_names=["data"], label_names=None, context=mx.cpu())
+    mod.bind(data_shapes=[("data", shapes["data"])], for_training=False)
+    mod.set_params({k: v for k, v in params2.items() if k in sym2.list_arguments()},
+                   {k: v for k, v in params2.items() if k in sym2.list_auxiliary_states()})
+    mod.forward(mx.io.DataBatch([mx.nd.array(x)]), is_train=False)
+    got = mod.get_outputs()[0].asnumpy()
+    assert max_rel_error(got, want) <= 1e-5
+    ex = sym2.simple_bind(mx.cpu(), data=shapes["data"], grad_req="null")
+    ex.forward(is_train=False, data=mx.nd.array(x))
+    assert max_rel_error(ex.outputs[0].asnumpy(), want) <= 1e-5
+
+
+def test_engine_nodes_reference_the_store_by_key(resnet):
+    sym, params, shapes, _, _ = resnet
+    c1 = mx2trt.convert(sym, params, shapes, runtime="reference")
+    c2 = mx2trt.convert(sym, params, shapes, runtime="reference")
+    assert c1.engines[0].key == c2.engines[0].key, "same subgraph, shapes and weights must give the same key"
+    c3 = mx2trt.convert(sym, params, {"data": (1, 3, 32, 32)}, runtime="reference")
+    assert c3.engines[0].key != c1.engines[0].key, "other shapes must give another key"
+    nodes = json.loads(c1.symbol.tojson())["nodes"]
+    custom = [n for n in nodes if n["op"] == "Custom"]
+    assert len(custom) == 1
+    attrs = custom[0]["attrs"]
+    assert attrs["op_type"] == "_mx2trt_engine" and attrs["key"] == c1.engines[0].key
+    assert sum(len(v) for v in attrs.values()) < 1000, "no engine bytes in node attributes"
+    with pytest.raises(mx2trt.errors.Mx2TrtError, match="not loaded in this process"):
+        mx2trt.runtime.get_engine("0" * 24)
+
+
+def test_fp16_engine_is_close_to_fp32_mxnet(resnet):
+    sym, params, shapes, x, want = resnet
+    c = mx2trt.convert(sym, params, shapes, precision="fp16", runtime="reference")
+    assert c.engines[0].precision == "fp16"
+    got = run_symbol(c.symbol, {"data": x})[0]
+    assert got.dtype == np.float32  # the engine casts back at its boundary
+    err = max_rel_error(got, want)
+    assert 0 < err <= 1e-2, f"fp16 error {err:g}: zero means fp16 was not applied, large means it is wrong"
+
+
+def test_explain_reports_placement_engines_and_coverage():
+    x = mx.sym.Convolution(mx.sym.var("data"), kernel=(3, 3), num_filter=4, name="conv")
+    x = mx.sym.sort(mx.sym.Activation(x, act_type="relu", name="relu"), name="sort")
+    y = mx.sym.FullyConnected(x, num_hidden=5, name="fc")
+    rep = mx2trt.explain(y, {"data": (1, 3, 6, 6)})
+    rows = {r[0]: r for r in rep.rows}
+    assert rows["sort"][2] == "mxnet" and "no converter" in rows["sort"][3]
+    assert rows["conv"][2] == rows["relu"][2] != rows["fc"][2] != "mxnet"
+    assert len(rep.engines) == 2 and rep.engines[0].inputs == ["data"] and rep.engines[0].plan_bytes == 0
+    assert rep.nodes_total == 4 and rep.nodes_trt == 3
+    assert rep.macs_total == 4 * 27 * 16 + 5 * 64 and rep.mac_coverage == 1.0
+    text = str(rep)
+    assert "sort" in text and "3/4 op nodes" in text
+    assert "Convolution" in rep.op_table()
+
+
+def test_optimize_block_returns_a_runnable_gluon_block():
+    net = mx.gluon.nn.HybridSequential()
+    net.add(mx.gluon.nn.Conv2D(4, 3, padding=1), mx.gluon.nn.BatchNorm(), mx.gluon.nn.Activation("relu"),
+            mx.gluon.nn.MaxPool2D(), mx.gluon.nn.Dense(3))
+    net.initialize(mx.init.Xavier())
+    x = mx.nd.array(RNG.standard_normal((2, 3, 8, 8)).astype(np.float32))
+    opt = mx2trt.optimize_block(net, {"data": x.shape}, runtime="reference")
+    assert isinstance(opt, mx.gluon.SymbolBlock)
+    want = net(x).asnumpy()
+    assert max_rel_error(opt(x).asnumpy(), want) <= 1e-5
+    with pytest.raises(mx2trt.errors.InputError, match="HybridBlock"):
+        mx2trt.optimize_block(mx.gluon.nn.Block(), {"data": (1,)})

@@ -1,0 +1,50 @@
+"""Runtime selection, and running a real engine where a TensorRT-capable GPU exists."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import mx2trt
+from mx2trt import _trt, runtime, zoo
+from mx2trt._mx import mx
+
+from .harness import max_rel_error, run_symbol
+
+
+def test_auto_picks_reference_here_and_says_why(monkeypatch, caplog):
+    monkeypatch.setattr(runtime, "_resolved", {})
+    monkeypatch.setattr(_trt, "can_execute_engines", lambda: (False, "no GPU in this test"))
+    with caplog.at_level(logging.INFO, logger="mx2trt"):
+        assert runtime.resolve_runtime("auto") == "reference"
+        assert runtime.resolve_runtime("auto") == "reference"
+    msgs = [r.getMessage() for r in caplog.records if "runtime" in r.getMessage()]
+    assert len(msgs) == 1 and "no GPU in this test" in msgs[0], "logged exactly once, with the reason"
+    with pytest.raises(mx2trt.errors.Mx2TrtError, match="no GPU in this test"):
+        runtime.resolve_runtime("tensorrt")
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        runtime.resolve_runtime("cuda")
+    monkeypatch.setattr(_trt, "can_execute_engines", lambda: (True, "GPU 0 (test)"))
+    monkeypatch.setattr(runtime, "_resolved", {})
+    assert runtime.resolve_runtime("auto") == "tensorrt"
+    assert runtime.resolve_runtime("reference") == "reference"
+
+
+def test_can_execute_engines_gives_a_reason():
+    ok, why = _trt.can_execute_engines()
+    assert isinstance(ok, bool) and why
+
+
+@pytest.mark.requires_engine
+@pytest.mark.parametrize("on_gpu", [False, True])
+def test_real_engine_matches_mxnet(on_gpu):
+    """TensorRT executes the engine inside the Custom op: CPU arrays staged, GPU arrays zero-copy."""
+    sym, params, shapes = zoo.get("resnet18_v1", batch=2)
+    x = np.random.default_rng(0).standard_normal(shapes["data"]).astype(np.float32)
+    want = run_symbol(sym, {"data": x, **{k: v.asnumpy() for k, v in params.items()}})[0]
+    sym2, params2 = mx2trt.optimize(sym, params, shapes, runtime="tensorrt")
+    ctx = mx.gpu(0) if on_gpu else mx.cpu()
+    ex = sym2.simple_bind(ctx, data=shapes["data"], grad_req="null")
+    ex.forward(is_train=False, data=mx.nd.array(x, ctx=ctx))
+    assert max_rel_error(ex.outputs[0].asnumpy(), want) <= 1e-3  # TF32 and fused kernels on the GPU
