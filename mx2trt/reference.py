@@ -77,8 +77,7 @@ class ReferenceProgram:
             t = network.get_input(i)
             inputs[t.name] = (slot(t), tuple(t.shape), np_dtype(t.dtype))
         steps = []
-        for i in range(network.num_layers):
-            layer = network.get_layer(i)
+        for layer in _topological_layers(network):
             kind = layer_type(layer)
             downcast(layer)
             make = _MAKERS.get(kind)
@@ -140,6 +139,38 @@ class ReferenceProgram:
         rows: list[tuple[str, str, list[np.ndarray]]] = []
         self._execute(feeds, lambda step, outs: rows.append((step.name, step.kind, outs)))
         return rows
+
+
+def _topological_layers(network: Any) -> list[Any]:
+    """Layers so that each comes after the producers of its inputs (insertion order is not always that:
+    `set_input` may wire in a layer created later)."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    producer = {}
+    for i, layer in enumerate(layers):
+        for j in range(layer.num_outputs):
+            producer[layer.get_output(j)] = i
+    order: list[int] = []
+    state = [0] * len(layers)  # 0 new, 1 on the stack, 2 done
+    for root in range(len(layers)):
+        stack = [(root, False)]
+        while stack:
+            i, expanded = stack.pop()
+            if expanded:
+                state[i] = 2
+                order.append(i)
+                continue
+            if state[i]:
+                continue
+            state[i] = 1
+            stack.append((i, True))
+            for j in range(layers[i].num_inputs):
+                t = layers[i].get_input(j)
+                p = producer.get(t) if t is not None else None
+                if p is not None and state[p] == 0:
+                    stack.append((p, False))
+                elif p is not None and state[p] == 1:
+                    raise UnsupportedLayerError(f"layer '{layers[i].name}' is part of a cycle")
+    return [layers[i] for i in order]
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
@@ -327,14 +358,21 @@ def _pooling(layer: Any, ins: list, outs: list) -> Callable:
         avg = total / np.maximum(count, 1.0)
         if ptype == PT.AVERAGE:
             return [avg]
-        return [blend * mx + (1.0 - blend) * avg]
+        return [(1.0 - blend) * mx + blend * avg]  # TensorRT: (1 - blendFactor) * max + blendFactor * avg
 
     return run
 
 
+_erf_scalar = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf elementwise (NumPy has none), any rank including 0-d."""
+    return np.asarray(_erf_scalar(x), dtype=np.float32)
+
+
 def _activation_fn(kind: Any, a: float, b: float) -> Callable[[np.ndarray], np.ndarray]:
     A = trt.ActivationType
-    erf = np.frompyfunc(math.erf, 1, 1)
     table: dict[Any, Callable[[np.ndarray], np.ndarray]] = {
         A.RELU: lambda x: np.maximum(x, 0),
         A.SIGMOID: lambda x: 1 / (1 + np.exp(-x)),
@@ -348,7 +386,7 @@ def _activation_fn(kind: Any, a: float, b: float) -> Callable[[np.ndarray], np.n
         A.HARD_SIGMOID: lambda x: np.clip(a * x + b, 0, 1),
         A.SCALED_TANH: lambda x: a * np.tanh(b * x),
         A.THRESHOLDED_RELU: lambda x: np.where(x > a, x, 0),
-        A.GELU_ERF: lambda x: 0.5 * x * (1 + erf(x / np.float32(math.sqrt(2))).astype(np.float32)),
+        A.GELU_ERF: lambda x: 0.5 * x * (1 + _erf(x / np.float32(math.sqrt(2)))),
         A.GELU_TANH: lambda x: 0.5 * x * (1 + np.tanh(np.float32(math.sqrt(2 / math.pi)) * (x + 0.044715 * x**3))),
     }
     if kind not in table:
@@ -359,18 +397,22 @@ def _activation_fn(kind: Any, a: float, b: float) -> Callable[[np.ndarray], np.n
 @_maker(LT.ACTIVATION)
 def _activation(layer: Any, ins: list, outs: list) -> Callable:
     fn = _activation_fn(layer.type, float(layer.alpha), float(layer.beta))
-    return lambda args: [fn(_f32(args[0]))]
+
+    def run(args: list) -> list:
+        with np.errstate(over="ignore"):  # exp overflow gives inf, as on the GPU
+            return [fn(_f32(args[0]))]
+
+    return run
 
 
 def _unary_fn(op: Any) -> Callable[[np.ndarray], np.ndarray]:
     U = trt.UnaryOperation
-    erf = np.frompyfunc(math.erf, 1, 1)
     table: dict[Any, Callable[[np.ndarray], np.ndarray]] = {
         U.EXP: np.exp, U.LOG: np.log, U.SQRT: np.sqrt, U.RECIP: lambda x: 1 / x, U.ABS: np.abs, U.NEG: np.negative,
         U.SIN: np.sin, U.COS: np.cos, U.TAN: np.tan, U.SINH: np.sinh, U.COSH: np.cosh, U.ASIN: np.arcsin,
         U.ACOS: np.arccos, U.ATAN: np.arctan, U.ASINH: np.arcsinh, U.ACOSH: np.arccosh, U.ATANH: np.arctanh,
         U.CEIL: np.ceil, U.FLOOR: np.floor, U.ROUND: np.round,  # np.round: half to even, as TensorRT
-        U.ERF: lambda x: erf(x).astype(x.dtype), U.NOT: np.logical_not, U.SIGN: np.sign,
+        U.ERF: _erf, U.NOT: np.logical_not, U.SIGN: np.sign,
         U.ISINF: np.isinf, U.ISNAN: np.isnan,
     }
     if op not in table:
