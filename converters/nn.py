@@ -137,7 +137,7 @@ def _pool_geometry(node: OpNode) -> tuple[tuple[int, ...], tuple[int, ...], tupl
 
 
 def _pool_ok(node: OpNode) -> str | None:
-    """max/avg (not sum/lp), 2-D/3-D, not convention 'same'; no all-padding windows; no 3-D full avg with a partial window."""
+    """max/avg (not sum/lp), 2-D/3-D, not convention 'same'; no all-padding windows (pad < kernel); no 3-D full avg with a partial window."""
     a = node.attrs
     if a.pool_type not in ("max", "avg"):
         return f"{node.where()}: pool_type '{a.pool_type}' is not supported (max and avg are)"
@@ -153,8 +153,8 @@ def _pool_ok(node: OpNode) -> str | None:
         return f"{node.where()}: pooling_convention 'same' is not supported"
     out = node.outputs[0].shape[2:]
     for d, k, s, p, o in zip(dims, kernel, stride, pad, out):
-        if (o - 1) * s - p >= d:
-            return f"{node.where()}: pooling_convention 'full' with pad {a.pad} makes windows that hold only padding"
+        if p >= k or (o - 1) * s - p >= d:  # MXNet gives -FLT_MAX (max) or 0/0 there; TensorRT refuses or gives -inf
+            return f"{node.where()}: pad {a.pad} with kernel {a.kernel} makes windows that hold only padding"
     if a.pool_type == "avg" and a.pooling_convention == "full" and len(dims) == 3:
         if any((d + 2 * p - k) % s for d, k, s, p in zip(dims, kernel, stride, pad)):
             return f"{node.where()}: 3-D average pooling with pooling_convention 'full' and a partial last window"

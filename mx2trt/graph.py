@@ -157,7 +157,9 @@ class Graph:
             op = jn["op"]
             kind = "op"
             if op == "null":
-                kind = "aux" if jn["name"] in aux_set else "param" if jn["name"] in param_set else "data"
+                # An aux state fed through shapes is a runtime input like data; only values in params are constants.
+                name = jn["name"]
+                kind = ("aux" if name in aux_set else "param") if name in param_set else "data"
             ins = tuple(Entry(int(e[0]), int(e[1])) for e in jn.get("inputs", []))
             nodes.append(Node(i, op, jn["name"], dict(jn.get("attrs", jn.get("param", {})) or {}), ins, kind))
         # internals lists every visible output, node by node in the JSON's order.

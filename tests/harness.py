@@ -18,9 +18,19 @@ def run_symbol(sym: Any, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
 
 
 def max_rel_error(got: np.ndarray, want: np.ndarray) -> float:
-    """max |got - want| relative to max |want| (1 when want is all zero)."""
-    scale = max(float(np.abs(want).max()) if want.size else 0.0, 1e-6)
-    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) / scale if want.size else 0.0
+    """max |got - want| relative to max |want| over finite values; NaN and inf must sit in the same places."""
+    if not want.size:
+        return 0.0
+    g, w = got.astype(np.float64), want.astype(np.float64)
+    if not np.array_equal(np.isnan(g), np.isnan(w)):
+        return float("inf")
+    finite = np.isfinite(w)
+    if not np.array_equal(g[~finite & ~np.isnan(w)], w[~finite & ~np.isnan(w)]):
+        return float("inf")  # infinities must match exactly
+    if not finite.any():
+        return 0.0
+    scale = max(float(np.abs(w[finite]).max()), 1e-6)
+    return float(np.abs(g[finite] - w[finite]).max()) / scale
 
 
 def check_graph(
