@@ -117,10 +117,8 @@ class Graph:
             if jn["op"] != "null":
                 jn["name"] = f"{jn['name']}__n{i}"
         internals = mx.sym.load_json(json.dumps(unique)).get_internals()
-        try:
-            arg_sh, _, aux_sh = internals.infer_shape_partial(**shapes)
-        except mx.base.MXNetError as exc:
-            raise InputError(f"MXNet shape inference failed for shapes {shapes}: {_first_line(exc)}") from None
+        arg_sh, _, aux_sh = _mx_call(f"MXNet shape inference failed for shapes {shapes}", internals.infer_shape_partial,
+                                     **shapes)
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))
         inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
         for k, given in param_shapes.items():
@@ -134,20 +132,15 @@ class Graph:
             raise InputError(
                 f"no value for {missing}{hint}: give weights and aux states in params, data inputs in shapes"
             )
-        try:
-            arg_sh, out_sh, aux_sh = internals.infer_shape_partial(**shapes, **param_shapes)
-        except mx.base.MXNetError as exc:
-            raise InputError(f"params disagree with the graph: {_first_line(exc)}") from None
+        arg_sh, out_sh, aux_sh = _mx_call("params disagree with the graph", internals.infer_shape_partial,
+                                          **shapes, **param_shapes)
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))
         unresolved = [k for k in args if k not in params and not _known(inferred.get(k))]
         if unresolved or out_sh is None or not all(_known(s) for s in out_sh):
             raise InputError(
                 f"cannot infer the shape of {unresolved or 'some outputs'}: give every data input's shape in shapes"
             )
-        try:
-            _, out_ty, _ = internals.infer_type(**dtypes, **param_dtypes)
-        except mx.base.MXNetError as exc:
-            raise InputError(f"MXNet type inference failed: {_first_line(exc)}") from None
+        _, out_ty, _ = _mx_call("MXNet type inference failed", internals.infer_type, **dtypes, **param_dtypes)
         if out_ty is None or any(t is None for t in out_ty):
             out_ty = [np.float32 if t is None else t for t in (out_ty or [None] * len(out_sh))]
 
@@ -174,6 +167,14 @@ class Graph:
                 raise InputError(f"internal: could not align outputs of node '{n.name}' ({n.op})")
         heads = [Entry(int(h[0]), int(h[1])) for h in js["heads"]]
         return cls(js, nodes, heads)
+
+
+def _mx_call(what: str, fn: Any, **kwargs: Any) -> Any:
+    """Call an MXNet inference function; its errors become an InputError starting with `what`."""
+    try:
+        return fn(**kwargs)
+    except mx.base.MXNetError as exc:
+        raise InputError(f"{what}: {_first_line(exc)}") from None
 
 
 def _is_label(name: str) -> bool:
