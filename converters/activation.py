@@ -10,6 +10,7 @@ from mx2trt.context import ConversionContext
 from mx2trt.registry import OpNode, converter
 
 Act = trt.ActivationType
+EW = trt.ElementWiseOperation
 
 # MXNet act_type -> (TensorRT activation, alpha, beta); softrelu is log(1 + exp(x)) = SOFTPLUS with alpha=beta=1.
 _ACTIVATIONS = {
@@ -46,7 +47,14 @@ class ClipAttrs:
     a_max: float = attr()
 
 
-@converter("clip", attrs=ClipAttrs)
+def _clip_ok(node: OpNode) -> str | None:
+    """Refuses a_min > a_max (MXNet then gives a_max above a_max and a_min elsewhere; TensorRT's CLIP gives a_min)."""
+    if node.attrs.a_min > node.attrs.a_max:
+        return f"{node.where()}: a_min {node.attrs.a_min} > a_max {node.attrs.a_max} is not supported"
+    return None
+
+
+@converter("clip", attrs=ClipAttrs, validator=_clip_ok)
 def convert_clip(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """clip -> IActivationLayer CLIP (alpha=a_min, beta=a_max)."""
     return [layers.activation(ctx, inputs[0], Act.CLIP, node.attrs.a_min, node.attrs.a_max)]
@@ -73,20 +81,26 @@ def _softmax_ok(node: OpNode) -> str | None:
 
 
 def softmax(ctx: ConversionContext, x: Any, axis: int, temperature: float | None = None, log: bool = False) -> Any:
-    """softmax(x / T) along `axis` (ISoftMaxLayer; its default axis is rank-3, so it is always set)."""
+    """softmax(x / T) along `axis`: ISoftMaxLayer with its axis always set (the default is rank-3); log_softmax is
+    computed stably as (x - max) - log(sum(exp(x - max))), since log(softmax) underflows to -inf."""
+    x = ctx.tensor(x)
+    shape = tuple(x.shape)
+    if len(shape) == 1:  # TensorRT's softmax needs rank >= 2
+        return ctx.reshape(softmax(ctx, ctx.reshape(x, (1,) + shape), 1, temperature, log), shape)
     if temperature is not None and temperature != 1.0:
-        x = layers.elementwise(ctx, x, 1.0 / temperature, trt.ElementWiseOperation.PROD)
-    sm = ctx.net.add_softmax(x)
-    sm.axes = 1 << (axis % len(x.shape))
-    y = sm.get_output(0)
+        x = layers.elementwise(ctx, x, 1.0 / temperature, EW.PROD)
     if log:
-        y = ctx.net.add_unary(y, trt.UnaryOperation.LOG).get_output(0)
-    return y
+        shifted = layers.elementwise(ctx, x, layers.reduce(ctx, x, trt.ReduceOperation.MAX, [axis]), EW.SUB)
+        total = layers.reduce(ctx, layers.unary(ctx, shifted, trt.UnaryOperation.EXP), trt.ReduceOperation.SUM, [axis])
+        return layers.elementwise(ctx, shifted, layers.unary(ctx, total, trt.UnaryOperation.LOG), EW.SUB)
+    sm = ctx.net.add_softmax(x)
+    sm.axes = 1 << (axis % len(shape))
+    return sm.get_output(0)
 
 
 @converter("softmax", "log_softmax", attrs=SoftmaxAttrs, validator=_softmax_ok)
 def convert_softmax(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """softmax / log_softmax -> (scale by 1/T) + ISoftMaxLayer (+ IUnaryLayer LOG)."""
+    """softmax -> (scale by 1/T) + ISoftMaxLayer; log_softmax -> reduce MAX/SUM + EXP/LOG unary + elementwise."""
     a = node.attrs
     return [softmax(ctx, inputs[0], a.axis, a.temperature, log=node.op == "log_softmax")]
 
@@ -105,13 +119,13 @@ class SoftmaxOutputAttrs:
 
 @converter("SoftmaxOutput", attrs=SoftmaxOutputAttrs, data_inputs=1)
 def convert_softmax_output(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """SoftmaxOutput at inference -> ISoftMaxLayer (label ignored): axis 1 for multi_output, the last axis for
-    preserve_shape, else over all non-batch axes."""
-    a, x = node.attrs, inputs[0]
+    """SoftmaxOutput at inference -> ISoftMaxLayer (label ignored): axis 1 for multi_output, else the last axis for
+    preserve_shape, else over all non-batch axes (so a 1-D input gives ones, as in MXNet)."""
+    a, x = node.attrs, ctx.tensor(inputs[0])
     shape = tuple(x.shape)
-    if len(shape) == 1 or a.preserve_shape:
-        return [softmax(ctx, x, -1)]
-    if a.multi_output:
+    if a.multi_output and len(shape) > 1:  # MXNet checks multi_output before preserve_shape
         return [softmax(ctx, x, 1)]
+    if a.preserve_shape:
+        return [softmax(ctx, x, -1)]
     y = softmax(ctx, layers.flatten2d(ctx, x), 1)
     return [ctx.reshape(y, shape)]

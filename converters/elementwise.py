@@ -48,7 +48,7 @@ _SCALAR = {
 def convert_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """x <op> scalar (or scalar <op> x for _r*_scalar) -> IElementWiseLayer with a broadcast constant."""
     op, reverse = _SCALAR[node.op]
-    x = inputs[0]
+    x = ctx.tensor(inputs[0])
     c = ctx.constant(node.attrs.scalar, shape=(1,) * len(x.shape))
     a, b = (c, x) if reverse else (x, c)
     return [ctx.net.add_elementwise(a, b, op).get_output(0)]

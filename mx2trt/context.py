@@ -107,7 +107,7 @@ class ConversionContext:
 
     # ---- small helpers every family uses -------------------------------------------------------------------------
     def reshape(self, x: Any, shape: Sequence[int]) -> Any:
-        s = self.net.add_shuffle(x)
+        s = self.net.add_shuffle(self.tensor(x))
         s.reshape_dims = tuple(int(d) for d in shape)
         s.zero_is_placeholder = False
         return s.get_output(0)
@@ -117,12 +117,13 @@ class ConversionContext:
         from ._trt import trt_dtype
 
         target = trt_dtype(dtype)
+        x = self.tensor(x)
         if x.dtype == target:
             return x
         return self.net.add_cast(x, target).get_output(0)
 
     def identity(self, x: Any) -> Any:
-        return self.net.add_identity(x).get_output(0)
+        return self.net.add_identity(self.tensor(x)).get_output(0)
 
     def run(self, node: OpNode, fn: Callable[..., Sequence[Any]], inputs: list[Any]) -> list[Any]:
         """Convert one node with `fn` and check what TensorRT recorded."""

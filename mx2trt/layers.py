@@ -25,7 +25,7 @@ def elementwise(ctx: ConversionContext, a: Any, b: Any, op: Any) -> Any:
 
 def activation(ctx: ConversionContext, x: Any, kind: Any, alpha: float | None = None, beta: float | None = None) -> Any:
     """One IActivationLayer of `kind` with optional alpha/beta."""
-    layer = ctx.net.add_activation(x, kind)
+    layer = ctx.net.add_activation(ctx.tensor(x), kind)
     if alpha is not None:
         layer.alpha = float(alpha)
     if beta is not None:
@@ -49,6 +49,17 @@ def matmul(ctx: ConversionContext, a: Any, b: Any, transpose_a: bool = False, tr
     return ctx.net.add_matrix_multiply(
         ta, op.TRANSPOSE if transpose_a else op.NONE, tb, op.TRANSPOSE if transpose_b else op.NONE
     ).get_output(0)
+
+
+def reduce(ctx: ConversionContext, x: Any, op: Any, axes: Sequence[int], keep_dims: bool = True) -> Any:
+    """IReduceLayer over `axes` (negative allowed)."""
+    x = ctx.tensor(x)
+    mask = sum(1 << (a % rank(x)) for a in set(axes))
+    return ctx.net.add_reduce(x, op, mask, keep_dims).get_output(0)
+
+
+def unary(ctx: ConversionContext, x: Any, op: Any) -> Any:
+    return ctx.net.add_unary(ctx.tensor(x), op).get_output(0)
 
 
 def flatten2d(ctx: ConversionContext, x: Any) -> Any:
