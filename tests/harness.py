@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from hypothesis import is_hypothesis_test
 
 import mx2trt
 from mx2trt._mx import mx
@@ -92,3 +93,30 @@ def check_op(
     if expect_trt:
         return check_graph(sym, data, prm, on_trt=["node"], rtol=rtol, **options)
     return check_graph(sym, data, prm, in_mxnet=["node"], rtol=rtol, **options)
+
+
+def registered_ops(module: str) -> set[str]:
+    """Ops whose converter is defined in `module` (e.g. 'mx2trt.converters.nn')."""
+    return {op for op, spec in mx2trt.REGISTRY.specs.items() if spec.fn.__module__ == module}
+
+
+def _parametrized_ops(test: Any) -> tuple[str, ...] | None:
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name == "parametrize" and mark.args[0] == "op":
+            return tuple(mark.args[1])
+    return None
+
+
+def check_property_tests(module: str, tests: Mapping[str, Any]) -> None:
+    """Every op `module` registers has a hypothesis property test in `tests` (op -> test function), parametrized
+    with that op where the test is parametrized over ops; no entry names an op the module no longer registers."""
+    ops = registered_ops(module)
+    assert ops, f"no converter registered from {module}"
+    missing = sorted(ops - set(tests))
+    assert not missing, f"ops of {module} without a property test: {missing}"
+    stale = sorted(set(tests) - ops)
+    assert not stale, f"property tests name ops that {module} no longer registers: {stale}"
+    for op, test in tests.items():
+        assert is_hypothesis_test(test), f"{op}: {test.__name__} is not a hypothesis property test"
+        drawn = _parametrized_ops(test)
+        assert drawn is None or op in drawn, f"{test.__name__} is not parametrized with op {op!r}"

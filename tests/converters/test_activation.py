@@ -13,10 +13,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, is_hypothesis_test
+from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import check_graph, check_op
+from harness import check_graph, check_op, check_property_tests
 from mx2trt import REGISTRY
 from mx2trt._mx import mx, op_arguments
 
@@ -205,29 +205,12 @@ PROPERTY_TESTS = {
 }
 
 
-def registered_ops(module: str = MODULE) -> set[str]:
-    return {op for op, spec in REGISTRY.specs.items() if spec.fn.__module__ == module}
 
 
-def parametrized_ops(test: Any) -> tuple[str, ...] | None:
-    """The ops a property test is parametrized over (None for a test of a single op)."""
-    for mark in getattr(test, "pytestmark", []):
-        if mark.name == "parametrize" and mark.args[0] == "op":
-            return tuple(mark.args[1])
-    return None
 
 
 def test_every_registered_op_has_a_property_test():
-    ops = registered_ops()
-    assert ops, f"no converter registered from {MODULE}"
-    missing = sorted(ops - set(PROPERTY_TESTS))
-    assert not missing, f"ops of {MODULE} without a property test: {missing}"
-    stale = sorted(set(PROPERTY_TESTS) - ops)
-    assert not stale, f"PROPERTY_TESTS names ops that {MODULE} no longer registers: {stale}"
-    for op, test in PROPERTY_TESTS.items():
-        assert is_hypothesis_test(test), f"{op}: {test.__name__} is not a hypothesis property test"
-        drawn = parametrized_ops(test)
-        assert drawn is None or op in drawn, f"{test.__name__} is not parametrized with op {op!r}"
+    check_property_tests(MODULE, PROPERTY_TESTS)
 
 
 # ---- regression tests for known converter bugs -------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, currently_in_test_context, event, given
 from hypothesis import strategies as st
 
-from harness import check_op, run_symbol
+from harness import check_op, check_property_tests, run_symbol
 from mx2trt import REGISTRY
 from mx2trt._mx import mx
 from mx2trt.attrs import parse_attrs
@@ -259,3 +259,14 @@ def test_pooling_avg_excluding_pad_ge_kernel():
     x = _normal(np.random.default_rng(3), (1, 2, 5, 5))
     check_either_way("Pooling", [x], dict(kernel=(2, 2), pad=(2, 2), stride=(3, 3), pool_type="avg",
                                           count_include_pad=False))
+
+
+PROPERTY_TESTS = {
+    "Convolution": test_convolution_matches_mxnet,
+    "FullyConnected": test_fully_connected_matches_mxnet,
+    "Pooling": test_pooling_selected_matches_refused_stays,
+}
+
+
+def test_every_registered_op_has_a_property_test():
+    check_property_tests("mx2trt.converters.nn", PROPERTY_TESTS)

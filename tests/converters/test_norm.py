@@ -8,7 +8,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from harness import check_op
+from harness import check_op, check_property_tests
 from mx2trt import REGISTRY
 from mx2trt._mx import mx
 from mx2trt.graph import Graph
@@ -111,3 +111,7 @@ def test_batch_norm_with_moving_var_as_data_stays_in_mxnet():
     c = check_op("BatchNorm", inputs, dict(fix_gamma=False), params=(1, 2, 3), expect_trt=False)
     reason = {r[0]: r[3] for r in c.report.rows}["node"]
     assert "input 4" in reason and "not a parameter" in reason, reason
+
+
+def test_every_registered_op_has_a_property_test():
+    check_property_tests("mx2trt.converters.norm", {"BatchNorm": test_batch_norm_matches_mxnet})

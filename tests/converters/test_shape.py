@@ -12,11 +12,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, is_hypothesis_test
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import mx2trt
-from harness import check_graph, run_symbol
+from harness import check_graph, check_property_tests, registered_ops, run_symbol
 from mx2trt import REGISTRY
 from mx2trt._mx import mx
 
@@ -189,11 +189,9 @@ def test_identity(op, shape, position, expose, chain, seed):
 # ---- aliases and registry coverage ---------------------------------------------------------------------------------
 
 
-def registered_ops(module: str = MODULE) -> set[str]:
-    return {op for op, spec in REGISTRY.specs.items() if spec.fn.__module__ == module}
 
 
-@pytest.mark.parametrize("op", sorted(registered_ops()))
+@pytest.mark.parametrize("op", sorted(registered_ops(MODULE)))
 def test_alias_entries_share_the_canonical_converter(op):
     """flatten/concat/identity/stop_gradient reach the partitioner as Flatten/Concat/_copy/BlockGrad; the alias's own
     registry entry must be the same converter as the canonical one the property tests exercise."""
@@ -214,25 +212,10 @@ PROPERTY_TESTS = {
 }
 
 
-def parametrized_ops(test: Any) -> tuple[str, ...] | None:
-    """The ops a property test is parametrized over (None for a test of a single op)."""
-    for mark in getattr(test, "pytestmark", []):
-        if mark.name == "parametrize" and mark.args[0] == "op":
-            return tuple(mark.args[1])
-    return None
 
 
 def test_every_registered_op_has_a_property_test():
-    ops = registered_ops()
-    assert ops, f"no converter registered from {MODULE}"
-    missing = sorted(ops - set(PROPERTY_TESTS))
-    assert not missing, f"ops of {MODULE} without a property test: {missing}"
-    stale = sorted(set(PROPERTY_TESTS) - ops)
-    assert not stale, f"PROPERTY_TESTS names ops that {MODULE} no longer registers: {stale}"
-    for op, test in PROPERTY_TESTS.items():
-        assert is_hypothesis_test(test), f"{op}: {test.__name__} is not a hypothesis property test"
-        drawn = parametrized_ops(test)
-        assert drawn is None or op in drawn, f"{test.__name__} is not parametrized with op {op!r}"
+    check_property_tests(MODULE, PROPERTY_TESTS)
 
 
 # ---- regression tests for known bugs -----------------------------------------------------------------------------
