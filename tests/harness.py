@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import json
+
 import numpy as np
 from hypothesis import is_hypothesis_test
 
@@ -120,3 +122,13 @@ def check_property_tests(module: str, tests: Mapping[str, Any]) -> None:
         assert is_hypothesis_test(test), f"{op}: {test.__name__} is not a hypothesis property test"
         drawn = _parametrized_ops(test)
         assert drawn is None or op in drawn, f"{test.__name__} is not parametrized with op {op!r}"
+
+
+def check_alias_entry(op: str, num_inputs: int) -> None:
+    """MXNet writes an alias (flatten, _plus...) into the graph under its canonical op name, so property tests reach
+    the canonical registry entry; the alias's own entry must be the very same converter."""
+    fn = getattr(mx.sym, op, None) or getattr(mx.sym._internal, op)
+    canon = json.loads(fn(*[mx.sym.var(f"x{i}") for i in range(num_inputs)]).tojson())["nodes"][-1]["op"]
+    assert canon in mx2trt.REGISTRY, f"{op} resolves to {canon}, which has no converter"
+    a, b = mx2trt.REGISTRY.get(op), mx2trt.REGISTRY.get(canon)
+    assert (a.fn, a.attrs, a.validator, a.compute, a.dtypes) == (b.fn, b.attrs, b.validator, b.compute, b.dtypes)
