@@ -78,73 +78,46 @@ def _data_ptr(arr: Any) -> int:
     return int(p.value or 0)
 
 
-def _cuda_check(result: Any) -> Any:
-    err, *rest = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise Mx2TrtError(f"CUDA error {err}")
-    return rest[0] if len(rest) == 1 else rest
-
-
 class _TensorRTRunner:
     """Executes the engine on a GPU through cuda-python: GPU arrays zero-copy, CPU arrays staged."""
 
     def __init__(self, spec: EngineSpec, device_id: int) -> None:
-        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
+        from .cuda import DeviceBuffers
 
-        self.cudart = cudart
         self.spec = spec
-        self.device_id = device_id
-        _cuda_check(cudart.cudaSetDevice(device_id))
+        self.io = DeviceBuffers(device_id)
         self.runtime = _trt.trt.Runtime(_trt.LOGGER)
         self.engine = self.runtime.deserialize_cuda_engine(spec.plan)
         if self.engine is None:
             raise Mx2TrtError(f"TensorRT could not deserialize engine {spec.name} ({spec.key}) on GPU {device_id}")
         self.context = self.engine.create_execution_context()
-        self.stream = _cuda_check(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking))
-        self.staging: dict[str, tuple[int, int]] = {}  # tensor name -> (device pointer, bytes) for CPU arrays
-
-    def _device_buffer(self, name: str, nbytes: int) -> int:
-        ptr, size = self.staging.get(name, (0, 0))
-        if size < nbytes:
-            if ptr:
-                _cuda_check(self.cudart.cudaFree(ptr))
-            ptr = int(_cuda_check(self.cudart.cudaMalloc(nbytes)))
-            self.staging[name] = (ptr, nbytes)
-        return ptr
 
     def forward(self, op: mx.operator.CustomOp, req: list[str], in_data: list[Any], out_data: list[Any]) -> None:
-        rt = self.cudart
-        _cuda_check(rt.cudaSetDevice(self.device_id))
-        h2d, d2h = rt.cudaMemcpyKind.cudaMemcpyHostToDevice, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        copies_back = []
+        io = self.io
+        io.activate()
         for i, x in enumerate(in_data):
             name = f"in{i}"
             nbytes = x.size * np.dtype(x.dtype).itemsize
-            if x.context.device_type == "gpu":
-                ptr = _data_ptr(x)
-            else:
-                ptr = self._device_buffer(name, nbytes)
-                _cuda_check(rt.cudaMemcpyAsync(ptr, _data_ptr(x), nbytes, h2d, self.stream))
+            # MXNet hands a custom op its inputs computed, so a GPU array can be read in place.
+            ptr = _data_ptr(x) if x.context.device_type == "gpu" else io.upload(name, _data_ptr(x), nbytes)
             self.context.set_tensor_address(name, ptr)
+        staged = []
         for k, y in enumerate(out_data):
             name = f"out{k}"
-            nbytes = y.size * np.dtype(y.dtype).itemsize
-            if y.context.device_type == "gpu" and req[k] != "add":
+            if y.context.device_type == "gpu" and req[k] == "write":
                 ptr = _data_ptr(y)
-            else:
-                ptr = self._device_buffer(name, nbytes)
-                copies_back.append((k, ptr, nbytes))
+            else:  # CPU outputs, and 'add' requests, go through a device buffer
+                ptr = io.buffer(name, y.size * np.dtype(y.dtype).itemsize)
+                staged.append((k, ptr))
             self.context.set_tensor_address(name, ptr)
-        if not self.context.execute_async_v3(int(self.stream)):
+        if not self.context.execute_async_v3(io.stream_handle):
             raise Mx2TrtError(f"TensorRT execution of {self.spec.name} failed")
         host = {}
-        for k, ptr, nbytes in copies_back:
+        for k, ptr in staged:
             y = out_data[k]
-            buf = np.empty(y.shape, dtype=y.dtype)
-            _cuda_check(rt.cudaMemcpyAsync(buf.ctypes.data, ptr, nbytes, d2h, self.stream))
-            host[k] = buf
-        # MXNet treats outputs as ready when forward returns, so the stream is synchronised here.
-        _cuda_check(rt.cudaStreamSynchronize(self.stream))
+            host[k] = np.empty(y.shape, dtype=y.dtype)
+            io.download(host[k].ctypes.data, ptr, host[k].nbytes)
+        io.synchronize()  # MXNet treats outputs as ready when forward returns
         for k, buf in host.items():
             op.assign(out_data[k], req[k], mx.nd.array(buf, ctx=out_data[k].context, dtype=out_data[k].dtype))
 
