@@ -152,3 +152,23 @@ def test_failing_subgraph_falls_back_to_mxnet(monkeypatch, failure):
     assert "fell back to MXNet" in reason
     assert ("injected build failure" in reason) if failure else ("attribute 'kernel'" in reason or "kernel" in reason)
     assert "conv0_weight" in c.params
+
+
+def test_float16_data_enters_an_fp32_engine_through_boundary_casts():
+    y = mx.sym.tanh(relu(mx.sym.var("data"), "relu"), name="tanh")
+    c = check_graph(y, {"data": data().pop("data").astype(np.float16)}, {}, on_trt=["relu", "tanh"], rtol=2e-3)
+    assert c.engines[0].in_dtypes == ["float16"] and c.engines[0].out_dtypes == ["float16"]
+
+
+def test_graph_heads_that_are_inputs_or_repeated():
+    r = relu(mx.sym.var("data"), "r")
+    check_graph(mx.sym.Group([mx.sym.var("data"), r, r]), data((2, 3)), {}, on_trt=["r"], engines=1)
+
+
+def test_weight_shared_by_two_engines_is_baked_into_both():
+    w = mx.sym.var("w")
+    a = mx.sym.FullyConnected(mx.sym.var("data"), w, num_hidden=3, no_bias=True, name="fc1")
+    b = mx.sym.FullyConnected(mx.sym.sort(a, name="sort"), w, num_hidden=3, no_bias=True, name="fc2")
+    p = {"w": RNG.standard_normal((3, 3)).astype(np.float32)}
+    c = check_graph(b, data((2, 3)), p, on_trt=["fc1", "fc2"], in_mxnet=["sort"], engines=2)
+    assert not c.params, "the weight lives in both engines, MXNet no longer needs it"
