@@ -161,8 +161,9 @@ def test_float16_data_enters_an_fp32_engine_through_boundary_casts():
 
 
 def test_graph_heads_that_are_inputs_or_repeated():
-    r = relu(mx.sym.var("data"), "r")
-    check_graph(mx.sym.Group([mx.sym.var("data"), r, r]), data((2, 3)), {}, on_trt=["r"], engines=1)
+    x = mx.sym.var("data")
+    r = relu(x, "r")
+    check_graph(mx.sym.Group([x, r, r]), data((2, 3)), {}, on_trt=["r"], engines=1)
 
 
 def test_weight_shared_by_two_engines_is_baked_into_both():
