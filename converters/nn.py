@@ -69,7 +69,7 @@ def _conv_ok(node: OpNode) -> str | None:
 def convert_convolution(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Convolution -> IConvolutionLayer (1-D runs as 2-D with a unit height)."""
     a = node.attrs
-    x, w = inputs[0], inputs[1]
+    x, w = ctx.tensor(inputs[0]), inputs[1]
     n = len(a.kernel)
     kernel, stride = a.kernel, _spatial(a.stride, n, 1)
     dilate, pad = _spatial(a.dilate, n, 1), _spatial(a.pad, n, 0)
@@ -101,7 +101,7 @@ class FullyConnectedAttrs:
 def convert_fully_connected(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """FullyConnected -> (shuffle to 2-D) + IMatrixMultiplyLayer against W^T + elementwise bias."""
     a = node.attrs
-    x = inputs[0]
+    x = ctx.tensor(inputs[0])
     if a.flatten and len(x.shape) != 2:
         x = layers.flatten2d(ctx, x)
     w = np.asarray(inputs[1]).reshape(a.num_hidden, -1)
@@ -172,7 +172,7 @@ def _window_counts(d: int, k: int, s: int, p: int, out: int, include_pad: bool) 
 def convert_pooling(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Pooling -> IPoolingLayer (global: IReduceLayer; 'full' average: explicit padding + a count correction)."""
     a = node.attrs
-    x = inputs[0]
+    x = ctx.tensor(inputs[0])
     rank = len(x.shape)
     is_max = a.pool_type == "max"
     if a.global_pool:

@@ -40,7 +40,7 @@ def _bn_ok(node: OpNode) -> str | None:
 def convert_batch_norm(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """BatchNorm -> one IScaleLayer (CHANNEL) with gamma/sqrt(var+eps) and beta-mean*scale folded in float64."""
     a = node.attrs
-    x, gamma, beta, mean, var = inputs[0], *(np.asarray(v, np.float64) for v in inputs[1:5])
+    x, gamma, beta, mean, var = ctx.tensor(inputs[0]), *(np.asarray(v, np.float64) for v in inputs[1:5])
     if a.fix_gamma:  # MXNet ignores gamma (uses 1) when fix_gamma, at inference too
         gamma = np.ones_like(gamma)
     scale = gamma / np.sqrt(var + a.eps)

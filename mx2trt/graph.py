@@ -98,7 +98,10 @@ class Graph:
         for name in dtypes:
             if name not in shapes:
                 raise InputError(f"dtypes: '{name}' is not a data input given in shapes")
-        dtypes = {k: dtypes.get(k, np.dtype(np.float32)) for k in shapes}
+        # Data inputs default to float32 unless the variable declares its own dtype (mx.sym.var(..., dtype=)).
+        declared = {jn["name"] for jn in json.loads(sym.tojson())["nodes"] if jn["op"] == "null"
+                    and "__dtype__" in jn.get("attrs", {})}
+        dtypes = {k: dtypes.get(k, np.dtype(np.float32)) for k in shapes if k in dtypes or k not in declared}
         for name in shapes:
             if name not in inputs:
                 raise InputError(f"shapes: '{name}' is not an input of the symbol; its inputs are {sorted(set(args) - set(params))}")

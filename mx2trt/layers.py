@@ -36,7 +36,7 @@ def activation(ctx: ConversionContext, x: Any, kind: Any, alpha: float | None = 
 def channel_affine(ctx: ConversionContext, x: Any, scale: np.ndarray, shift: np.ndarray, axis: int) -> Any:
     """x * scale[c] + shift[c] along `axis` (an IScaleLayer in CHANNEL mode)."""
     layer = ctx.net.add_scale_nd(
-        x, trt.ScaleMode.CHANNEL, ctx.weights(shift), ctx.weights(scale), ctx.no_weights(), axis
+        ctx.tensor(x), trt.ScaleMode.CHANNEL, ctx.weights(shift), ctx.weights(scale), ctx.no_weights(), axis
     )
     return layer.get_output(0)
 

@@ -173,3 +173,40 @@ def test_weight_shared_by_two_engines_is_baked_into_both():
     p = {"w": RNG.standard_normal((3, 3)).astype(np.float32)}
     c = check_graph(b, data((2, 3)), p, on_trt=["fc1", "fc2"], in_mxnet=["sort"], engines=2)
     assert not c.params, "the weight lives in both engines, MXNet no longer needs it"
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("Pooling", {"kernel": (2, 2), "pool_type": "max"}),
+    ("Pooling", {"kernel": (2, 2), "pool_type": "avg", "global_pool": True}),
+    ("Convolution", {"kernel": (3, 3), "num_filter": 2, "pad": (1, 1), "no_bias": True}),
+    ("BatchNorm", {"fix_gamma": False}),
+])
+def test_parameter_as_data_input_is_converted(op, attrs):
+    """A parameter can be the data input of any converter (it becomes a TensorRT constant)."""
+    w = mx.sym.var("w")
+    extra = {}
+    if op == "Convolution":
+        extra = {"weight": mx.sym.var("k")}
+    node = getattr(mx.sym, op)(w, name="node", **extra, **attrs)
+    y = mx.sym.broadcast_add(node, mx.sym.var("data"), name="add")
+    p = {"w": RNG.standard_normal((1, 2, 4, 4)).astype(np.float32)}
+    if op == "Convolution":
+        p["k"] = RNG.standard_normal((2, 2, 3, 3)).astype(np.float32)
+    if op == "BatchNorm":
+        p.update({f"node_{n}": RNG.uniform(0.5, 1.5, 2).astype(np.float32)
+                  for n in ("gamma", "beta", "moving_mean", "moving_var")})
+    out_shape = run_out_shape(node, p)
+    check_graph(y, data(out_shape), p, on_trt=["node", "add"], engines=1)
+
+
+def run_out_shape(sym, params):
+    return tuple(sym.infer_shape(**{k: v.shape for k, v in params.items()})[1][0])
+
+
+def test_variable_dtype_is_kept():
+    x = mx.sym.var("x", dtype="float16")
+    y = mx.sym.relu(x, name="r")
+    sym = mx.sym.Group([y, mx.sym.broadcast_hypot(y, x, name="hypot")])  # hypot stays in MXNet
+    c = mx2trt.convert(sym, {}, {"x": (2, 3)}, runtime="reference")  # no dtypes=: the variable's own is used
+    assert c.engines[0].in_dtypes == ["float16"] and c.symbol.infer_type()[1] == [np.float16, np.float16]
+    check_graph(sym, {"x": RNG.standard_normal((2, 3)).astype(np.float16)}, {}, on_trt=["r"], rtol=1e-3)
