@@ -671,6 +671,126 @@ def _normalization(layer: Any, ins: list, outs: list) -> Callable:
     return run
 
 
+@_maker(LT.DECONVOLUTION)
+def _deconvolution(layer: Any, ins: list, outs: list) -> Callable:
+    if len(ins) > 1 and any(t is not None for t in ins[1:]):
+        raise UnsupportedLayerError("kernel or bias given as tensors")
+    if _same_padding_mode(layer.padding_mode):
+        raise UnsupportedLayerError(f"padding mode {layer.padding_mode.name}")
+    kernel_size = _dims(layer.kernel_size_nd)
+    n = len(kernel_size)
+    groups, k_out, c_in = int(layer.num_groups), int(layer.num_output_maps), int(ins[0].shape[1])
+    w = _weights(layer.kernel).astype(np.float32).reshape((c_in, k_out // groups) + kernel_size)
+    b = _weights(layer.bias).astype(np.float32)
+    stride, dil = _dims(layer.stride_nd), _dims(layer.dilation_nd)
+    pre, post = _dims(layer.pre_padding), _dims(layer.post_padding)
+    cg, kg = c_in // groups, k_out // groups
+
+    def run(args: list) -> list:
+        x = _f32(args[0])
+        nb, spatial = x.shape[0], x.shape[2:]
+        full = [(spatial[i] - 1) * stride[i] + dil[i] * (kernel_size[i] - 1) + 1 for i in range(n)]
+        y = np.zeros((nb, k_out) + tuple(full), np.float32)
+        # Each kernel tap scatters the whole input, strided, into the full (uncropped) output.
+        for tap in np.ndindex(*kernel_size):
+            region = (slice(None), slice(None)) + tuple(
+                slice(tap[i] * dil[i], tap[i] * dil[i] + (spatial[i] - 1) * stride[i] + 1, stride[i]) for i in range(n)
+            )
+            for g in range(groups):
+                xg = x[:, g * cg:(g + 1) * cg]  # (N, C/G, s...)
+                wg = w[(slice(g * cg, (g + 1) * cg), slice(None)) + tap]  # (C/G, K/G)
+                contrib = np.moveaxis(np.tensordot(xg, wg, axes=([1], [0])), -1, 1)  # (N, K/G, s...)
+                y[(slice(None), slice(g * kg, (g + 1) * kg)) + region[2:]] += contrib
+        crop = (slice(None), slice(None)) + tuple(slice(pre[i], full[i] - post[i]) for i in range(n))
+        y = y[crop]
+        if b.size:
+            y = y + b.reshape((1, k_out) + (1,) * n)
+        return [y]
+
+    return run
+
+
+def _resize_source(out: int, size: int, scale: float, transform: Any, selector: Any) -> np.ndarray:
+    """Input coordinate of every output index along one axis."""
+    C = trt.ResizeCoordinateTransformation
+    o = np.arange(out, dtype=np.float64)
+    if out == 1 and selector == trt.ResizeSelector.UPPER:
+        return np.zeros(1)
+    if transform == C.ALIGN_CORNERS:
+        return o * ((size - 1) / (out - 1)) if out > 1 else np.zeros(1)
+    if transform == C.ASYMMETRIC:
+        return o / scale
+    return (o + 0.5) / scale - 0.5  # HALF_PIXEL
+
+
+@_maker(LT.RESIZE)
+def _resize(layer: Any, ins: list, outs: list) -> Callable:
+    I, R = trt.InterpolationMode, trt.ResizeRoundMode
+    if len(ins) > 1 and ins[1] is not None:
+        raise UnsupportedLayerError("output shape given as a tensor")
+    mode = layer.resize_mode
+    if mode not in (I.NEAREST, I.LINEAR):
+        raise UnsupportedLayerError(f"interpolation {mode.name}")
+    out_shape = _dims(outs[0].shape)
+    scales = [float(v) for v in layer.scales] if layer.scales else None
+    transform, selector, rounding = layer.coordinate_transformation, layer.selector_for_single_pixel, layer.nearest_rounding
+    rnd = {R.FLOOR: np.floor, R.CEIL: np.ceil, R.HALF_DOWN: lambda v: np.ceil(v - 0.5),
+           R.HALF_UP: lambda v: np.floor(v + 0.5)}[rounding]
+
+    def run(args: list) -> list:
+        y = _f32(args[0])
+        for ax, (size, out) in enumerate(zip(args[0].shape, out_shape)):
+            scale = scales[ax] if scales else out / size
+            if out == size and scale == 1.0:
+                continue
+            src = _resize_source(out, size, scale, transform, selector)
+            if mode == I.NEAREST:
+                y = np.take(y, np.clip(rnd(src), 0, size - 1).astype(np.int64), axis=ax)
+                continue
+            src = np.clip(src, 0, size - 1)
+            lo = np.floor(src).astype(np.int64)
+            hi = np.minimum(lo + 1, size - 1)
+            frac = (src - lo).astype(np.float32).reshape((1,) * ax + (-1,) + (1,) * (y.ndim - ax - 1))
+            y = np.take(y, lo, axis=ax) * (1 - frac) + np.take(y, hi, axis=ax) * frac
+        return [y]
+
+    return run
+
+
+@_maker(LT.TOPK)
+def _topk(layer: Any, ins: list, outs: list) -> Callable:
+    if len(ins) > 1 and ins[1] is not None:
+        raise UnsupportedLayerError("k given as a tensor")
+    axes = _axes(int(layer.axes), len(ins[0].shape))
+    if len(axes) != 1:
+        raise UnsupportedLayerError(f"top-k over {len(axes)} axes")
+    axis, k, largest = axes[0], int(layer.k), layer.op == trt.TopKOperation.MAX
+
+    def run(args: list) -> list:
+        x = _f32(args[0])
+        order = np.argsort(-x if largest else x, axis=axis, kind="stable")  # ties: lower index first
+        idx = np.take(order, np.arange(k), axis=axis)
+        return [np.take_along_axis(x, idx, axis=axis), idx]
+
+    return run
+
+
+@_maker(LT.LRN)
+def _lrn(layer: Any, ins: list, outs: list) -> Callable:
+    window, alpha, beta, k = int(layer.window_size), float(layer.alpha), float(layer.beta), float(layer.k)
+
+    def run(args: list) -> list:
+        x = _f32(args[0])
+        sq = np.square(x)
+        c = x.shape[1]
+        half = window // 2
+        padded = np.pad(sq, [(0, 0), (half, window - 1 - half)] + [(0, 0)] * (x.ndim - 2))
+        total = sum(padded[:, i:i + c] for i in range(window))  # across channels, centred on each channel
+        return [x / np.power(k + alpha / window * total, beta)]
+
+    return run
+
+
 def supported_layer_kinds() -> list[str]:
     """Names of the TensorRT layer kinds the interpreter evaluates."""
     return sorted(k.name for k in _MAKERS)

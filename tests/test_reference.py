@@ -1121,15 +1121,14 @@ def test_chained_network_and_trace():
 # ---- errors -----------------------------------------------------------------------------------------------------
 
 
-def test_unsupported_layer_topk():
+def test_unsupported_layer_kind():
     n = Net()
-    xin = n.input("x", (2, 5))
-    top = n.net.add_topk(xin, trt.TopKOperation.MAX, 2, 0b10)
-    top.name = "my_topk"
-    n.net.mark_output(top.get_output(0))
-    with pytest.raises(UnsupportedLayerError, match="my_topk") as info:
+    layer = n.net.add_einsum([n.input("a", (2, 3)), n.input("b", (3, 4))], "ij,jk->ik")
+    layer.name = "my_einsum"
+    n.net.mark_output(layer.get_output(0))
+    with pytest.raises(UnsupportedLayerError, match="my_einsum") as info:
         ReferenceProgram.from_network(n.net)
-    assert "TOPK" in str(info.value)
+    assert "EINSUM" in str(info.value)
     assert isinstance(info.value, Mx2TrtError)
 
 
@@ -1137,6 +1136,7 @@ def test_unsupported_layer_resize():
     n = Net()
     r = n.net.add_resize(n.input("x", (1, 1, 2, 2)))
     r.scales = [1.0, 1.0, 2.0, 2.0]
+    r.resize_mode = trt.InterpolationMode.CUBIC  # a mode the interpreter does not evaluate
     r.name = "upsample"
     n.net.mark_output(r.get_output(0))
     with pytest.raises(UnsupportedLayerError, match="upsample"):
@@ -1155,3 +1155,136 @@ def test_missing_feed_and_wrong_shape():
     with pytest.raises(Mx2TrtError, match="input 'b'"):
         prog.run({"a": a, "b": a[None]})
     np.testing.assert_array_equal(prog.run({"a": a, "b": a})[layer.get_output(0).name], a + a)
+
+
+# ---- deconvolution, resize, top-k, LRN -------------------------------------------------------------------------------
+
+
+def deconv_expect(x, w, b, groups, stride, dil, pre, post):
+    """Naive transposed convolution: every input element scatters input * kernel into the output."""
+    n, c = x.shape[:2]
+    k_out = w.shape[1] * groups
+    ks = w.shape[2:]
+    full = [(x.shape[2 + i] - 1) * stride[i] + dil[i] * (ks[i] - 1) + 1 for i in range(len(ks))]
+    y = np.zeros((n, k_out, *full))
+    cg, kg = c // groups, k_out // groups
+    for ni, ci, *pos in np.ndindex(*x.shape):
+        g = ci // cg
+        for tap in np.ndindex(*ks):
+            o = tuple(pos[i] * stride[i] + tap[i] * dil[i] for i in range(len(ks)))
+            for ko in range(kg):
+                y[(ni, g * kg + ko) + o] += x[(ni, ci, *pos)] * w[(ci, ko) + tap]
+    y = y[(slice(None), slice(None)) + tuple(slice(pre[i], full[i] - post[i]) for i in range(len(ks)))]
+    return y + (b.reshape((1, -1) + (1,) * len(ks)) if b is not None else 0)
+
+
+@given(
+    st.integers(1, 2), st.sampled_from([1, 2]), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+    st.integers(1, 2), st.integers(1, 2), st.integers(0, 1), st.integers(0, 1), st.booleans(), st.integers(0, 9),
+)
+def test_deconvolution(n, groups, cpg, kpg, k, s, d, pre, post, bias, seed):
+    if s > 1 and d > 1:
+        d = 1  # strided + dilated deconvolution does not build in TensorRT
+    c, kout = cpg * groups, kpg * groups
+    x = rand((n, c, 4, 5), seed=seed)
+    w = rand((c, kpg, k, k + 1), seed=seed + 1)
+    b = rand((kout,), seed=seed + 2) if bias else None
+    net = Net()
+    layer = net.net.add_deconvolution_nd(net.input("x", x.shape), kout, (k, k + 1), net.w(w),
+                                         net.w(b) if bias else trt.Weights())
+    layer.stride_nd, layer.dilation_nd, layer.num_groups = (s, s), (d, d), groups
+    layer.pre_padding, layer.post_padding = (pre, pre), (post, 0)
+    got = net.run(layer, {"x": x})
+    close(got, deconv_expect(x, w, b, groups, (s, s), (d, d), (pre, pre), (post, 0)), rtol=1e-5, atol=1e-4)
+
+
+def test_deconvolution_3d():
+    x, w = rand((1, 2, 2, 3, 2), seed=5), rand((2, 3, 2, 2, 2), seed=6)
+    net = Net()
+    layer = net.net.add_deconvolution_nd(net.input("x", x.shape), 3, (2, 2, 2), net.w(w), trt.Weights())
+    layer.stride_nd = (2, 1, 2)
+    close(net.run(layer, {"x": x}), deconv_expect(x, w, None, 1, (2, 1, 2), (1, 1, 1), (0,) * 3, (0,) * 3), atol=1e-4)
+
+
+def resize_expect(x, out_shape, mode, transform, rounding="FLOOR", scales=None):
+    """Per-axis loops: nearest picks one source index, linear mixes the two neighbours. Given scales (not an
+    output shape) are what the coordinate transformation divides by, as in ONNX Resize."""
+    y = x.astype(np.float64)
+    for ax, (size, out) in enumerate(zip(x.shape, out_shape)):
+        if size == out:
+            continue
+        cols = []
+        for o in range(out):
+            if transform == "ALIGN_CORNERS":
+                src = o * (size - 1) / (out - 1) if out > 1 else 0.0
+            elif transform == "ASYMMETRIC":
+                src = o / (scales[ax] if scales else out / size)
+            else:
+                src = (o + 0.5) / (scales[ax] if scales else out / size) - 0.5
+            if mode == "NEAREST":
+                i = {"FLOOR": math.floor(src), "CEIL": math.ceil(src), "HALF_UP": math.floor(src + 0.5),
+                     "HALF_DOWN": math.ceil(src - 0.5)}[rounding]
+                cols.append(np.take(y, [min(max(i, 0), size - 1)], axis=ax))
+            else:
+                src = min(max(src, 0.0), size - 1.0)
+                lo = int(math.floor(src))
+                hi, f = min(lo + 1, size - 1), src - math.floor(src)
+                cols.append(np.take(y, [lo], axis=ax) * (1 - f) + np.take(y, [hi], axis=ax) * f)
+        y = np.concatenate(cols, axis=ax)
+    return y
+
+
+@pytest.mark.parametrize("mode", ["NEAREST", "LINEAR"])
+@pytest.mark.parametrize("transform", ["ASYMMETRIC", "ALIGN_CORNERS", "HALF_PIXEL"])
+@pytest.mark.parametrize("out_hw", [(8, 10), (3, 2), (5, 5)])
+def test_resize(mode, transform, out_hw):
+    x = rand((1, 2, 4, 5), seed=31)
+    net = Net()
+    layer = net.net.add_resize(net.input("x", x.shape))
+    layer.shape = (1, 2) + out_hw
+    layer.resize_mode = getattr(trt.InterpolationMode, mode)
+    layer.coordinate_transformation = getattr(trt.ResizeCoordinateTransformation, transform)
+    close(net.run(layer, {"x": x}), resize_expect(x, (1, 2) + out_hw, mode, transform))
+
+
+@pytest.mark.parametrize("rounding", ["FLOOR", "CEIL", "HALF_UP", "HALF_DOWN"])
+def test_resize_nearest_rounding_and_default_is_floor(rounding):
+    x = rand((1, 1, 3, 4), seed=32)
+    net = Net()
+    layer = net.net.add_resize(net.input("x", x.shape))
+    assert layer.nearest_rounding == trt.ResizeRoundMode.FLOOR
+    layer.scales = [1.0, 1.0, 2.5, 1.5]
+    layer.coordinate_transformation = trt.ResizeCoordinateTransformation.HALF_PIXEL
+    layer.nearest_rounding = getattr(trt.ResizeRoundMode, rounding)
+    got = net.run(layer, {"x": x})
+    close(got, resize_expect(x, got.shape, "NEAREST", "HALF_PIXEL", rounding, scales=[1.0, 1.0, 2.5, 1.5]))
+
+
+@pytest.mark.parametrize("op", ["MAX", "MIN"])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_topk_values_and_indices(op, axis):
+    x = np.round(rand((3, 4, 5), seed=33), 1)  # rounding makes ties: the lower index comes first
+    k = 2
+    net = Net()
+    layer = net.net.add_topk(net.input("x", x.shape), getattr(trt.TopKOperation, op), k, 1 << axis)
+    prog = net.program(layer.get_output(0), layer.get_output(1))
+    out = prog.run({"x": x})
+    values, indices = out[layer.get_output(0).name], out[layer.get_output(1).name]
+    assert values.shape == tuple(layer.get_output(0).shape) and indices.dtype == np.int32
+    key = -x if op == "MAX" else x
+    want_idx = np.take(np.argsort(key, axis=axis, kind="stable"), range(k), axis=axis)
+    np.testing.assert_array_equal(indices, want_idx)
+    np.testing.assert_array_equal(values, np.take_along_axis(x, want_idx, axis=axis))
+
+
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_lrn(window):
+    x = rand((2, 6, 3, 3), seed=34)
+    alpha, beta, k = 0.3, 0.75, 2.0
+    net = Net()
+    layer = net.net.add_lrn(net.input("x", x.shape), window, alpha, beta, k)
+    want = np.empty_like(x, dtype=np.float64)
+    for c in range(6):
+        lo, hi = max(0, c - window // 2), min(6, c + window // 2 + 1)
+        want[:, c] = x[:, c] / (k + alpha / window * (x[:, lo:hi] ** 2).sum(axis=1)) ** beta
+    close(net.run(layer, {"x": x}), want)
