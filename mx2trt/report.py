@@ -72,8 +72,10 @@ class Report:
 
     def summary(self) -> str:
         times = "".join(
-            f"\n  {e.name}: {e.nodes} nodes -> {e.layers} layers, {len(e.inputs)} in / {len(e.outputs)} out, "
-            f"define {e.define_s:.2f}s, build {e.build_s:.2f}s, plan {e.plan_bytes / 2**20:.1f} MiB"
+            f"\n  {e.name}: {e.nodes} nodes"
+            + (f" -> {e.layers} layers" if e.key else "")
+            + f", {len(e.inputs)} in / {len(e.outputs)} out"
+            + (f", define {e.define_s:.2f}s, build {e.build_s:.2f}s, plan {e.plan_bytes / 2**20:.1f} MiB" if e.key else "")
             for e in self.engines
         )
         return (
