@@ -72,6 +72,13 @@ def check_graph(
     return c
 
 
+def sym_fn(op: str) -> Any:
+    """MXNet's symbol function of an op name as it appears in graphs (`_contrib_x` lives at mx.sym.contrib.x)."""
+    if op.startswith("_contrib_"):
+        return getattr(mx.sym.contrib, op[len("_contrib_"):])
+    return getattr(mx.sym, op, None) or getattr(mx.sym._internal, op)
+
+
 def check_op(
     op: str,
     inputs: Sequence[np.ndarray],
@@ -87,7 +94,7 @@ def check_op(
     expect_trt=True asserts the node converted and matches MXNet; False asserts it stayed in MXNet and still runs.
     """
     names = [f"x{i}" for i in range(len(inputs))]
-    fn = getattr(mx.sym, op, None) or getattr(mx.sym._internal, op)
+    fn = sym_fn(op)
     sym = fn(*[mx.sym.var(n) for n in names], name="node", **(attrs or {}))
     data = {n: a for i, (n, a) in enumerate(zip(names, inputs)) if i not in params}
     prm = {n: a for i, (n, a) in enumerate(zip(names, inputs)) if i in params}
@@ -127,7 +134,7 @@ def check_property_tests(module: str, tests: Mapping[str, Any]) -> None:
 def check_alias_entry(op: str, num_inputs: int) -> None:
     """MXNet writes an alias (flatten, _plus...) into the graph under its canonical op name, so property tests reach
     the canonical registry entry; the alias's own entry must be the very same converter."""
-    fn = getattr(mx.sym, op, None) or getattr(mx.sym._internal, op)
+    fn = sym_fn(op)
     canon = json.loads(fn(*[mx.sym.var(f"x{i}") for i in range(num_inputs)]).tojson())["nodes"][-1]["op"]
     assert canon in mx2trt.REGISTRY, f"{op} resolves to {canon}, which has no converter"
     a, b = mx2trt.REGISTRY.get(op), mx2trt.REGISTRY.get(canon)

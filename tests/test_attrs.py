@@ -183,6 +183,22 @@ def _decl(text: str) -> Decl:
 
 
 # One valid value per attribute MXNet declares required (no default).
+def _sample(decl: str) -> str:
+    """A valid value for a required attribute MXNet declares as `decl` (e.g. 'int, required')."""
+    kind = decl.split(",")[0].strip().lower()
+    if kind.startswith(("shape", "tuple")):
+        return "(2, 2)"
+    if kind.startswith("int"):
+        return "2"
+    if kind.startswith(("float", "double")):
+        return "1.0"
+    if kind.startswith("boolean"):
+        return "True"
+    if kind.startswith("{"):
+        return kind[1:].split(",")[0].strip().strip("'")
+    raise AssertionError(f"no sample value for a required attribute declared {decl!r}: add it to REQUIRED_SAMPLES")
+
+
 REQUIRED_SAMPLES = {"act_type": "relu", "num_args": "2", "kernel": "(3, 3)", "num_filter": "8", "num_hidden": "4",
                     "a_min": "0", "a_max": "6"}
 
@@ -201,7 +217,7 @@ def test_schema_agrees_with_mxnet(op):
 
     # MXNet's full set of defaulted attributes, as strings (plus a value for each required one), must parse.
     raw = {k: d.default for k, d in declared.items() if d.default is not None}
-    raw.update({k: REQUIRED_SAMPLES[k] for k, d in declared.items() if d.required})
+    raw.update({k: REQUIRED_SAMPLES.get(k) or _sample(d.text) for k, d in declared.items() if d.required})
     parsed = parse_attrs(cls, raw, op=op, node="n")
 
     for name, f in used.items():
