@@ -44,6 +44,17 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
             "_inputs": sg.inputs,
         }
 
+    return mx.sym.load_json(json.dumps(splice(old, graph.heads, remap, customs)))
+
+
+def splice(
+    old: list[dict[str, Any]],
+    heads: list[Entry],
+    remap: dict[Entry, tuple[str, int]],
+    extra: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """NNVM JSON of `old` where every entry in `remap` is read from output k of the new node `extra[key]` instead
+    (each new node lists its inputs as Entries under `_inputs`); nodes no head depends on any more are dropped."""
     # Emit nodes depth-first from the heads so every node follows its inputs; appending Custom nodes at the end
     # would not do, since their consumers can come earlier in the old order.
     new_nodes: list[dict[str, Any]] = []
@@ -63,14 +74,14 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
             k, expanded = stack.pop()
             if k in placed:
                 continue
-            ins = customs[k]["_inputs"] if isinstance(k, str) else old[k].get("inputs", [])
+            ins = extra[k]["_inputs"] if isinstance(k, str) else old[k].get("inputs", [])
             entries = [e if isinstance(e, Entry) else Entry(int(e[0]), int(e[1])) for e in ins]
             if not expanded:
                 stack.append((k, True))
                 stack.extend((source(e)[0], False) for e in reversed(entries) if source(e)[0] not in placed)
                 continue
             if isinstance(k, str):
-                node = {kk: v for kk, v in customs[k].items() if kk != "_inputs"}
+                node = {kk: v for kk, v in extra[k].items() if kk != "_inputs"}
             else:
                 node = {kk: v for kk, v in old[k].items() if kk != "inputs"}
             node["inputs"] = [[placed[source(e)[0]], source(e)[1], 0] for e in entries]
@@ -78,14 +89,15 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
             new_nodes.append(node)
         return placed[key]
 
-    heads = []
-    for h in graph.heads:
+    new_heads = []
+    for h in heads:
         key, k = source(h)
-        heads.append([visit(key), k, 0])
+        new_heads.append([visit(key), k, 0])
     js = {
         "nodes": new_nodes,
         "arg_nodes": [i for i, n in enumerate(new_nodes) if n["op"] == "null"],
-        "heads": heads,
+        "heads": new_heads,
         "attrs": {"mxnet_version": ["int", 10901]},
     }
-    return mx.sym.load_json(json.dumps(js))
+    return js
+

@@ -139,3 +139,24 @@ def check_alias_entry(op: str, num_inputs: int) -> None:
     assert canon in mx2trt.REGISTRY, f"{op} resolves to {canon}, which has no converter"
     a, b = mx2trt.REGISTRY.get(op), mx2trt.REGISTRY.get(canon)
     assert (a.fn, a.attrs, a.validator, a.compute, a.dtypes) == (b.fn, b.attrs, b.validator, b.compute, b.dtypes)
+
+
+class _SinOp(mx.operator.CustomOp):
+    def forward(self, is_train, req, in_data, out_data, aux):  # noqa: ANN001
+        self.assign(out_data[0], req[0], mx.nd.sin(in_data[0]))
+
+
+@mx.operator.register("mx2trt_test_mxnet_only")
+class _SinProp(mx.operator.CustomOpProp):
+    """sin(x) as a Python CustomOp: an op no converter will ever take, for tests that need a node to stay in MXNet."""
+
+    def __init__(self) -> None:
+        super().__init__(need_top_grad=False)
+
+    def create_operator(self, ctx, shapes, dtypes):  # noqa: ANN001
+        return _SinOp()
+
+
+def mxnet_only(x: Any, name: str) -> Any:
+    """sin(x) that always stays in MXNet (a Python CustomOp, which no converter handles)."""
+    return mx.sym.Custom(x, op_type="mx2trt_test_mxnet_only", name=name)
