@@ -13,6 +13,7 @@ from ._mx import mx
 from .build import EngineSpec, build_engine, define_network, engine_spec, subgraph_key
 from .context import PRECISIONS
 from .errors import BuildError, ConversionError, InputError
+from .fold import fold_constants
 from .graph import Graph
 from .partition import Partition, PartitionOptions, partition
 from .report import Report, make_report
@@ -71,6 +72,8 @@ def convert(
     _check_options(precision, runtime)
     params = {k[4:] if k.startswith(("arg:", "aux:")) else k: v for k, v in params.items()}
     t0 = time.perf_counter()
+    folded = fold_constants(sym, params, shapes)
+    sym, params = folded.symbol, folded.params
     graph = Graph.from_symbol(sym, params, shapes, dtypes)
     options = PartitionOptions.make(min_subgraph_size, exclude_ops, exclude_nodes)
     part = partition(graph, options)
@@ -95,6 +98,7 @@ def convert(
     new_params = {k: v for k, v in params.items() if k in still}
     report = make_report(part, {sg.id: spec for sg, spec in built})
     report.partition_s = t_part
+    report.folded = folded.nodes
     log.info("mx2trt: %s", report.summary())
     return Conversion(new_sym, new_params, report, [s for _, s in built], part)
 
@@ -147,11 +151,13 @@ def explain(
             for n, s in zip(names, (arg_shapes or []) + (aux_shapes or []))
             if n not in shapes
         }
-    graph = Graph.from_symbol(sym, params, shapes, dtypes)
+    folded = fold_constants(sym, params, shapes)
+    graph = Graph.from_symbol(folded.symbol, folded.params, shapes, dtypes)
     t0 = time.perf_counter()
     part = partition(graph, PartitionOptions.make(min_subgraph_size, exclude_ops, exclude_nodes))
     rep = make_report(part)
     rep.partition_s = time.perf_counter() - t0
+    rep.folded = folded.nodes
     return rep
 
 

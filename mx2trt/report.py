@@ -60,6 +60,7 @@ class Report:
     macs_total: int = 0
     macs_trt: int = 0
     partition_s: float = 0.0
+    folded: list[str] = field(default_factory=list)  # op nodes computed from parameters alone, evaluated once
 
     @property
     def node_coverage(self) -> float:
@@ -82,6 +83,7 @@ class Report:
             f"{len(self.engines)} engine(s); {self.nodes_trt}/{self.nodes_total} op nodes in TensorRT "
             f"({100 * self.node_coverage:.1f}%), "
             + (f"{100 * self.mac_coverage:.1f}% of multiply-accumulates" if self.macs_total else "no multiply-accumulates")
+            + (f"; {len(self.folded)} node(s) computed from parameters alone folded into constants" if self.folded else "")
             + times
         )
 

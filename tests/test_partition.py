@@ -183,8 +183,8 @@ def test_weight_shared_by_two_engines_is_baked_into_both():
     ("Convolution", {"kernel": (3, 3), "num_filter": 2, "pad": (1, 1), "no_bias": True}),
     ("BatchNorm", {"fix_gamma": False}),
 ])
-def test_parameter_as_data_input_is_converted(op, attrs):
-    """A parameter can be the data input of any converter (it becomes a TensorRT constant)."""
+def test_node_on_parameters_alone_is_folded(op, attrs):
+    """A node whose inputs are all parameters is evaluated once by MXNet (constant folding) and its value used."""
     w = mx.sym.var("w")
     extra = {}
     if op == "Convolution":
@@ -198,7 +198,8 @@ def test_parameter_as_data_input_is_converted(op, attrs):
         p.update({f"node_{n}": RNG.uniform(0.5, 1.5, 2).astype(np.float32)
                   for n in ("gamma", "beta", "moving_mean", "moving_var")})
     out_shape = run_out_shape(node, p)
-    check_graph(y, data(out_shape), p, on_trt=["node", "add"], engines=1)
+    c = check_graph(y, data(out_shape), p, on_trt=["add"], engines=1)
+    assert c.report.folded == ["node"]
 
 
 def run_out_shape(sym, params):

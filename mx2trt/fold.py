@@ -1,0 +1,95 @@
+"""Constant folding: nodes computed from parameters alone (e.g. GluonNLP concatenating the q/k/v weights) are
+evaluated once by MXNet and become parameters, so converters see weights, not computations."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ._mx import mx
+from .graph import Entry
+from .rewrite import splice
+
+log = logging.getLogger("mx2trt")
+
+# Ops whose output is not a function of their inputs alone.
+_NONDETERMINISTIC = ("_random_", "_sample_", "random_", "sample_", "_shuffle", "_npi_random", "Custom")
+
+
+@dataclass
+class Folded:
+    """The graph after folding: the symbol, params with the folded values added, and what was folded."""
+
+    symbol: Any
+    params: dict[str, Any]
+    nodes: list[str]  # names of the op nodes that were evaluated away
+
+
+def _deterministic(op: str) -> bool:
+    return not op.startswith(_NONDETERMINISTIC)
+
+
+def fold_constants(sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any]) -> Folded:
+    """Evaluate every op node whose inputs are all parameters (or other such nodes) with MXNet, once."""
+    js = json.loads(sym.tojson())
+    nodes = js["nodes"]
+    const = []
+    for n in nodes:
+        if n["op"] == "null":
+            const.append(n["name"] in params and n["name"] not in shapes)
+        else:
+            const.append(_deterministic(n["op"]) and all(const[e[0]] for e in n.get("inputs", [])))
+    heads = [Entry(int(h[0]), int(h[1])) for h in js["heads"]]
+    # Roots: outputs of constant op nodes read by non-constant nodes (or returned by the graph).
+    roots: list[Entry] = []
+    for i, n in enumerate(nodes):
+        if n["op"] != "null" and not const[i]:
+            roots += [Entry(int(e[0]), int(e[1])) for e in n.get("inputs", []) if nodes[e[0]]["op"] != "null" and const[e[0]]]
+    roots += [h for h in heads if nodes[h.node]["op"] != "null" and const[h.node]]
+    roots = list(dict.fromkeys(roots))
+    if not roots:
+        return Folded(sym, dict(params), [])
+    values = _evaluate(js, roots, params)
+    names = {n["name"] for n in nodes}
+    remap: dict[Entry, tuple[str, int]] = {}
+    extra: dict[str, dict[str, Any]] = {}
+    new_params = dict(params)
+    for r, value in zip(roots, values):
+        base = nodes[r.node]["name"] + (f"_output{r.index}" if r.index else "") + "_folded"
+        name, k = base, 0
+        while name in names:
+            k += 1
+            name = f"{base}{k}"
+        names.add(name)
+        extra[name] = {"op": "null", "name": name, "_inputs": []}
+        remap[r] = (name, 0)
+        new_params[name] = value
+    folded_js = splice(nodes, heads, remap, extra)
+    folded = [n["name"] for i, n in enumerate(nodes) if n["op"] != "null" and const[i]]
+    log.info("mx2trt: folded %d node(s) computed from parameters alone", len(folded))
+    return Folded(mx.sym.load_json(json.dumps(folded_js)), new_params, folded)
+
+
+def _evaluate(js: dict[str, Any], roots: list[Entry], params: Mapping[str, Any]) -> list[Any]:
+    """Values of `roots`, computed by MXNet on CPU from the parameters."""
+    sub = dict(js, heads=[[r.node, r.index, 0] for r in roots])
+    sym = mx.sym.load_json(json.dumps(sub))
+    args = {n: mx.nd.array(_value(params[n]), dtype=_value(params[n]).dtype) for n in sym.list_arguments()}
+    aux = {n: mx.nd.array(_value(params[n]), dtype=_value(params[n]).dtype) for n in sym.list_auxiliary_states()}
+    ex = sym.bind(mx.cpu(), args, aux_states=aux, grad_req="null")
+    return [o.copy() for o in ex.forward(is_train=False)]
+
+
+def _value(v: Any) -> np.ndarray:
+    """A parameter's value; a shape-only placeholder (explain without params) evaluates as zeros."""
+    if hasattr(v, "asnumpy"):
+        return v.asnumpy()
+    if isinstance(v, np.ndarray):
+        return v
+    return np.zeros(tuple(v.shape), np.dtype(v.dtype))
+
+
+__all__ = ["Folded", "fold_constants"]

@@ -1,0 +1,52 @@
+"""Constant folding: nodes computed from parameters alone are evaluated once by MXNet and become parameters."""
+from __future__ import annotations
+
+import numpy as np
+
+import mx2trt
+from mx2trt._mx import mx
+from mx2trt.fold import fold_constants
+
+from .harness import check_graph
+
+RNG = np.random.default_rng(11)
+
+
+def fused_qkv_dense():
+    """GluonNLP-style: the dense weight is the concatenation of three parameters (q, k, v projections)."""
+    ws = [mx.sym.var(f"w{i}") for i in range(3)]
+    w = mx.sym.Concat(*[mx.sym.reshape(v, shape=(-1, 0)) for v in ws], dim=0, name="qkv_weight")
+    y = mx.sym.FullyConnected(mx.sym.var("data"), weight=w, num_hidden=6, no_bias=True, flatten=False, name="fc")
+    params = {f"w{i}": RNG.standard_normal((2, 4)).astype(np.float32) for i in range(3)}
+    return y, params
+
+
+def test_weight_computed_from_parameters_is_folded_and_converted():
+    y, params = fused_qkv_dense()
+    c = check_graph(y, {"data": RNG.standard_normal((3, 4)).astype(np.float32)}, params, on_trt=["fc"], engines=1)
+    assert "qkv_weight" in c.report.folded and "fold" in c.report.summary()
+    assert not c.params, "the folded weight is baked into the engine"
+
+
+def test_folding_is_visible_in_explain():
+    y, params = fused_qkv_dense()
+    rep = mx2trt.explain(y, {"data": (3, 4)}, params={k: mx.nd.array(v) for k, v in params.items()})
+    assert {r[0]: r[2] for r in rep.rows}["fc"] != "mxnet"
+    assert len(rep.folded) == 4  # three reshapes and the concat
+
+
+def test_constant_head_and_mixed_nodes():
+    w = mx.sym.var("w")
+    scaled = mx.sym._internal._mul_scalar(w, scalar=3.0, name="scaled")  # parameters only: folded
+    mixed = mx.sym.broadcast_add(mx.sym.relu(mx.sym.var("data"), name="r"), scaled, name="mixed")  # reads data
+    sym = mx.sym.Group([mixed, scaled])
+    p = {"w": RNG.standard_normal((1, 3)).astype(np.float32)}
+    c = check_graph(sym, {"data": RNG.standard_normal((2, 3)).astype(np.float32)}, p, on_trt=["r", "mixed"])
+    assert c.report.folded == ["scaled"]
+
+
+def test_nondeterministic_and_data_dependent_nodes_are_not_folded():
+    noise = mx.sym.random.uniform(shape=(2, 3), name="noise")
+    y = mx.sym.broadcast_add(mx.sym.var("data"), noise, name="add")
+    f = fold_constants(y, {}, {"data": (2, 3)})
+    assert f.nodes == [] and f.symbol.tojson() == y.tojson()
