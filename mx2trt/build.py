@@ -75,7 +75,8 @@ def subgraph_key(graph: Graph, sg: Subgraph, params: Mapping[str, Any], precisio
                 refs.append(["i", ins[e]])
             else:
                 refs.append(["w", graph.nodes[e.node].name])
-        desc.append([n.op, sorted(n.attrs.items()), refs])
+        # Output shapes too: a converter may not read every input (data_inputs), yet its output depends on them.
+        desc.append([n.op, sorted(n.attrs.items()), refs, [list(x) for x in n.out_shapes], [str(d) for d in n.out_dtypes]])
     desc.append([[local[e.node], e.index] for e in sg.outputs])
     h.update(json.dumps(desc, sort_keys=True).encode())
     for w in sg.weights:

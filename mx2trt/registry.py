@@ -13,6 +13,7 @@ from .errors import AttributeParseError
 from .graph import Graph, Node, Shape
 
 T = TypeVar("T")
+MAX_RANK = 8  # TensorRT's Dims::MAX_DIMS
 
 if TYPE_CHECKING:
     from .context import ConversionContext
@@ -142,6 +143,9 @@ class Registry:
                 return op_node, f"{where}: {side} dtype {t.dtype} is not supported (supported: {_names(spec.dtypes)})"
             if 0 in t.shape:
                 return op_node, f"{where}: empty tensor of shape {t.shape}"
+            if not 1 <= len(t.shape) <= MAX_RANK:  # MXNet's 0-d shapes mean "unknown"; TensorRT has at most 8 dims
+                side = "input" if i < len(used) else "output"
+                return op_node, f"{where}: {side} of rank {len(t.shape)} is not supported (1 to {MAX_RANK} dims)"
         if spec.validator is not None:
             try:
                 reason = spec.validator(op_node)
