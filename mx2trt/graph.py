@@ -120,14 +120,12 @@ class Graph:
             if jn["op"] != "null":
                 jn["name"] = f"{jn['name']}__n{i}"
         internals = mx.sym.load_json(json.dumps(unique)).get_internals()
-        arg_sh, _, aux_sh = _mx_call(f"MXNet shape inference failed for shapes {shapes}", internals.infer_shape_partial,
-                                     **shapes)
+        try:  # without the parameters' shapes first, to name missing or wrongly shaped parameters
+            arg_sh, _, aux_sh = internals.infer_shape_partial(**shapes)
+        except mx.base.MXNetError:  # some ops (take, Pad...) need their parameters' shapes to infer anything
+            arg_sh, aux_sh = [], []
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))
         inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
-        for k, given in param_shapes.items():
-            need = inferred.get(k)
-            if need and tuple(need) != given and all(d > 0 for d in need):
-                raise InputError(f"param '{k}' has shape {given} but the graph needs {tuple(need)}")
         missing = [k for k in args + aux if k not in params and k not in shapes and not _is_label(k)]
         if missing:
             known = {k: tuple(inferred[k]) for k in missing if inferred.get(k) and all(d > 0 for d in inferred[k])}
@@ -135,8 +133,14 @@ class Graph:
             raise InputError(
                 f"no value for {missing}{hint}: give weights and aux states in params, data inputs in shapes"
             )
-        arg_sh, out_sh, aux_sh = _mx_call("params disagree with the graph", internals.infer_shape_partial,
-                                          **shapes, **param_shapes)
+        try:
+            arg_sh, out_sh, aux_sh = internals.infer_shape_partial(**shapes, **param_shapes)
+        except mx.base.MXNetError as exc:
+            for k, given in param_shapes.items():  # name the parameter, where inference without them can tell
+                need = inferred.get(k)
+                if need and tuple(need) != given and all(d > 0 for d in need):
+                    raise InputError(f"param '{k}' has shape {given} but the graph needs {tuple(need)}") from None
+            raise InputError(f"MXNet shape inference failed for shapes {shapes}: {_first_line(exc)}") from None
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))
         unresolved = [k for k in args if k not in params and not _known(inferred.get(k))]
         if unresolved or out_sh is None or not all(_known(s) for s in out_sh):
