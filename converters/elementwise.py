@@ -1,11 +1,13 @@
-"""Elementwise arithmetic converters: elemwise_*, broadcast_* and the _*_scalar family."""
+"""Elementwise converters: arithmetic, comparison and logic (elemwise_*, broadcast_*, _*_scalar), where, add_n and
+unary math."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mx2trt import layers
 from mx2trt._trt import trt
-from mx2trt.attrs import NoAttrs, schema
+from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import OpNode, converter
 
@@ -52,3 +54,201 @@ def convert_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> l
     c = ctx.constant(node.attrs.scalar, shape=(1,) * len(x.shape))
     a, b = (c, x) if reverse else (x, c)
     return [ctx.net.add_elementwise(a, b, op).get_output(0)]
+
+
+# ---- comparisons and logic: MXNet gives 0/1 in the input dtype -------------------------------------------------------
+# IElementWiseLayer EQUAL/GREATER/LESS give BOOL; >= and <= are OR(GREATER|LESS, EQUAL) so that NaN compares false as
+# in MXNet; the logical ops read a number as true when it is nonzero (NaN included). The BOOL result is cast back.
+
+
+def _logical(op: Any) -> Any:
+    return lambda ctx, a, b: layers.elementwise(ctx, layers.nonzero(ctx, a), layers.nonzero(ctx, b), op)
+
+
+_PREDICATES = {
+    "equal": lambda ctx, a, b: layers.elementwise(ctx, a, b, EW.EQUAL),
+    "not_equal": lambda ctx, a, b: layers.unary(ctx, layers.elementwise(ctx, a, b, EW.EQUAL), trt.UnaryOperation.NOT),
+    "greater": lambda ctx, a, b: layers.elementwise(ctx, a, b, EW.GREATER),
+    "greater_equal": lambda ctx, a, b: layers.elementwise(
+        ctx, layers.elementwise(ctx, a, b, EW.GREATER), layers.elementwise(ctx, a, b, EW.EQUAL), EW.OR),
+    "lesser": lambda ctx, a, b: layers.elementwise(ctx, a, b, EW.LESS),
+    "lesser_equal": lambda ctx, a, b: layers.elementwise(
+        ctx, layers.elementwise(ctx, a, b, EW.LESS), layers.elementwise(ctx, a, b, EW.EQUAL), EW.OR),
+    "logical_and": _logical(EW.AND),
+    "logical_or": _logical(EW.OR),
+    "logical_xor": _logical(EW.XOR),
+}
+_COMPARISONS = ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal")
+_LOGICAL = ("logical_and", "logical_or", "logical_xor")
+# op -> predicate: broadcast_<p> broadcast like numpy, _<p> need equal shapes, _<p>_scalar compare with `scalar`.
+_BINARY_PREDICATES = {
+    **{f"broadcast_{p}": p for p in _COMPARISONS + _LOGICAL},
+    **{f"_{p}": p for p in _COMPARISONS + _LOGICAL},
+}
+_SCALAR_PREDICATES = {f"_{p}_scalar": p for p in _COMPARISONS + _LOGICAL}
+
+
+@converter(*_BINARY_PREDICATES, attrs=NoAttrs)
+def convert_binary_predicate(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """broadcast_equal/_greater_equal/broadcast_logical_and etc. -> IElementWiseLayer EQUAL/GREATER/LESS (>=, <= as
+    OR with EQUAL; logical ops AND/OR/XOR of x != 0) -> BOOL, cast to the engine dtype (0/1)."""
+    b = _PREDICATES[_BINARY_PREDICATES[node.op]](ctx, inputs[0], inputs[1])
+    return [ctx.cast(b, ctx.dtype)]
+
+
+@converter(*_SCALAR_PREDICATES, attrs=ScalarAttrs)
+def convert_scalar_predicate(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """_equal_scalar/_greater_scalar/_logical_and_scalar etc. -> the predicate against a broadcast constant -> BOOL,
+    cast to the engine dtype (0/1)."""
+    p, scalar = _SCALAR_PREDICATES[node.op], node.attrs.scalar
+    if p in _LOGICAL:  # only the scalar's truth matters; decided here, since fp16 could round a tiny scalar to 0
+        scalar = 1.0 if scalar != 0 else 0.0
+    return [ctx.cast(_PREDICATES[p](ctx, ctx.tensor(inputs[0]), scalar), ctx.dtype)]
+
+
+@converter("logical_not", attrs=NoAttrs)
+def convert_logical_not(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """logical_not -> IElementWiseLayer EQUAL with 0 -> BOOL, cast to the engine dtype (NaN gives 0, as in MXNet)."""
+    return [ctx.cast(layers.elementwise(ctx, inputs[0], 0.0, EW.EQUAL), ctx.dtype)]
+
+
+# ---- where, add_n ----------------------------------------------------------------------------------------------------
+
+
+@converter("where", attrs=NoAttrs)
+def convert_where(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """where -> ISelectLayer on condition != 0 (NaN is true); a 1-D condition over axis 0 is reshaped to broadcast."""
+    cond, x, y = (ctx.tensor(t) for t in inputs)
+    rank = len(x.shape)
+    if len(cond.shape) < rank:  # MXNet: a condition of shape (x.shape[0],) picks whole rows
+        cond = ctx.reshape(cond, tuple(cond.shape) + (1,) * (rank - len(cond.shape)))
+    return [layers.select(ctx, layers.nonzero(ctx, cond), x, y)]
+
+
+@schema
+class AddNAttrs:
+    num_args: int = attr(1, ignored=True)  # always the number of inputs (MXNet does not declare it as a parameter)
+
+
+@converter("add_n", "ElementWiseSum", attrs=AddNAttrs)
+def convert_add_n(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """add_n / ElementWiseSum -> a chain of IElementWiseLayer SUM (one input: an IIdentityLayer)."""
+    out = ctx.identity(inputs[0]) if len(inputs) == 1 else inputs[0]
+    for x in inputs[1:]:
+        out = layers.elementwise(ctx, out, x, EW.SUM)
+    return [out]
+
+
+# ---- unary math ----------------------------------------------------------------------------------------------------
+
+U = trt.UnaryOperation
+
+# MXNet op -> IUnaryLayer operation with the same definition.
+_UNARY = {
+    "abs": U.ABS, "negative": U.NEG, "exp": U.EXP, "log": U.LOG, "sqrt": U.SQRT, "reciprocal": U.RECIP,
+    "floor": U.FLOOR, "ceil": U.CEIL, "sin": U.SIN, "cos": U.COS, "tan": U.TAN, "arcsin": U.ASIN, "arccos": U.ACOS,
+    "arctan": U.ATAN, "sinh": U.SINH, "cosh": U.COSH, "arcsinh": U.ASINH, "arccosh": U.ACOSH, "arctanh": U.ATANH,
+    "erf": U.ERF,
+}
+
+
+@converter(*_UNARY, attrs=NoAttrs)
+def convert_unary(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """abs/negative/exp/log/sqrt/reciprocal/floor/ceil/trig/hyperbolic/erf -> IUnaryLayer."""
+    return [layers.unary(ctx, inputs[0], _UNARY[node.op])]
+
+
+# MXNet op -> (IUnaryLayer operation or None, then a constant factor).
+_SCALED = {
+    "log2": (U.LOG, 1.0 / math.log(2.0)), "log10": (U.LOG, 1.0 / math.log(10.0)),
+    "degrees": (None, 180.0 / math.pi), "radians": (None, math.pi / 180.0),
+}
+
+
+@converter(*_SCALED, attrs=NoAttrs)
+def convert_scaled(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """log2/log10 -> IUnaryLayer LOG times 1/ln(base); degrees/radians -> IElementWiseLayer PROD by 180/pi or pi/180."""
+    op, factor = _SCALED[node.op]
+    x = inputs[0] if op is None else layers.unary(ctx, inputs[0], op)
+    return [layers.elementwise(ctx, x, factor, EW.PROD)]
+
+
+@converter("square", attrs=NoAttrs)
+def convert_square(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """square -> IElementWiseLayer PROD of x with itself."""
+    x = ctx.tensor(inputs[0])
+    return [layers.elementwise(ctx, x, x, EW.PROD)]
+
+
+@converter("rsqrt", "rcbrt", "cbrt", attrs=NoAttrs)
+def convert_root(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """rsqrt -> IUnaryLayer SQRT + RECIP; cbrt -> |x| POW 1/3 times SIGN(x) (elementwise); rcbrt -> RECIP of that."""
+    x = ctx.tensor(inputs[0])
+    if node.op == "rsqrt":
+        return [layers.unary(ctx, layers.unary(ctx, x, U.SQRT), U.RECIP)]
+    root = layers.elementwise(ctx, layers.unary(ctx, x, U.ABS), 1.0 / 3.0, EW.POW)
+    root = layers.elementwise(ctx, root, layers.unary(ctx, x, U.SIGN), EW.PROD)
+    return [layers.unary(ctx, root, U.RECIP) if node.op == "rcbrt" else root]
+
+
+@converter("expm1", attrs=NoAttrs)
+def convert_expm1(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """expm1 -> for |x| < 0.5 the exact identity 2t / (1 - t) with t = TANH(x / 2) (no cancellation near 0), else
+    EXP(x) - 1; chosen by an ISelectLayer."""
+    x = ctx.tensor(inputs[0])
+    t = layers.activation(ctx, layers.elementwise(ctx, x, 0.5, EW.PROD), trt.ActivationType.TANH)
+    small = layers.elementwise(ctx, layers.elementwise(ctx, t, 2.0, EW.PROD),
+                               layers.elementwise(ctx, 1.0, t, EW.SUB), EW.DIV)
+    large = layers.elementwise(ctx, layers.unary(ctx, x, U.EXP), 1.0, EW.SUB)
+    return [layers.select(ctx, layers.elementwise(ctx, layers.unary(ctx, x, U.ABS), 0.5, EW.LESS), small, large)]
+
+
+@converter("log1p", attrs=NoAttrs)
+def convert_log1p(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """log1p -> for |x| < 0.5 the exact identity 2 ATANH(x / (2 + x)) (no cancellation near 0), else LOG(1 + x);
+    chosen by an ISelectLayer."""
+    x = ctx.tensor(inputs[0])
+    z = layers.elementwise(ctx, x, layers.elementwise(ctx, x, 2.0, EW.SUM), EW.DIV)
+    small = layers.elementwise(ctx, layers.unary(ctx, z, U.ATANH), 2.0, EW.PROD)
+    large = layers.unary(ctx, layers.elementwise(ctx, x, 1.0, EW.SUM), U.LOG)
+    return [layers.select(ctx, layers.elementwise(ctx, layers.unary(ctx, x, U.ABS), 0.5, EW.LESS), small, large)]
+
+
+@converter("sign", attrs=NoAttrs)
+def convert_sign(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """sign -> (x > 0) - (x < 0): two IElementWiseLayer comparisons cast to the engine dtype and subtracted (NaN gives
+    0 as in MXNet, where IUnaryLayer SIGN would give NaN)."""
+    x = ctx.tensor(inputs[0])
+    pos = ctx.cast(layers.elementwise(ctx, x, 0.0, EW.GREATER), ctx.dtype)
+    neg = ctx.cast(layers.elementwise(ctx, x, 0.0, EW.LESS), ctx.dtype)
+    return [layers.elementwise(ctx, pos, neg, EW.SUB)]
+
+
+@converter("trunc", "fix", attrs=NoAttrs)
+def convert_trunc(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """trunc/fix (round toward zero) -> ISelectLayer of IUnaryLayer CEIL where x < 0, else FLOOR."""
+    x = ctx.tensor(inputs[0])
+    neg = layers.elementwise(ctx, x, 0.0, EW.LESS)
+    return [layers.select(ctx, neg, layers.unary(ctx, x, U.CEIL), layers.unary(ctx, x, U.FLOOR))]
+
+
+@converter("round", attrs=NoAttrs)
+def convert_round(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """round (halves away from zero; TensorRT's ROUND goes to even) -> f = FLOOR(|x|), then f + 1 where |x| - f >= 0.5
+    (ISelectLayer; the difference is exact), times SIGN(x)."""
+    x = ctx.tensor(inputs[0])
+    a = layers.unary(ctx, x, U.ABS)
+    f = layers.unary(ctx, a, U.FLOOR)
+    below = layers.elementwise(ctx, layers.elementwise(ctx, a, f, EW.SUB), 0.5, EW.LESS)
+    r = layers.select(ctx, below, f, layers.elementwise(ctx, f, 1.0, EW.SUM))
+    return [layers.elementwise(ctx, r, layers.unary(ctx, x, U.SIGN), EW.PROD)]
+
+
+@converter("rint", attrs=NoAttrs)
+def convert_rint(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """rint (MXNet 1.9.1 rounds halves DOWN: rint(2.5) = 2, rint(-2.5) = -3) -> f = FLOOR(x), then CEIL(x) where
+    x - f > 0.5 (ISelectLayer; the difference is exact)."""
+    x = ctx.tensor(inputs[0])
+    f = layers.unary(ctx, x, U.FLOOR)
+    above = layers.elementwise(ctx, layers.elementwise(ctx, x, f, EW.SUB), 0.5, EW.GREATER)
+    return [layers.select(ctx, above, layers.unary(ctx, x, U.CEIL), f)]

@@ -1,4 +1,5 @@
-"""Convolution, FullyConnected and Pooling converters."""
+"""Neural-network converters: Convolution, Deconvolution, FullyConnected, Pooling, dot, batch_dot, Embedding, take,
+one_hot and topk."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from mx2trt import layers
-from mx2trt._trt import trt
+from mx2trt._trt import layer_type, trt
 from mx2trt.attrs import attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import OpNode, all_of, const_inputs, converter
@@ -203,3 +204,298 @@ def convert_pooling(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
         counts = np.multiply.outer(counts, _window_counts(d, k, s, p, o, include_pad))
     factor = (math.prod(kernel) / counts).reshape((1, 1) + tuple(out))
     return [layers.elementwise(ctx, pool.get_output(0), factor, trt.ElementWiseOperation.PROD)]
+
+
+# ---- Deconvolution -------------------------------------------------------------------------------------------------
+
+
+@schema
+class DeconvolutionAttrs:
+    kernel: tuple[int, ...] = attr()
+    num_filter: int = attr()
+    stride: tuple[int, ...] = ()
+    dilate: tuple[int, ...] = ()
+    pad: tuple[int, ...] = ()
+    adj: tuple[int, ...] = ()
+    target_shape: tuple[int, ...] = ()
+    num_group: int = 1
+    no_bias: bool = True
+    layout: Layout = None
+    workspace: int = attr(512, ignored=True)
+    cudnn_tune: CudnnTune = attr(None, ignored=True)
+    cudnn_off: bool = attr(False, ignored=True)
+
+
+def _deconv_crops(node: OpNode) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """How much of the full transposed convolution MXNet drops before and after, per spatial axis (its InferPad):
+    `pad` before and `pad - adj` after, or, when any target_shape entry is nonzero, what reaches target_shape with
+    the odd element dropped at the start."""
+    a, n = node.attrs, len(node.attrs.kernel)
+    dims = node.inputs[0].shape[2:]
+    stride, dilate = _spatial(a.stride, n, 1), _spatial(a.dilate, n, 1)
+    if any(a.target_shape):
+        full = [s * (d - 1) + dl * (k - 1) + 1 for d, k, s, dl in zip(dims, a.kernel, stride, dilate)]
+        total = [f - t for f, t in zip(full, a.target_shape)]
+        return tuple((t + 1) // 2 for t in total), tuple(t // 2 for t in total)
+    pad, adj = _spatial(a.pad, n, 0), _spatial(a.adj, n, 0)
+    return pad, tuple(p - j for p, j in zip(pad, adj))
+
+
+def _deconv_ok(node: OpNode) -> str | None:
+    """1-D, 2-D or 3-D kernels with matching stride/dilate/pad/adj/target_shape; not stride > 1 with dilate > 1."""
+    a, k = node.attrs, len(node.attrs.kernel)
+    if k not in (1, 2, 3):
+        return f"{node.where()}: kernel {a.kernel} must have 1, 2 or 3 dims"
+    if node.inputs[0].ndim != k + 2:
+        return f"{node.where()}: input rank {node.inputs[0].ndim} does not match kernel {a.kernel}"
+    for name in ("stride", "dilate", "pad", "adj", "target_shape"):
+        v = getattr(a, name)
+        if v and len(v) != k:
+            return f"{node.where()}: {name}={v} does not match kernel {a.kernel}"
+    if any(s > 1 for s in a.stride) and any(d > 1 for d in a.dilate):
+        return f"{node.where()}: stride {a.stride} with dilate {a.dilate} (TensorRT cannot build strided dilation)"
+    return None
+
+
+@converter(
+    "Deconvolution",
+    attrs=DeconvolutionAttrs,
+    validator=all_of(_layout_ok, _deconv_ok, const_inputs(1, 2, what="weight/bias")),
+)
+def convert_deconvolution(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """Deconvolution -> IDeconvolutionLayer (pad/adj/target_shape as pre/post padding; adj > pad: a zero-fill slice)."""
+    a, n = node.attrs, len(node.attrs.kernel)
+    pre, post = _deconv_crops(node)
+    bias = None if a.no_bias else inputs[2]
+    y = layers.deconvolution(ctx, inputs[0], inputs[1], bias, a.num_filter, a.kernel, _spatial(a.stride, n, 1),
+                             _spatial(a.dilate, n, 1), a.num_group, pre, post)
+    return [y]
+
+
+# ---- dot, batch_dot ------------------------------------------------------------------------------------------------
+
+
+@schema
+class DotAttrs:
+    transpose_a: bool = False
+    transpose_b: bool = False
+    forward_stype: Optional[Literal["csr", "default", "row_sparse"]] = None
+
+
+def _dense_ok(node: OpNode) -> str | None:
+    """Dense output only (forward_stype None or 'default')."""
+    if node.attrs.forward_stype not in (None, "default"):
+        return f"{node.where()}: forward_stype '{node.attrs.forward_stype}' is not supported (dense only)"
+    return None
+
+
+def _as_shape(ctx: ConversionContext, x: Any, shape: tuple[int, ...]) -> Any:
+    """`x` (tensor or parameter) reshaped to `shape`; no layer when it already has that shape."""
+    if not isinstance(x, trt.ITensor):
+        return ctx.tensor(np.asarray(x).reshape(shape))
+    return x if tuple(x.shape) == shape else ctx.reshape(x, shape)
+
+
+def _dot_matrix(shape: tuple[int, ...], contract_first: bool) -> tuple[int, int]:
+    """MXNet's 2-D view of a dot operand: (contracted, rest) when it contracts its first axis, else (rest, last)."""
+    if contract_first:
+        return shape[0], math.prod(shape[1:])
+    return math.prod(shape[:-1]), shape[-1]
+
+
+@converter("dot", attrs=DotAttrs, validator=_dense_ok)
+def convert_dot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """dot -> IMatrixMultiplyLayer on 2-D views (a: its last axis contracted, or its first with transpose_a; b: its
+    first, or its last with transpose_b), reshaped to MXNet's output."""
+    a = node.attrs
+    sa, sb = node.inputs[0].shape, node.inputs[1].shape
+    ma = _as_shape(ctx, inputs[0], _dot_matrix(sa, a.transpose_a))
+    mb = _as_shape(ctx, inputs[1], _dot_matrix(sb, not a.transpose_b))
+    y = layers.matmul(ctx, ma, mb, transpose_a=a.transpose_a, transpose_b=a.transpose_b)
+    return [_as_shape(ctx, y, node.outputs[0].shape)]
+
+
+@converter("batch_dot", attrs=DotAttrs, validator=_dense_ok)
+def convert_batch_dot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """batch_dot -> IMatrixMultiplyLayer over the leading batch axes (transpose_a/b swap the last two)."""
+    a = node.attrs
+    return [layers.matmul(ctx, inputs[0], inputs[1], transpose_a=a.transpose_a, transpose_b=a.transpose_b)]
+
+
+# ---- Embedding, take, one_hot: float indices -----------------------------------------------------------------------
+
+DType = Literal["bfloat16", "float16", "float32", "float64", "int32", "int64", "int8", "uint8"]
+_FP16_EXACT = 2048  # float16 holds every integer up to 2048 exactly; 2049 already rounds
+
+
+def _index_source(ctx: ConversionContext, x: Any) -> tuple[Any, int | None]:
+    """The tensor to read float indices from, and the largest integer it holds exactly (None: as many as MXNet's
+    float32). An fp16 engine casts its float32 inputs at the boundary; indices that are such an input are read from
+    the float32 input itself."""
+    if x.dtype != trt.float16:
+        return x, None
+    net = ctx.network
+    for i in range(net.num_layers):
+        layer = net.get_layer(i)
+        if layer.num_outputs and layer.get_output(0) is x and layer_type(layer) == trt.LayerType.CAST:
+            src = layer.get_input(0)
+            if src.is_network_input and src.dtype == trt.float32:
+                return src, None
+            break
+    return x, _FP16_EXACT
+
+
+def _indices(ctx: ConversionContext, x: Any, size: int, mode: str) -> Any:
+    """Float indices as int32, truncated like MXNet's static_cast, then clipped to [0, size) ('clip') or wrapped
+    Python-style ('wrap'); mode 'none' only truncates. Fails where fp16 indices could be rounded to another answer."""
+    if not isinstance(x, trt.ITensor):  # a parameter: exact in NumPy
+        i = np.trunc(np.asarray(x, np.float64)).astype(np.int64)
+        i = np.clip(i, 0, size - 1) if mode == "clip" else np.mod(i, size) if mode == "wrap" else i
+        return ctx.constant(i.astype(np.int32), dtype=np.int32)
+    src, exact = _index_source(ctx, x)
+    if exact is not None:
+        # Integers above `exact` round to even neighbours, all >= exact: harmless when they clip to size - 1 <= exact
+        # or fall outside one_hot's depth <= exact; wrap needs every index exact.
+        if mode == "wrap" or (mode == "clip" and size - 1 > exact) or (mode == "none" and size > exact):
+            ctx.fail(f"fp16 indices are exact only up to {exact}; size {size} in mode '{mode}' needs more "
+                     "(use fp32, or feed the indices straight from an input)")
+    i = ctx.cast(src, np.int32)
+    EW = trt.ElementWiseOperation
+    if mode == "clip":
+        i = layers.elementwise(ctx, i, _int_constant(ctx, 0, len(i.shape)), EW.MAX)
+        i = layers.elementwise(ctx, i, _int_constant(ctx, size - 1, len(i.shape)), EW.MIN)
+    elif mode == "wrap":
+        k = _int_constant(ctx, size, len(i.shape))
+        q = layers.elementwise(ctx, i, k, EW.FLOOR_DIV)
+        i = layers.elementwise(ctx, i, layers.elementwise(ctx, q, k, EW.PROD), EW.SUB)
+    return i
+
+
+def _int_constant(ctx: ConversionContext, value: Any, rank: int) -> Any:
+    """An int32 constant of `rank` (leading size-1 dims added), to broadcast against int32 indices."""
+    a = np.asarray(value, np.int32)
+    return ctx.constant(a.reshape((1,) * (rank - a.ndim) + a.shape), dtype=np.int32)
+
+
+@schema
+class EmbeddingAttrs:
+    input_dim: int = attr()
+    output_dim: int = attr()
+    dtype: DType = "float32"
+    sparse_grad: bool = attr(False, ignored=True)
+
+
+@converter("Embedding", attrs=EmbeddingAttrs)
+def convert_embedding(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """Embedding -> indices cast to int32 and clipped to the table + IGatherLayer on the weight (axis 0)."""
+    rows = node.inputs[1].shape[0]
+    idx = _indices(ctx, inputs[0], rows, "clip")
+    return [ctx.net.add_gather(ctx.tensor(inputs[1]), idx, 0).get_output(0)]
+
+
+@schema
+class TakeAttrs:
+    axis: int = 0
+    mode: Literal["clip", "raise", "wrap"] = "clip"
+
+
+def _take_ok(node: OpNode) -> str | None:
+    """axis within the data's rank."""
+    rank = node.inputs[0].ndim
+    if not -rank <= node.attrs.axis < rank:
+        return f"{node.where()}: axis {node.attrs.axis} is out of range for rank {rank}"
+    return None
+
+
+@converter("take", attrs=TakeAttrs, validator=_take_ok)
+def convert_take(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """take -> indices cast to int32, clipped ('clip'; 'raise' too: MXNet raises where they differ) or wrapped
+    ('wrap') + IGatherLayer on the axis."""
+    a = node.attrs
+    axis = a.axis % node.inputs[0].ndim
+    size = node.inputs[0].shape[axis]
+    idx = _indices(ctx, inputs[1], size, "wrap" if a.mode == "wrap" else "clip")
+    return [ctx.net.add_gather(ctx.tensor(inputs[0]), idx, axis).get_output(0)]
+
+
+@schema
+class OneHotAttrs:
+    depth: int = attr()
+    on_value: float = 1.0
+    off_value: float = 0.0
+    dtype: DType = "float32"
+
+
+@converter("one_hot", attrs=OneHotAttrs)
+def convert_one_hot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """one_hot -> int32 indices (truncated) compared with arange(depth) + ISelectLayer of on_value/off_value."""
+    a = node.attrs
+    idx = _indices(ctx, inputs[0], a.depth, "none")
+    rank = len(idx.shape)
+    idx = ctx.reshape(idx, tuple(idx.shape) + (1,))
+    hit = layers.elementwise(ctx, idx, _int_constant(ctx, np.arange(a.depth), rank + 1), trt.ElementWiseOperation.EQUAL)
+    on, off = (ctx.constant(v, shape=(1,) * (rank + 1)) for v in (a.on_value, a.off_value))
+    return [ctx.net.add_select(hit, on, off).get_output(0)]
+
+
+# ---- topk ----------------------------------------------------------------------------------------------------------
+
+_TOPK_MAX_K = 3840  # TensorRT's largest k
+
+
+@schema
+class TopKAttrs:
+    axis: Optional[int] = -1
+    k: int = 1
+    ret_typ: Literal["both", "indices", "mask", "value"] = "indices"
+    is_ascend: bool = False
+    dtype: Literal["float16", "float32", "float64", "int32", "int64", "uint8"] = "float32"
+
+
+def _topk_geometry(node: OpNode) -> tuple[int, int, int]:
+    """(axis MXNet sorts along, 0 for axis=None which flattens the input; that axis's length; k, where k < 1 means
+    all of them)."""
+    a, shape = node.attrs, node.inputs[0].shape
+    axis = 0 if a.axis is None else a.axis % len(shape)
+    size = math.prod(shape) if a.axis is None else shape[axis]
+    return axis, size, a.k if a.k >= 1 else size
+
+
+def _topk_ok(node: OpNode) -> str | None:
+    """axis within the rank (or None); k up to 3840 (TensorRT's limit)."""
+    a, rank = node.attrs, node.inputs[0].ndim
+    if a.axis is not None and not -rank <= a.axis < rank:
+        return f"{node.where()}: axis {a.axis} is out of range for rank {rank}"
+    _, size, k = _topk_geometry(node)
+    if k > min(size, _TOPK_MAX_K):
+        return f"{node.where()}: k={k} over {size} elements (TensorRT selects at most {_TOPK_MAX_K})"
+    return None
+
+
+@converter("topk", attrs=TopKAttrs, validator=_topk_ok)
+def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """topk -> ITopKLayer (MAX, or MIN if is_ascend); indices cast to float; mask: indices == arange + IReduceLayer."""
+    a = node.attrs
+    axis, size, k = _topk_geometry(node)
+    x = ctx.tensor(inputs[0])
+    if a.axis is None or len(x.shape) == 1:  # TensorRT sorts along an axis of a tensor of rank >= 2
+        x, axis = ctx.reshape(x, (1, size)), 1
+    op = trt.TopKOperation.MIN if a.is_ascend else trt.TopKOperation.MAX
+    layer = ctx.net.add_topk(x, op, k, 1 << axis)
+    values, idx = layer.get_output(0), layer.get_output(1)
+    if a.ret_typ == "mask":  # one_hot of the k indices, folded over k: 1 where an element was selected
+        shape = tuple(idx.shape)
+        rank = len(shape)
+        arange = np.arange(size).reshape((size,) + (1,) * (rank - axis - 1))
+        hit = layers.elementwise(ctx, ctx.reshape(idx, shape[:axis + 1] + (1,) + shape[axis + 1:]),
+                                 _int_constant(ctx, arange, rank + 1), trt.ElementWiseOperation.EQUAL)
+        mask = layers.reduce(ctx, ctx.cast(hit, ctx.dtype), trt.ReduceOperation.MAX, [axis], keep_dims=False)
+        return [_as_shape(ctx, mask, node.outputs[0].shape)]
+    if a.ret_typ == "value":
+        outs = [values]
+    else:
+        if ctx.dtype == np.float16 and size - 1 > _FP16_EXACT:
+            ctx.fail(f"indices up to {size - 1} do not fit fp16 exactly (at most {_FP16_EXACT}); use fp32")
+        indices = ctx.cast(idx, ctx.dtype)
+        outs = [values, indices] if a.ret_typ == "both" else [indices]
+    return [_as_shape(ctx, t, o.shape) for t, o in zip(outs, node.outputs)]

@@ -73,3 +73,107 @@ def concat(ctx: ConversionContext, xs: Sequence[Any], axis: int) -> Any:
     layer = ctx.net.add_concatenation([ctx.tensor(x) for x in xs])
     layer.axis = axis
     return layer.get_output(0)
+
+
+def transpose(ctx: ConversionContext, x: Any, perm: Sequence[int]) -> Any:
+    """x with its axes permuted: output axis i is input axis perm[i] (an IShuffleLayer's first transpose)."""
+    layer = ctx.net.add_shuffle(ctx.tensor(x))
+    layer.first_transpose = tuple(int(p) for p in perm)
+    return layer.get_output(0)
+
+
+def slice_nd(
+    ctx: ConversionContext,
+    x: Any,
+    start: Sequence[int],
+    shape: Sequence[int],
+    stride: Sequence[int] | None = None,
+    mode: Any = None,
+    fill: float | None = None,
+) -> Any:
+    """ISliceLayer: output[i] = x[start + i * stride] on every axis (stride defaults to 1; negative reverses).
+
+    `mode` is a trt.SampleMode for coordinates outside x: STRICT_BOUNDS (the default, none allowed), WRAP (tiles),
+    CLAMP (repeats the edge), REFLECT (mirrors without repeating the edge) or FILL (the scalar `fill`, default 0).
+    """
+    x = ctx.tensor(x)
+    stride = (1,) * len(shape) if stride is None else stride
+    layer = ctx.net.add_slice(x, tuple(map(int, start)), tuple(map(int, shape)), tuple(map(int, stride)))
+    if mode is not None:
+        layer.mode = mode
+    if fill is not None:
+        from ._trt import np_dtype
+
+        layer.set_input(4, ctx.constant(fill, shape=(), dtype=np_dtype(x.dtype)))
+    return layer.get_output(0)
+
+
+def deconvolution(
+    ctx: ConversionContext,
+    x: Any,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    num_filter: int,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    crop_pre: Sequence[int],
+    crop_post: Sequence[int],
+) -> Any:
+    """Transposed convolution (weight [C_in, K/G, *kernel]) over 1, 2 or 3 spatial dims, its full output cropped by
+    `crop_pre`/`crop_post` per spatial axis; a negative `crop_post` extends it with zeros that still get the bias."""
+    x = ctx.tensor(x)
+    n = len(kernel)
+    w = np.asarray(weight)
+    kernel, stride, dilation = tuple(kernel), tuple(stride), tuple(dilation)
+    pre, post = tuple(crop_pre), tuple(crop_post)
+    if n == 1:  # TensorRT deconvolves 2-D and 3-D windows only: a unit height makes 1-D a 2-D case
+        shape = tuple(x.shape)
+        x = ctx.reshape(x, shape[:2] + (1, shape[2]))
+        w = w.reshape(w.shape[:2] + (1, w.shape[2]))
+        kernel, stride, dilation, pre, post = (1,) + kernel, (1,) + stride, (1,) + dilation, (0,) + pre, (0,) + post
+    extend = tuple(max(-p, 0) for p in post)
+    in_layer_bias = bias is not None and not any(extend)
+    b = ctx.weights(bias) if in_layer_bias else ctx.no_weights()
+    layer = ctx.net.add_deconvolution_nd(x, num_filter, kernel, ctx.weights(w), b)
+    layer.stride_nd, layer.dilation_nd, layer.num_groups = stride, dilation, groups
+    layer.pre_padding, layer.post_padding = pre, tuple(max(p, 0) for p in post)
+    y = layer.get_output(0)
+    if any(extend):  # TensorRT refuses negative padding: zero-fill the tail with a slice, then add the bias
+        shape = tuple(y.shape)
+        rank = len(shape)
+        out = shape[:2] + tuple(d + e for d, e in zip(shape[2:], extend))
+        y = slice_nd(ctx, y, (0,) * rank, out, mode=trt.SampleMode.FILL)
+        if bias is not None:
+            y = elementwise(ctx, y, np.asarray(bias).reshape((1, -1) + (1,) * (rank - 2)), EW.SUM)
+    if n == 1:
+        shape = tuple(y.shape)
+        y = ctx.reshape(y, shape[:2] + (shape[3],))
+    return y
+
+
+def select(ctx: ConversionContext, cond: Any, a: Any, b: Any) -> Any:
+    """cond ? a : b elementwise (ISelectLayer, BOOL condition) with numpy broadcasting; ranks equalised with leading
+    1s, constants become tensors of the engine dtype."""
+    r = max(rank(x) if isinstance(x, trt.ITensor) else np.ndim(x) for x in (cond, a, b))
+    return ctx.net.add_select(ctx.tensor(cond, r), ctx.tensor(a, r), ctx.tensor(b, r)).get_output(0)
+
+
+def nonzero(ctx: ConversionContext, x: Any) -> Any:
+    """BOOL tensor x != 0, the truth value MXNet gives a number (NaN counts as true): NOT(EQUAL(x, 0))."""
+    return unary(ctx, elementwise(ctx, x, 0.0, EW.EQUAL), trt.UnaryOperation.NOT)
+
+
+def topk(ctx: ConversionContext, x: Any, largest: bool, k: int, axis: int) -> tuple[Any, Any]:
+    """(values, int32 indices) of the k largest (or smallest) entries along `axis`, k kept as the size of that axis.
+    Any axis of any rank: x is viewed as (outer, n, inner) so the ITopKLayer always works on a last-four axis."""
+    x = ctx.tensor(x)
+    shape = tuple(x.shape)
+    axis %= len(shape)
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    op = trt.TopKOperation.MAX if largest else trt.TopKOperation.MIN
+    layer = ctx.net.add_topk(ctx.reshape(x, (outer, shape[axis], inner)), op, int(k), 1 << 1)
+    out = shape[:axis] + (int(k),) + shape[axis + 1:]
+    return ctx.reshape(layer.get_output(0), out), ctx.reshape(layer.get_output(1), out)

@@ -6,6 +6,7 @@ from typing import Any, Mapping, Sequence
 import json
 
 import numpy as np
+import pytest
 from hypothesis import is_hypothesis_test
 
 import mx2trt
@@ -160,3 +161,20 @@ class _SinProp(mx.operator.CustomOpProp):
 def mxnet_only(x: Any, name: str) -> Any:
     """sin(x) that always stays in MXNet (a Python CustomOp, which no converter handles)."""
     return mx.sym.Custom(x, op_type="mx2trt_test_mxnet_only", name=name)
+
+
+# fp16 engines: one layer's rounding is 2^-11 relative; tests allow twice that.
+FP16_RTOL = 1e-3
+precisions = pytest.mark.parametrize("precision", ["fp32", "fp16"])
+
+
+def rtol_for(precision: str, fp16: float = FP16_RTOL, fp32: float = 1e-5) -> float:
+    return fp16 if precision == "fp16" else fp32
+
+
+def exact_in(precision: str, *arrays: np.ndarray) -> list[np.ndarray]:
+    """For an fp16 engine, float32 arrays holding fp16 values: the boundary cast then loses nothing, and the check
+    measures the engine's own rounding rather than how much an op amplifies its inputs' rounding."""
+    if precision != "fp16":
+        return list(arrays)
+    return [a.astype(np.float16).astype(np.float32) for a in arrays]

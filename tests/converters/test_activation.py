@@ -1,12 +1,13 @@
-"""Activation, relu/sigmoid/tanh/softsign, clip, softmax/log_softmax and SoftmaxOutput: hypothesis draws shapes and
-attributes that fit together; a node the converters select must convert and match MXNet CPU, a node they refuse must
-stay in MXNet (with the graph still giving MXNet's output).
+"""Activation, relu/sigmoid/tanh/softsign, clip, softmax/log_softmax/softmin (softmax with use_length too),
+SoftmaxOutput, SoftmaxActivation, LeakyReLU (every act_type) and hard_sigmoid: hypothesis draws shapes and attributes
+that fit together; a node the converters select must convert and match MXNet CPU, a node they refuse must stay in
+MXNet (with the graph still giving MXNet's output). Every property test runs as an fp32 and as an fp16 engine, the
+latter with inputs drawn exactly representable in fp16 so that the tolerance measures the engine's arithmetic.
 
 Bugs these tests found have regression tests at the end.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from typing import Any, Sequence
@@ -16,7 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import check_graph, check_op, check_property_tests
+import mx2trt
+from harness import check_graph, check_op, check_property_tests, run_symbol
 from mx2trt import REGISTRY
 from mx2trt._mx import mx, op_arguments
 
@@ -29,7 +31,11 @@ MXNET_ACT_TYPES = tuple(sorted(re.findall(r"'(\w+)'", op_arguments("Activation")
 # The act_types mx2trt converts; any other MXNet act_type must stay in MXNet.
 CONVERTED_ACT_TYPES = frozenset({"relu", "sigmoid", "tanh", "softrelu", "softsign"})
 NAMED_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softsign")
-SOFTMAX_OPS = ("softmax", "log_softmax")
+SOFTMAX_OPS = ("softmax", "log_softmax", "softmin")
+PRECISIONS = ("fp32", "fp16")
+# Whether an example also builds the TensorRT plan (about 90% of its time): about half do; every example defines the
+# network and runs it on the reference interpreter.
+BUILD = st.booleans()
 
 
 def shapes(min_rank: int = 1, max_rank: int = 4, max_dim: int = 6) -> st.SearchStrategy[tuple[int, ...]]:
@@ -40,14 +46,25 @@ def normal(seed: int, shape: Sequence[int], scale: float = 1.0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(tuple(shape)) * scale).astype(np.float32)
 
 
+def exact_in(precision: str, x: np.ndarray) -> np.ndarray:
+    """`x` rounded to fp16 (kept float32) for an fp16 engine, so its input cast is exact."""
+    return x if precision == "fp32" else x.astype(np.float16).astype(np.float32)
+
+
 # ---- Activation and the named activations -------------------------------------------------------------------------
 
 
+# fp16 engines: one activation layer rounds its result once (4.9e-4 at most); 1e-3 leaves room for one more rounding.
+FP16_RTOL = 1e-3
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("act_type", MXNET_ACT_TYPES)
-@given(shape=shapes(), scale=SCALES, seed=SEEDS)
-def test_activation(act_type, shape, scale, seed):
-    check_op("Activation", [normal(seed, shape, scale)], {"act_type": act_type},
-             expect_trt=act_type in CONVERTED_ACT_TYPES)
+@given(shape=shapes(), scale=SCALES, seed=SEEDS, build=BUILD)
+def test_activation(act_type, precision, shape, scale, seed, build):
+    check_op("Activation", [exact_in(precision, normal(seed, shape, scale))], {"act_type": act_type},
+             expect_trt=act_type in CONVERTED_ACT_TYPES, precision=precision,
+             rtol=1e-5 if precision == "fp32" else FP16_RTOL, build_engines=build)
 
 
 def test_mxnet_act_types_are_known():
@@ -56,10 +73,12 @@ def test_mxnet_act_types_are_known():
     assert CONVERTED_ACT_TYPES <= set(MXNET_ACT_TYPES)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("op", NAMED_ACTIVATIONS)
-@given(shape=shapes(), scale=SCALES, seed=SEEDS, as_param=st.sampled_from([False, False, False, True]))
-def test_named_activation(op, shape, scale, seed, as_param):
-    check_op(op, [normal(seed, shape, scale)])
+@given(shape=shapes(), scale=SCALES, seed=SEEDS, build=BUILD)
+def test_named_activation(op, precision, shape, scale, seed, build):
+    check_op(op, [exact_in(precision, normal(seed, shape, scale))], precision=precision,
+             rtol=1e-5 if precision == "fp32" else FP16_RTOL, build_engines=build)
 
 
 # ---- clip ------------------------------------------------------------------------------------------------------------
@@ -67,10 +86,14 @@ def test_named_activation(op, shape, scale, seed, as_param):
 BOUNDS = st.floats(-3, 3, allow_nan=False, width=32).map(lambda v: round(v, 3))
 
 
-@given(shape=shapes(), a_min=BOUNDS, a_max=BOUNDS, seed=SEEDS)
-def test_clip(shape, a_min, a_max, seed):
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(shape=shapes(), a_min=BOUNDS, a_max=BOUNDS, seed=SEEDS, build=BUILD)
+def test_clip(precision, shape, a_min, a_max, seed, build):
     # a_min > a_max is refused: MXNet then gives a_max above a_max and a_min elsewhere, TensorRT's CLIP a_min.
-    check_op("clip", [normal(seed, shape, 2.0)], {"a_min": a_min, "a_max": a_max}, expect_trt=a_min <= a_max)
+    # (An fp16 engine rounds the bounds to fp16: 4.9e-4 of them at most.)
+    check_op("clip", [exact_in(precision, normal(seed, shape, 2.0))], {"a_min": a_min, "a_max": a_max},
+             expect_trt=a_min <= a_max, precision=precision, rtol=1e-5 if precision == "fp32" else FP16_RTOL,
+             build_engines=build)
 
 
 # ---- softmax / log_softmax -----------------------------------------------------------------------------------------
@@ -101,42 +124,52 @@ def softmax_cases(draw):
     return shape, attrs, draw(SCALES), draw(SEEDS)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("op", SOFTMAX_OPS)
-@given(case=softmax_cases())
-def test_softmax(op, case):
+@given(case=softmax_cases(), build=BUILD)
+def test_softmax(op, precision, case, build):
     shape, attrs, scale, seed = case
-    x = normal(seed, shape, scale)
+    x = exact_in(precision, normal(seed, shape, scale))
     dtype = attrs.get("dtype")
     if dtype == "float64":  # a float64 output is not a TensorRT dtype: refused, stays in MXNet
-        check_op(op, [x], attrs, expect_trt=False)
+        check_op(op, [x], attrs, expect_trt=False, precision=precision)
     else:  # float16 output: both sides round an fp32 softmax to fp16, which may differ by one fp16 ulp
-        check_op(op, [x], attrs, rtol=1e-3 if dtype == "float16" else 1e-5)
+        rtol = 2e-3 if precision == "fp16" else 1e-3 if dtype == "float16" else 1e-5
+        check_op(op, [x], attrs, rtol=rtol, precision=precision, build_engines=build)
 
 
 @st.composite
 def softmax_with_length(draw):
-    shape = draw(shapes(2, 4))
+    shape = draw(shapes(1, 4))
     axis = draw(st.one_of(st.just(-1), st.integers(0, len(shape) - 1)))  # MXNet 1.9.1 crashes on other negatives
-    return shape, axis, draw(SEEDS)
+    return shape, axis, draw(st.sampled_from([np.int32, np.int64])), draw(TEMPERATURES), draw(SEEDS)
 
 
-# Only softmax: MXNet 1.9.1's log_softmax has no length input, so log_softmax(use_length=True) does not run in
-# MXNet itself (its type inference wants 2 inputs).
-@given(case=softmax_with_length())
-def test_softmax_use_length_is_refused(case):
-    shape, axis, seed = case
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(case=softmax_with_length(), as_param=st.booleans(), build=BUILD)
+def test_softmax_use_length(precision, case, as_param, build):
+    # Only positions before length[...] take part (0 is allowed: all zeros); the rest give 0, as in MXNet.
+    shape, axis, dtype, temperature, seed = case
     sym = mx.sym.softmax(mx.sym.var("x0"), mx.sym.var("x1"), axis=axis, use_length=True)
     length_shape = sym.infer_shape(x0=shape)[0][1]
-    rng = np.random.default_rng(seed)
-    length = rng.integers(1, shape[axis] + 1, size=length_shape).astype(np.int32)
-    c = check_op("softmax", [normal(seed, shape), length], {"axis": axis, "use_length": True}, expect_trt=False)
-    assert not c.engines
-    # MXNet wants an integer length, which the dtype check already refuses; the validator must refuse use_length
-    # on its own as well (it is what answers once integer inputs are supported).
-    (node,) = [n for n in c.partition.op_nodes.values() if n.name == "node"]
-    as_float = dataclasses.replace(
-        node, inputs=tuple(dataclasses.replace(t, dtype=np.dtype(np.float32)) for t in node.inputs))
-    reason = REGISTRY.get("softmax").validator(as_float)
+    length = np.random.default_rng(seed).integers(0, shape[axis] + 1, size=length_shape).astype(dtype)
+    attrs: dict[str, Any] = {"axis": axis, "use_length": True}
+    if temperature is not None:
+        attrs["temperature"] = temperature
+    check_op("softmax", [exact_in(precision, normal(seed, shape, 2.0)), length], attrs, params=(1,) if as_param else (),
+             precision=precision, rtol=1e-5 if precision == "fp32" else 2e-3, build_engines=build)
+
+
+@pytest.mark.parametrize("op", ["log_softmax", "softmin"])
+def test_use_length_without_a_length_input_is_refused(op):
+    """MXNet 1.9.1's log_softmax and softmin take no length input (their use_length=True does not run in MXNet
+    itself), so only the validator is checked."""
+    from mx2trt.registry import OpNode, TensorInfo
+
+    spec = REGISTRY.get(op)
+    x = TensorInfo((2, 3), np.dtype(np.float32))
+    node = OpNode("n", op, spec.attrs(use_length=True), (x,), (x,))
+    reason = spec.validator(node)
     assert reason and "use_length" in reason, reason
 
 
@@ -180,12 +213,76 @@ def _label_for(shape: Sequence[int], attrs: dict[str, Any], seed: int) -> np.nda
     return np.random.default_rng(seed + 1).integers(0, classes, size=label_shape).astype(np.float32)
 
 
-@given(case=softmax_output_cases())
-def test_softmax_output(case):
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(case=softmax_output_cases(), build=BUILD)
+def test_softmax_output(precision, case, build):
     shape, attrs, scale, seed = case
     # The label is an MXNet argument ('x1') the converter never reads; it stays a graph input with a valid value.
-    c = check_op("SoftmaxOutput", [normal(seed, shape, scale), _label_for(shape, attrs, seed)], attrs)
+    x = exact_in(precision, normal(seed, shape, scale))
+    c = check_op("SoftmaxOutput", [x, _label_for(shape, attrs, seed)], attrs, precision=precision,
+                 rtol=1e-5 if precision == "fp32" else 2e-3, build_engines=build)
     assert len(c.engines) == 1 and not c.engines[0].in_shapes[1:], "the label must not enter the engine"
+
+
+# ---- LeakyReLU, SoftmaxActivation, hard_sigmoid -------------------------------------------------------------------
+
+LEAKY_ACT_TYPES = tuple(sorted(re.findall(r"'(\w+)'", op_arguments("LeakyReLU")["act_type"])))
+SLOPES = st.floats(-0.5, 2.0).map(lambda v: round(v, 3))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("act_type", LEAKY_ACT_TYPES)
+@given(scale=SCALES, seed=SEEDS, build=BUILD, data=st.data())
+def test_leaky_relu(act_type, precision, scale, seed, build, data):
+    shape = data.draw(shapes(2 if act_type == "prelu" else 1, 4))  # prelu's gamma runs along axis 1
+    attrs: dict[str, Any] = {} if act_type == "leaky" and data.draw(st.booleans()) else {"act_type": act_type}
+    if data.draw(st.booleans()):
+        attrs["slope"] = data.draw(SLOPES)  # leaky's slope, elu's alpha; the other types ignore it
+    if act_type == "rrelu" and data.draw(st.booleans()):  # inference slope (lower_bound + upper_bound) / 2
+        lo, hi = sorted(data.draw(st.lists(st.floats(0.0, 1.0).map(lambda v: round(v, 3)), min_size=2, max_size=2)))
+        attrs.update(lower_bound=lo, upper_bound=hi)
+    x = exact_in(precision, normal(seed, shape, scale))
+    rtol = 1e-5 if precision == "fp32" else 1e-3
+    if act_type == "prelu":  # gamma: (C,), or (1,) for all channels (a data input: mx2trt wants params at (C,))
+        per_channel = data.draw(st.booleans())
+        gamma = exact_in(precision, normal(seed + 1, (shape[1],) if per_channel else (1,), 0.5))
+        as_param = per_channel and data.draw(st.booleans())
+        check_op("LeakyReLU", [x, gamma], attrs, params=(1,) if as_param else (), precision=precision, rtol=rtol,
+                 build_engines=build)
+    elif act_type == "rrelu":  # output 1 (the mask) is not written by MXNet at inference: compare output 0 only
+        sym = mx.sym.LeakyReLU(mx.sym.var("x0"), name="node", **attrs)[0]
+        check_graph(sym, {"x0": x}, {}, on_trt=["node"], precision=precision, rtol=rtol, min_subgraph_size=1,
+                    build_engines=build)
+    else:
+        check_op("LeakyReLU", [x], attrs, precision=precision, rtol=rtol, build_engines=build)
+
+
+def test_mxnet_leaky_relu_act_types_are_known():
+    """test_leaky_relu expects every act_type to convert: one MXNet adds must be looked at first."""
+    assert set(LEAKY_ACT_TYPES) == {"elu", "gelu", "leaky", "prelu", "rrelu", "selu"}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(seed=SEEDS, scale=SCALES, build=BUILD, data=st.data())
+def test_softmax_activation(precision, seed, scale, build, data):
+    # 'instance' (the default) is a softmax over the last axis in MXNet 1.9.1; 'channel' over axis 1, rank >= 3 only
+    # (MXNet itself fails below that).
+    mode = data.draw(st.sampled_from([None, "instance", "channel"]))
+    shape = data.draw(shapes(3 if mode == "channel" else 1, 4))
+    attrs = {} if mode is None else {"mode": mode}
+    check_op("SoftmaxActivation", [exact_in(precision, normal(seed, shape, scale))], attrs, precision=precision,
+             rtol=1e-5 if precision == "fp32" else 2e-3, build_engines=build)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(shape=shapes(), seed=SEEDS, build=BUILD, data=st.data())
+def test_hard_sigmoid(precision, shape, seed, build, data):
+    attrs: dict[str, Any] = {}
+    for key, lo, hi in (("alpha", -1.0, 2.0), ("beta", -1.0, 1.5)):
+        if data.draw(st.booleans()):
+            attrs[key] = data.draw(st.floats(lo, hi).map(lambda v: round(v, 3)))
+    check_op("hard_sigmoid", [exact_in(precision, normal(seed, shape, 3.0))], attrs, precision=precision,
+             rtol=1e-5 if precision == "fp32" else 1e-3, build_engines=build)
 
 
 # ---- registry coverage -----------------------------------------------------------------------------------------------
@@ -201,12 +298,12 @@ PROPERTY_TESTS = {
     "clip": test_clip,
     "softmax": test_softmax,
     "log_softmax": test_softmax,
+    "softmin": test_softmax,
     "SoftmaxOutput": test_softmax_output,
+    "SoftmaxActivation": test_softmax_activation,
+    "LeakyReLU": test_leaky_relu,
+    "hard_sigmoid": test_hard_sigmoid,
 }
-
-
-
-
 
 
 def test_every_registered_op_has_a_property_test():
@@ -251,6 +348,7 @@ def test_softmax_output_multi_output_and_preserve_shape():
 PARAM_INPUT_CASES = [
     ("Activation", {"act_type": "tanh"}), ("relu", {}), ("sigmoid", {}), ("tanh", {}), ("softsign", {}),
     ("clip", {"a_min": -0.5, "a_max": 0.5}), ("softmax", {}), ("log_softmax", {"axis": 0}), ("SoftmaxOutput", {}),
+    ("softmin", {}), ("SoftmaxActivation", {}), ("hard_sigmoid", {}), ("LeakyReLU", {"act_type": "elu"}),
 ]
 
 
@@ -261,3 +359,30 @@ def test_param_input_does_not_crash(op, attrs):
     sym = mx.sym.elemwise_add(x, getattr(mx.sym, op)(w, *label, name="node", **attrs), name="add")
     data = {"x": _x((2, 3))} | ({"label": np.zeros((2,), np.float32)} if label else {})
     check_graph(sym, data, {"w": _x((2, 3), seed=1)}, on_trt=["add"])
+
+
+def test_rrelu_mask_output_is_zeros():
+    """MXNet leaves rrelu's mask output unwritten at inference (whatever memory it got); the engine gives zeros."""
+    x = _x((2, 3))
+    sym = mx.sym.LeakyReLU(mx.sym.var("x"), act_type="rrelu", name="node")
+    c = mx2trt.convert(sym, {}, {"x": x.shape}, runtime="reference", min_subgraph_size=1)
+    out, mask = run_symbol(c.symbol, {"x": x})
+    assert c.engines and np.array_equal(mask, np.zeros_like(x))
+    np.testing.assert_allclose(out, np.where(x > 0, x, np.float32(0.2295) * x), rtol=1e-6)
+
+
+def test_softmax_activation_channel_below_rank_3_is_refused():
+    """MXNet fails on mode='channel' below rank 3, so only the placement is checked."""
+    sym = mx.sym.SoftmaxActivation(mx.sym.var("x"), mode="channel", name="node")
+    (row,) = [r for r in mx2trt.explain(sym, {"x": (2, 5)}, min_subgraph_size=1).rows if r[0] == "node"]
+    assert row[2] == "mxnet" and "rank >= 3" in row[3], row
+
+
+def test_prelu_gamma_that_does_not_fit_is_refused():
+    from mx2trt.registry import OpNode, TensorInfo
+
+    spec = REGISTRY.get("LeakyReLU")
+    x = TensorInfo((2, 3, 4), np.dtype(np.float32))
+    gamma = TensorInfo((4,), np.dtype(np.float32))
+    node = OpNode("n", "LeakyReLU", spec.attrs(act_type="prelu"), (x, gamma), (x,))
+    assert "gamma" in spec.validator(node)

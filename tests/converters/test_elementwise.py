@@ -1,6 +1,8 @@
-"""elemwise_*, broadcast_*, _plus/_maximum/... and the _*_scalar family: hypothesis draws shapes (broadcast-compatible,
-ranks included, for broadcast_*), attributes and inputs inside each op's domain (nonzero divisors, positive bases); the
-node must convert and match MXNet CPU.
+"""elemwise_*, broadcast_*, _plus/_maximum/... and the _*_scalar family, comparisons and logic (0/1 results), where,
+add_n and unary math: hypothesis draws shapes (broadcast-compatible, ranks included, for broadcast_*), attributes and
+inputs inside each op's domain (nonzero divisors, positive bases, [-1, 1] for arcsin...); the node must convert and
+match MXNet CPU, as an fp32 engine and as an fp16 engine (inputs then drawn exactly representable in fp16, so the
+tolerance measures the engine's arithmetic, not the rounding of its inputs).
 
 Bugs these tests found have regression tests at the end.
 """
@@ -13,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import check_alias_entry, check_graph, check_op, check_property_tests, registered_ops
+from harness import check_alias_entry, check_graph, check_op, check_property_tests, registered_ops, run_symbol
 from mx2trt._mx import mx
 
 MODULE = "mx2trt.converters.elementwise"
@@ -70,14 +72,36 @@ def binary_operands(op: str, shape_a: Sequence[int], shape_b: Sequence[int], see
     return [normal(rng, shape_a, 2.0), normal(rng, shape_b, 2.0)]
 
 
+# ---- engine precision ------------------------------------------------------------------------------------------------
+
+PRECISIONS = ("fp32", "fp16")
+# Whether an example also builds the TensorRT plan (about 90% of its time): about half do; every example defines the
+# network and runs it on the reference interpreter.
+BUILD = st.booleans()
+
+
+def exact_in(precision: str, *arrays: np.ndarray) -> list[np.ndarray]:
+    """The arrays, rounded to fp16 (kept float32) for an fp16 engine: its input cast is then exact, so the tolerance
+    measures the engine's arithmetic, not the rounding of its inputs (which fp16 makes inherent)."""
+    if precision == "fp32":
+        return list(arrays)
+    return [a.astype(np.float16).astype(np.float32) for a in arrays]
+
+
 # ---- same-shape binary ops -------------------------------------------------------------------------------------------
 
+# fp16 engines: each of these ops rounds its exact result once (4.9e-4 at most); 1e-3 leaves room for one more rounding.
+FP16_ARITHMETIC_RTOL = 1e-3
 
+
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("op", ELEMWISE_OPS)
-@given(shape=shapes(), seed=SEEDS, params=st.sampled_from([(), (), (0,), (1,)]))
-def test_elemwise_binary(op, shape, seed, params):
+@given(shape=shapes(), seed=SEEDS, params=st.sampled_from([(), (), (0,), (1,)]), build=BUILD)
+def test_elemwise_binary(op, precision, shape, seed, params, build):
     # A parameter operand (folded into a TensorRT constant) is drawn too: MXNet infers its shape from the other one.
-    check_op(op, binary_operands(op, shape, shape, seed), params=params)
+    inputs = exact_in(precision, *binary_operands(op, shape, shape, seed))
+    check_op(op, inputs, params=params, precision=precision,
+             rtol=1e-5 if precision == "fp32" else FP16_ARITHMETIC_RTOL, build_engines=build)
 
 
 # ---- broadcast ops ---------------------------------------------------------------------------------------------------
@@ -96,13 +120,15 @@ def broadcast_operand_shapes(draw):
     return operand(), operand()
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("op", BROADCAST_OPS)
-@given(shapes_ab=broadcast_operand_shapes(), seed=SEEDS, param=st.sampled_from([None, None, None, 0, 1]))
-def test_broadcast_binary(op, shapes_ab, seed, param):
+@given(shapes_ab=broadcast_operand_shapes(), seed=SEEDS, param=st.sampled_from([None, None, None, 0, 1]), build=BUILD)
+def test_broadcast_binary(op, precision, shapes_ab, seed, param, build):
     # One operand may be a parameter (a TensorRT constant, possibly of lower rank).
     a, b = shapes_ab
-    inputs = binary_operands(op, a, b, seed)
-    c = check_op(op, inputs, params=() if param is None else (param,))
+    inputs = exact_in(precision, *binary_operands(op, a, b, seed))
+    c = check_op(op, inputs, params=() if param is None else (param,), precision=precision,
+                 rtol=1e-5 if precision == "fp32" else FP16_ARITHMETIC_RTOL, build_engines=build)
     assert c.engines[0].out_shapes[0] == np.broadcast_shapes(a, b)
 
 
@@ -139,21 +165,163 @@ def scalar_cases(draw, op: str):
     return x, attrs, draw(st.sampled_from([False, False, False, True]))
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("op", SCALAR_OPS)
-@given(data=st.data())
-def test_scalar(op, data):
+@given(data=st.data(), build=BUILD)
+def test_scalar(op, precision, data, build):
     x, attrs, as_param = data.draw(scalar_cases(op))
-    check_op(op, [x], attrs)
+    if precision == "fp16":  # an fp16 engine holds the scalar in fp16: draw one it holds exactly
+        attrs["scalar"] = float(np.float16(attrs["scalar"]))
+    (x,) = exact_in(precision, x)
+    check_op(op, [x], attrs, precision=precision, rtol=1e-5 if precision == "fp32" else FP16_ARITHMETIC_RTOL,
+             build_engines=build)
+
+
+# ---- comparisons and logic -------------------------------------------------------------------------------------------
+
+PREDICATES = (
+    "equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal",
+    "logical_and", "logical_or", "logical_xor",
+)
+ELEMWISE_PREDICATE_OPS = tuple(f"_{p}" for p in PREDICATES)  # same shapes
+BROADCAST_PREDICATE_OPS = tuple(f"broadcast_{p}" for p in PREDICATES)
+SCALAR_PREDICATE_OPS = tuple(f"_{p}_scalar" for p in PREDICATES)
+
+
+def grid(rng: np.random.Generator, shape: Sequence[int], nan: bool = False) -> np.ndarray:
+    """Values in {-1.5, -1, ..., 1.5} (equal pairs and zeros are frequent, and all are exact in fp16), with about one
+    in six NaN when `nan`."""
+    x = (rng.integers(-3, 4, size=tuple(shape)) * 0.5).astype(np.float32)
+    if nan:
+        x[rng.random(tuple(shape)) < 0.15] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("op", ELEMWISE_PREDICATE_OPS + BROADCAST_PREDICATE_OPS)
+@given(data=st.data())
+def test_predicate(op, precision, data):
+    # NaN compares false (so >= is not "not <") and is true as a logical operand, as in MXNet.
+    if op.startswith("broadcast_"):
+        shape_a, shape_b = data.draw(broadcast_operand_shapes())
+    else:
+        shape_a = shape_b = data.draw(shapes())
+    rng = np.random.default_rng(data.draw(SEEDS))
+    nan = data.draw(st.booleans())
+    param = data.draw(st.sampled_from([None, None, None, 0, 1]))
+    check_op(op, [grid(rng, shape_a, nan), grid(rng, shape_b, nan)], params=() if param is None else (param,),
+             precision=precision, build_engines=data.draw(BUILD))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("op", SCALAR_PREDICATE_OPS)
+@given(shape=shapes(), seed=SEEDS, nan=st.booleans(), data=st.data())
+def test_scalar_predicate(op, precision, shape, seed, nan, data):
+    scalars = [-1.0, -0.5, 0.0, 0.5, 1.0, 0.25, 2.0]
+    if "logical" in op:  # only the scalar's truth counts: a tiny one is true even where fp16 would round it to 0
+        scalars += [1e-30, -1e-30]
+    attrs: dict[str, Any] = {"scalar": data.draw(st.sampled_from(scalars))}
+    is_int = data.draw(st.sampled_from([None, True, False]))  # is_int changes nothing for float data
+    if is_int is not None:
+        attrs["is_int"] = is_int
+    check_op(op, [grid(np.random.default_rng(seed), shape, nan)], attrs, precision=precision,
+             build_engines=data.draw(BUILD))
+
+
+# ---- where, add_n ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(shape=shapes(), seed=SEEDS, per_row=st.booleans(), nan=st.booleans(),
+       params=st.sampled_from([(), (), (), (0,), (1,), (2,)]), build=BUILD)
+def test_where(precision, shape, seed, per_row, nan, params, build):
+    # The condition has x's shape, or is 1-D over x's first axis (whole rows); nonzero (NaN included) is true.
+    rng = np.random.default_rng(seed)
+    cond = grid(rng, shape[:1] if per_row else shape, nan)
+    x, y = exact_in(precision, normal(rng, shape, 2.0), normal(rng, shape, 2.0))
+    check_op("where", [cond, x, y], params=params, precision=precision, build_engines=build)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("op", ["add_n", "ElementWiseSum"])
+@given(shape=shapes(), n=st.integers(1, 4), seed=SEEDS, data=st.data())
+def test_add_n(op, precision, shape, n, seed, data):
+    rng = np.random.default_rng(seed)
+    # fp16 rounds each partial sum (5e-4 of it): positive terms, so that no cancellation magnifies that relative to
+    # the result
+    draw = (lambda: normal(rng, shape, 2.0)) if precision == "fp32" else (lambda: positive(rng, shape))
+    inputs = exact_in(precision, *(draw() for _ in range(n)))
+    params = data.draw(st.sets(st.integers(0, n - 1), max_size=n - 1)) if n > 1 else set()
+    check_op(op, inputs, params=tuple(params), precision=precision, rtol=1e-5 if precision == "fp32" else 2e-3,
+             build_engines=data.draw(BUILD))
+
+
+# ---- unary math ------------------------------------------------------------------------------------------------------
+
+# op -> (low, high) of the uniform draw, inside the op's domain; None: values on a grid of quarters (exact halves, for
+# the rounding rules) mixed with arbitrary ones and the odd NaN, +-inf and -0.
+UNARY_DOMAINS: dict[str, tuple[float, float] | None] = {
+    "abs": (-4, 4), "negative": (-4, 4), "square": (0.1, 4), "degrees": (-4, 4), "radians": (-200, 200),
+    "exp": (-5, 5), "expm1": (-5, 5), "log": (0.01, 10), "log1p": (-0.99, 10), "log2": (0.01, 10),
+    "log10": (0.01, 10), "sqrt": (0.01, 10), "rsqrt": (0.01, 10), "cbrt": (-10, 10), "rcbrt": (0.01, 10),
+    "reciprocal": (0.1, 10), "sin": (-4, 4), "cos": (-4, 4), "tan": (-1.4, 1.4), "arcsin": (-1, 1),
+    "arccos": (-1, 1), "arctan": (-5, 5), "sinh": (-5, 5), "cosh": (-5, 5), "arcsinh": (-5, 5), "arccosh": (1, 10),
+    "arctanh": (-0.95, 0.95), "erf": (-3, 3),
+    "sign": None, "floor": None, "ceil": None, "trunc": None, "fix": None, "round": None, "rint": None,
+    "logical_not": None,
+}
+UNARY_OPS = tuple(UNARY_DOMAINS)
+# Domains around 0 whose precision there matters (expm1, log1p...): also drawn with 2e-4 <= |x| <= 1e-3 (not radians,
+# whose results would be fp16 subnormals).
+ZOOMABLE = {op for op, d in UNARY_DOMAINS.items() if d is not None and d[0] < 0 < d[1]} - {"radians"}
+SIGNED = {"reciprocal", "rcbrt", "square"}  # the domain's magnitudes, either sign (square: no fp16 subnormal results)
+# fp16 engine tolerances (relative to max |MXNet|): rounding the output alone costs up to 4.9e-4 (1e-3 allows one more
+# rounding); composites round in between (measured over 60 draws each on the reference interpreter: log2 9.1e-4,
+# cbrt 9.2e-4, rcbrt 8.2e-4, log10 7.3e-4, rsqrt 5.9e-4, log1p 5.8e-4, every single-layer op <= 4.9e-4).
+FP16_RTOL = {"log2": 2e-3, "log10": 2e-3, "cbrt": 2e-3, "rcbrt": 2e-3}
+
+
+def unary_input(op: str, rng: np.random.Generator, shape: Sequence[int], zoom: bool) -> np.ndarray:
+    shape = tuple(shape)
+    domain = UNARY_DOMAINS[op]
+    if domain is None:
+        x = np.where(rng.random(shape) < 0.5, rng.integers(-16, 17, size=shape) * 0.25, rng.uniform(-5, 5, shape))
+        specials = rng.random(shape) < 0.1
+        x[specials] = rng.choice([np.nan, np.inf, -np.inf, -0.0], size=int(specials.sum()))
+        return x.astype(np.float32)
+    if zoom and op in ZOOMABLE:
+        x = rng.choice([-1e-3, 1e-3], size=shape) * rng.uniform(0.2, 1.0, size=shape)
+    else:
+        x = rng.uniform(*domain, size=shape)
+    if op in SIGNED:
+        x *= rng.choice([-1.0, 1.0], size=shape)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("op", UNARY_OPS)
+@given(shape=shapes(), seed=SEEDS, zoom=st.booleans(), build=BUILD)
+def test_unary(op, precision, shape, seed, zoom, build):
+    (x,) = exact_in(precision, unary_input(op, np.random.default_rng(seed), shape, zoom))
+    rtol = 1e-5 if precision == "fp32" else FP16_RTOL.get(op, 1e-3)
+    check_op(op, [x], precision=precision, rtol=rtol, build_engines=build)
 
 
 # ---- aliases -----------------------------------------------------------------------------------------------------
+
+
+def arity(op: str) -> int:
+    """Number of inputs `op` takes in these tests."""
+    if op in SCALAR_OPS or op in SCALAR_PREDICATE_OPS or op in UNARY_DOMAINS:
+        return 1
+    return {"where": 3, "add_n": 3, "ElementWiseSum": 3}.get(op, 2)
 
 
 @pytest.mark.parametrize("op", sorted(registered_ops(MODULE)))
 def test_alias_entries_share_the_canonical_converter(op):
     """Graphs built through an alias (_plus, broadcast_plus...) reach the partitioner under the canonical name, so the
     property test of an alias exercises the canonical entry; the alias's own entry must be the same converter."""
-    check_alias_entry(op, 1 if op in SCALAR_OPS else 2)
+    check_alias_entry(op, arity(op))
 
 
 # ---- registry coverage -----------------------------------------------------------------------------------------------
@@ -175,6 +343,10 @@ PROPERTY_TESTS = {
     "_mul_scalar": test_scalar, "_div_scalar": test_scalar, "_rdiv_scalar": test_scalar,
     "_maximum_scalar": test_scalar, "_minimum_scalar": test_scalar,
     "_power_scalar": test_scalar, "_rpower_scalar": test_scalar,
+    **{op: test_predicate for op in ELEMWISE_PREDICATE_OPS + BROADCAST_PREDICATE_OPS},
+    **{op: test_scalar_predicate for op in SCALAR_PREDICATE_OPS},
+    "where": test_where, "add_n": test_add_n, "ElementWiseSum": test_add_n,
+    **{op: test_unary for op in UNARY_OPS},
 }
 
 
@@ -200,3 +372,31 @@ def test_broadcast_with_param_operand(b_shape):
     rng = np.random.default_rng(0)
     sym = mx.sym.broadcast_add(mx.sym.var("x"), mx.sym.var("b"), name="node")
     check_graph(sym, {"x": normal(rng, (2, 3))}, {"b": normal(rng, b_shape)}, on_trt=["node"])
+
+
+@pytest.mark.parametrize("op, want", [
+    ("round", [-3, -2, -1, 1, 2, 3, 0, 8388609, 2]),  # halves away from zero (TensorRT's ROUND goes to even)
+    ("rint", [-3, -2, -1, 0, 1, 2, 0, 8388609, 2]),  # MXNet 1.9.1's rint rounds halves down, not to even
+    ("fix", [-2, -1, 0, 0, 1, 2, 0, 8388609, 1]),
+    ("trunc", [-2, -1, 0, 0, 1, 2, 0, 8388609, 1]),
+])
+def test_rounding_ties(op, want):
+    """Halves, the float32 just below 0.5 (x + 0.5 rounds up to 1.0 there) and an odd integer above 2**23."""
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49999997, 8388609, 1.9], np.float32)
+    want = np.array(want, np.float32)
+    assert np.array_equal(getattr(mx.nd, op)(mx.nd.array(x)).asnumpy(), want)  # MXNet's rule, pinned
+    c = check_op(op, [x])
+    (got,) = run_symbol(c.symbol, {"x0": x})
+    assert np.array_equal(got, want), got  # exactly: check_op's tolerance is relative to the largest value
+
+
+@pytest.mark.parametrize("op", ["expm1", "log1p"])
+def test_expm1_log1p_keep_precision_near_zero(op):
+    """exp(x) - 1 and log(1 + x) lose every digit below 1e-7; the converters use cancellation-free identities there."""
+    x = np.array([1e-7, -3e-8, 2e-6, -1e-5, 4e-4], np.float32)
+    check_op(op, [x], rtol=1e-6)
+
+
+def test_sign_of_nan_is_zero():
+    """MXNet's sign(NaN) is 0 (IUnaryLayer SIGN would give NaN)."""
+    check_op("sign", [np.array([np.nan, -0.0, 2.0, -3.0, np.inf], np.float32)])
