@@ -99,3 +99,21 @@ def test_optimize_block_returns_a_runnable_gluon_block():
     assert max_rel_error(opt(x).asnumpy(), want) <= 1e-5
     with pytest.raises(mx2trt.errors.InputError, match="HybridBlock"):
         mx2trt.optimize_block(mx.gluon.nn.Block(), {"data": (1,)})
+
+
+def test_engine_key_covers_inputs_a_converter_does_not_read():
+    """arange_like reads only its input's shape (data_inputs=0): graphs differing there must not share an engine."""
+    a, b = mx.sym.var("a"), mx.sym.var("b")
+    y = mx.sym.broadcast_add(mx.sym.relu(a, name="r"), mx.sym.contrib.arange_like(b, name="ramp"), name="add")
+    keys, outs = [], []
+    for rows in (2, 4):
+        c = mx2trt.convert(y, {}, {"a": (1, 3), "b": (rows, 3)}, runtime="reference")
+        keys.append(c.engines[0].key)
+        outs.append(run_symbol(c.symbol, {"a": np.ones((1, 3), np.float32), "b": np.zeros((rows, 3), np.float32)})[0])
+    assert keys[0] != keys[1]
+    assert outs[1].shape == (4, 3) and outs[1][3, 2] == 1 + 11
+
+
+def test_tensors_of_more_than_8_dims_stay_in_mxnet():
+    c = mx2trt.convert(mx.sym.relu(mx.sym.var("x"), name="r"), {}, {"x": (1,) * 10}, runtime="reference")
+    assert c.report.rows[0][2] == "mxnet" and "rank 10" in c.report.rows[0][3]
