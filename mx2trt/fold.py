@@ -17,8 +17,6 @@ log = logging.getLogger("mx2trt")
 
 # Ops whose output is not a function of their inputs alone.
 _NONDETERMINISTIC = ("_random_", "_sample_", "random_", "sample_", "_shuffle", "_npi_random", "Custom")
-# Ops whose output depends only on their input's shape, which is static here: constant inputs of other nodes.
-_SHAPE_ONLY = frozenset({"_contrib_arange_like", "zeros_like", "ones_like", "shape_array", "size_array"})
 
 
 @dataclass
@@ -43,8 +41,7 @@ def fold_constants(sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any
         if n["op"] == "null":
             const.append(n["name"] in params and n["name"] not in shapes)
         else:
-            const.append(n["op"] in _SHAPE_ONLY or (
-                _deterministic(n["op"]) and all(const[e[0]] for e in n.get("inputs", []))))
+            const.append(_deterministic(n["op"]) and all(const[e[0]] for e in n.get("inputs", [])))
     heads = [Entry(int(h[0]), int(h[1])) for h in js["heads"]]
     # Roots: outputs of constant op nodes read by non-constant nodes (or returned by the graph).
     roots: list[Entry] = []
@@ -52,11 +49,10 @@ def fold_constants(sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any
         if n["op"] != "null" and not const[i]:
             roots += [Entry(int(e[0]), int(e[1])) for e in n.get("inputs", []) if nodes[e[0]]["op"] != "null" and const[e[0]]]
     roots += [h for h in heads if nodes[h.node]["op"] != "null" and const[h.node]]
-    # A shape-only op by itself is left to its converter; it is folded only into constant nodes that read it.
-    roots = [r for r in dict.fromkeys(roots) if nodes[r.node]["op"] not in _SHAPE_ONLY]
+    roots = list(dict.fromkeys(roots))
     if not roots:
         return Folded(sym, dict(params), [])
-    values = _evaluate(js, roots, params, shapes)
+    values = _evaluate(js, roots, params)
     names = {n["name"] for n in nodes}
     remap: dict[Entry, tuple[str, int]] = {}
     extra: dict[str, dict[str, Any]] = {}
@@ -72,21 +68,16 @@ def fold_constants(sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any
         remap[r] = (name, 0)
         new_params[name] = value
     folded_js = splice(nodes, heads, remap, extra)
-    kept = {n["name"] for n in folded_js["nodes"]}
-    folded = [n["name"] for i, n in enumerate(nodes) if n["op"] != "null" and const[i] and n["name"] not in kept]
+    folded = [n["name"] for i, n in enumerate(nodes) if n["op"] != "null" and const[i]]
     log.info("mx2trt: folded %d node(s) computed from parameters alone", len(folded))
     return Folded(mx.sym.load_json(json.dumps(folded_js)), new_params, folded)
 
 
-def _evaluate(js: dict[str, Any], roots: list[Entry], params: Mapping[str, Any], shapes: Mapping[str, Any]) -> list:
-    """Values of `roots`, computed by MXNet on CPU from the parameters (data inputs that shape-only ops read are
-    zeros of their given shape: only the shape matters)."""
+def _evaluate(js: dict[str, Any], roots: list[Entry], params: Mapping[str, Any]) -> list[Any]:
+    """Values of `roots`, computed by MXNet on CPU from the parameters."""
     sub = dict(js, heads=[[r.node, r.index, 0] for r in roots])
     sym = mx.sym.load_json(json.dumps(sub))
-    args = {
-        n: mx.nd.array(_value(params[n]), dtype=_value(params[n]).dtype) if n in params else mx.nd.zeros(tuple(shapes[n]))
-        for n in sym.list_arguments()
-    }
+    args = {n: mx.nd.array(_value(params[n]), dtype=_value(params[n]).dtype) for n in sym.list_arguments()}
     aux = {n: mx.nd.array(_value(params[n]), dtype=_value(params[n]).dtype) for n in sym.list_auxiliary_states()}
     ex = sym.bind(mx.cpu(), args, aux_states=aux, grad_req="null")
     return [o.copy() for o in ex.forward(is_train=False)]

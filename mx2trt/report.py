@@ -83,7 +83,7 @@ class Report:
             f"{len(self.engines)} engine(s); {self.nodes_trt}/{self.nodes_total} op nodes in TensorRT "
             f"({100 * self.node_coverage:.1f}%), "
             + (f"{100 * self.mac_coverage:.1f}% of multiply-accumulates" if self.macs_total else "no multiply-accumulates")
-            + (f"; {len(self.folded)} node(s) computed from parameters and static shapes alone folded into constants" if self.folded else "")
+            + (f"; {len(self.folded)} node(s) computed from parameters alone folded into constants" if self.folded else "")
             + times
         )
 

@@ -50,18 +50,3 @@ def test_nondeterministic_and_data_dependent_nodes_are_not_folded():
     y = mx.sym.broadcast_add(mx.sym.var("data"), noise, name="add")
     f = fold_constants(y, {}, {"data": (2, 3)})
     assert f.nodes == [] and f.symbol.tojson() == y.tojson()
-
-
-def test_shape_only_ops_fold_into_constant_consumers_but_not_alone():
-    """Embedding(arange_like(x)) is a constant (x's shape is static); an arange_like read by data stays."""
-    x = mx.sym.var("data")
-    pos = mx.sym.Embedding(mx.sym.contrib.arange_like(x, axis=1, name="ramp"), mx.sym.var("w"), input_dim=4,
-                           output_dim=3, name="pos")
-    y = mx.sym.broadcast_add(mx.sym.FullyConnected(x, num_hidden=3, flatten=False, name="fc"), pos, name="add")
-    p = {"w": RNG.standard_normal((4, 3)).astype(np.float32), "fc_weight": RNG.standard_normal((3, 2)).astype(np.float32),
-         "fc_bias": np.zeros(3, np.float32)}
-    c = check_graph(y, {"data": RNG.standard_normal((2, 4, 2)).astype(np.float32)}, p, on_trt=["fc", "add"])
-    assert sorted(c.report.folded) == ["pos", "ramp"]
-    alone = mx.sym.broadcast_add(mx.sym.relu(x, name="r"), mx.sym.contrib.arange_like(x, name="ramp"), name="add")
-    c = check_graph(alone, {"data": RNG.standard_normal((2, 3)).astype(np.float32)}, {}, on_trt=["ramp", "add"])
-    assert c.report.folded == []
