@@ -12,8 +12,6 @@ from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import FLOAT_DTYPES, OpNode, all_of, converter, rank_in
 
-from mx2trt.registry import MAX_RANK  # noqa: E402  (TensorRT's Dims.MAX_DIMS)
-
 
 @converter("Flatten", "flatten", attrs=NoAttrs, compute=False)
 def convert_flatten(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
@@ -71,17 +69,6 @@ def convert_identity(ctx: ConversionContext, node: OpNode, inputs: list[Any]) ->
 # ---- shared validators ---------------------------------------------------------------------------------------------
 
 
-def _rank_ok(node: OpNode) -> str | None:
-    """Inputs and outputs of rank 1 to 8 (TensorRT's limit; an engine cannot return a 0-d array to MXNet)."""
-    for side, infos in (("input", node.inputs), ("output", node.outputs)):
-        for i, t in enumerate(infos):
-            if t.ndim > MAX_RANK:
-                return f"{node.where()}: {side} {i} has rank {t.ndim}; TensorRT allows at most {MAX_RANK}"
-            if t.ndim == 0:
-                return f"{node.where()}: {side} {i} is 0-d, which an engine cannot return to MXNet"
-    return None
-
-
 # ---- Reshape, expand_dims, squeeze ---------------------------------------------------------------------------------
 
 
@@ -105,7 +92,7 @@ def _reshape_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("Reshape", "reshape", attrs=ReshapeAttrs, validator=all_of(_reshape_ok, _rank_ok), compute=False)
+@converter("Reshape", "reshape", attrs=ReshapeAttrs, validator=_reshape_ok, compute=False)
 def convert_reshape(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Reshape -> IShuffleLayer to the output shape MXNet inferred (special codes 0/-1/-2/-3/-4, reverse)."""
     return [ctx.reshape(inputs[0], node.outputs[0].shape)]
@@ -116,7 +103,7 @@ class ExpandDimsAttrs:
     axis: int = attr()
 
 
-@converter("expand_dims", attrs=ExpandDimsAttrs, validator=_rank_ok, compute=False)
+@converter("expand_dims", attrs=ExpandDimsAttrs, compute=False)
 def convert_expand_dims(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """expand_dims -> IShuffleLayer to the output shape."""
     return [ctx.reshape(inputs[0], node.outputs[0].shape)]
@@ -127,7 +114,7 @@ class SqueezeAttrs:
     axis: Optional[tuple[int, ...]] = None
 
 
-@converter("squeeze", attrs=SqueezeAttrs, validator=_rank_ok, compute=False)
+@converter("squeeze", attrs=SqueezeAttrs, compute=False)
 def convert_squeeze(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """squeeze -> IShuffleLayer to the output shape (MXNet keeps (1,) when every dim is squeezed)."""
     return [ctx.reshape(inputs[0], node.outputs[0].shape)]
@@ -149,7 +136,7 @@ def _transpose_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("transpose", attrs=TransposeAttrs, validator=all_of(_transpose_ok, _rank_ok), compute=False)
+@converter("transpose", attrs=TransposeAttrs, validator=_transpose_ok, compute=False)
 def convert_transpose(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """transpose -> IShuffleLayer first_transpose (no axes: all axes reversed)."""
     rank = node.inputs[0].ndim
@@ -171,7 +158,7 @@ def _reverse_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("reverse", "flip", attrs=ReverseAttrs, validator=all_of(_reverse_ok, _rank_ok), compute=False)
+@converter("reverse", "flip", attrs=ReverseAttrs, validator=_reverse_ok, compute=False)
 def convert_reverse(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """reverse / flip -> ISliceLayer with stride -1 on each axis listed an odd number of times."""
     shape = node.inputs[0].shape
@@ -190,7 +177,7 @@ class StackAttrs:
     axis: int = 0
 
 
-@converter("stack", attrs=StackAttrs, validator=_rank_ok, compute=False)
+@converter("stack", attrs=StackAttrs, compute=False)
 def convert_stack(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """stack -> IShuffleLayer inserting the new axis on each input + IConcatenationLayer along it."""
     out = node.outputs[0].shape
@@ -206,7 +193,7 @@ class SliceChannelAttrs:
     squeeze_axis: bool = False
 
 
-@converter("SliceChannel", "split", attrs=SliceChannelAttrs, validator=_rank_ok, compute=False)
+@converter("SliceChannel", "split", attrs=SliceChannelAttrs, compute=False)
 def convert_slice_channel(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """SliceChannel / split -> one ISliceLayer per output (+ IShuffleLayer dropping the axis with squeeze_axis)."""
     shape = node.inputs[0].shape
@@ -242,7 +229,7 @@ def _slice_start(dim: int, begin: Optional[int], step: int) -> int:
     return min(b, dim - 1)
 
 
-@converter("slice", "crop", attrs=SliceAttrs, validator=_rank_ok, compute=False)
+@converter("slice", "crop", attrs=SliceAttrs, compute=False)
 def convert_slice(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice / crop -> ISliceLayer (None entries and negative begin/end/step as MXNet resolves them)."""
     a, shape, out = node.attrs, node.inputs[0].shape, node.outputs[0].shape
@@ -265,7 +252,7 @@ class SliceAxisAttrs:
     end: Optional[int] = attr()
 
 
-@converter("slice_axis", attrs=SliceAxisAttrs, validator=_rank_ok, compute=False)
+@converter("slice_axis", attrs=SliceAxisAttrs, compute=False)
 def convert_slice_axis(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice_axis -> ISliceLayer on one axis."""
     shape = node.inputs[0].shape
@@ -282,7 +269,7 @@ class SliceLikeAttrs:
 
 # The second input is wired in although only its shape is used: its shape then keys the engine (a subgraph's key
 # covers the shapes of its inputs, not of inputs a converter leaves unread), so one engine never serves two shapes.
-@converter("slice_like", attrs=SliceLikeAttrs, validator=_rank_ok, compute=False)
+@converter("slice_like", attrs=SliceLikeAttrs, compute=False)
 def convert_slice_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice_like -> ISliceLayer from 0 to the output shape (the second input's values are not read)."""
     out = node.outputs[0].shape
@@ -297,7 +284,7 @@ class TileAttrs:
     reps: tuple[int, ...] = attr()
 
 
-@converter("tile", attrs=TileAttrs, validator=_rank_ok, compute=False)
+@converter("tile", attrs=TileAttrs, compute=False)
 def convert_tile(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """tile -> IShuffleLayer to the output rank (leading 1s) + ISliceLayer in WRAP mode."""
     out = node.outputs[0].shape
@@ -322,9 +309,9 @@ class BroadcastLikeAttrs:
     rhs_axes: Optional[tuple[int, ...]] = None
 
 
-@converter("broadcast_axis", "broadcast_axes", attrs=BroadcastAxisAttrs, validator=_rank_ok, compute=False)
-@converter("broadcast_to", attrs=BroadcastToAttrs, validator=_rank_ok, compute=False)
-@converter("broadcast_like", attrs=BroadcastLikeAttrs, validator=_rank_ok, compute=False, data_inputs=1)
+@converter("broadcast_axis", "broadcast_axes", attrs=BroadcastAxisAttrs, compute=False)
+@converter("broadcast_to", attrs=BroadcastToAttrs, compute=False)
+@converter("broadcast_like", attrs=BroadcastLikeAttrs, compute=False, data_inputs=1)
 def convert_broadcast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """broadcast_axis/_to/_like -> ISliceLayer in WRAP mode to the output shape (size-1 axes repeat; broadcast_like
     reads only the shape of its second input)."""
@@ -338,7 +325,7 @@ class RepeatAttrs:
     axis: Optional[int] = None
 
 
-@converter("repeat", attrs=RepeatAttrs, validator=_rank_ok, compute=False)
+@converter("repeat", attrs=RepeatAttrs, compute=False)
 def convert_repeat(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """repeat -> IGatherLayer with indices i // repeats along the axis (no axis: of the flattened input)."""
     x, shape = ctx.tensor(inputs[0]), node.inputs[0].shape
@@ -394,7 +381,7 @@ class CastAttrs:
     dtype: Literal["bfloat16", "bool", "float16", "float32", "float64", "int32", "int64", "int8", "uint8"] = attr()
 
 
-@converter("Cast", "cast", attrs=CastAttrs, validator=_rank_ok, compute=False)
+@converter("Cast", "cast", attrs=CastAttrs, compute=False)
 def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Cast / cast between float32 and float16 -> identity in the engine dtype; to float16 in an fp32 engine, ICastLayer
     to float16 and back (the values round as MXNet's do). Other target dtypes stay in MXNet."""
@@ -407,7 +394,7 @@ def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
 # ---- constant-valued ops: zeros_like, ones_like, shape_array, size_array -------------------------------------------
 
 
-@converter("zeros_like", "ones_like", attrs=NoAttrs, validator=_rank_ok, compute=False)
+@converter("zeros_like", "ones_like", attrs=NoAttrs, compute=False)
 def convert_fill_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """zeros_like / ones_like -> ISliceLayer in FILL mode that starts past the input's end (every element is the fill
     value; the input's values are never read, so NaN and inf do not leak)."""
@@ -419,7 +406,7 @@ def convert_fill_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
 INT64 = np.dtype(np.int64)
 
 
-@converter("shape_array", "size_array", attrs=NoAttrs, validator=_rank_ok, compute=False, dtypes=FLOAT_DTYPES | {INT64})
+@converter("shape_array", "size_array", attrs=NoAttrs, compute=False, dtypes=FLOAT_DTYPES | {INT64})
 def convert_shape_array(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """shape_array / size_array -> int64 IConstantLayer of the static shape (or element count)."""
     shape = node.inputs[0].shape
