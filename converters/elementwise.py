@@ -227,9 +227,7 @@ def convert_sign(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
 @converter("trunc", "fix", attrs=NoAttrs)
 def convert_trunc(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """trunc/fix (round toward zero) -> ISelectLayer of IUnaryLayer CEIL where x < 0, else FLOOR."""
-    x = ctx.tensor(inputs[0])
-    neg = layers.elementwise(ctx, x, 0.0, EW.LESS)
-    return [layers.select(ctx, neg, layers.unary(ctx, x, U.CEIL), layers.unary(ctx, x, U.FLOOR))]
+    return [layers.trunc(ctx, inputs[0])]
 
 
 @converter("round", attrs=NoAttrs)

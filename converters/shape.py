@@ -10,10 +10,10 @@ from mx2trt import layers
 from mx2trt._trt import trt
 from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
-from mx2trt.registry import FLOAT_DTYPES, OpNode, all_of, converter, rank_in
+from mx2trt.registry import DATA_DTYPES, FLOAT_DTYPES, INT32, OpNode, all_of, converter, rank_in
 
 
-@converter("Flatten", "flatten", attrs=NoAttrs, compute=False)
+@converter("Flatten", "flatten", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_flatten(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Flatten -> IShuffleLayer to (N, -1); a 1-D input becomes (N, 1)."""
     return [ctx.reshape(inputs[0], node.outputs[0].shape)]
@@ -33,7 +33,7 @@ def _concat_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("Concat", "concat", attrs=ConcatAttrs, validator=_concat_ok, compute=False)
+@converter("Concat", "concat", attrs=ConcatAttrs, validator=_concat_ok, compute=False, dtypes=DATA_DTYPES)
 def convert_concat(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Concat -> IConcatenationLayer with the axis set explicitly."""
     return [layers.concat(ctx, inputs, node.attrs.dim % len(node.inputs[0].shape))]
@@ -54,13 +54,13 @@ def _dropout_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("Dropout", attrs=DropoutAttrs, validator=_dropout_ok, compute=False)
+@converter("Dropout", attrs=DropoutAttrs, validator=_dropout_ok, compute=False, dtypes=DATA_DTYPES)
 def convert_dropout(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Dropout at inference -> identity (no layer unless the value leaves the engine)."""
     return [ctx.tensor(inputs[0])]
 
 
-@converter("BlockGrad", "stop_gradient", "_copy", "identity", attrs=NoAttrs, compute=False)
+@converter("BlockGrad", "stop_gradient", "_copy", "identity", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_identity(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """BlockGrad / stop_gradient / _copy / identity -> identity at inference."""
     return [ctx.tensor(inputs[0])]
@@ -92,7 +92,7 @@ def _reshape_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("Reshape", "reshape", attrs=ReshapeAttrs, validator=_reshape_ok, compute=False)
+@converter("Reshape", "reshape", attrs=ReshapeAttrs, validator=_reshape_ok, compute=False, dtypes=DATA_DTYPES)
 def convert_reshape(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Reshape -> IShuffleLayer to the output shape MXNet inferred (special codes 0/-1/-2/-3/-4, reverse)."""
     return [ctx.reshape(inputs[0], node.outputs[0].shape)]
@@ -103,7 +103,7 @@ class ExpandDimsAttrs:
     axis: int = attr()
 
 
-@converter("expand_dims", attrs=ExpandDimsAttrs, compute=False)
+@converter("expand_dims", attrs=ExpandDimsAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_expand_dims(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """expand_dims -> IShuffleLayer to the output shape."""
     return [ctx.reshape(inputs[0], node.outputs[0].shape)]
@@ -114,7 +114,7 @@ class SqueezeAttrs:
     axis: Optional[tuple[int, ...]] = None
 
 
-@converter("squeeze", attrs=SqueezeAttrs, compute=False)
+@converter("squeeze", attrs=SqueezeAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_squeeze(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """squeeze -> IShuffleLayer to the output shape (MXNet keeps (1,) when every dim is squeezed)."""
     return [ctx.reshape(inputs[0], node.outputs[0].shape)]
@@ -136,7 +136,7 @@ def _transpose_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("transpose", attrs=TransposeAttrs, validator=_transpose_ok, compute=False)
+@converter("transpose", attrs=TransposeAttrs, validator=_transpose_ok, compute=False, dtypes=DATA_DTYPES)
 def convert_transpose(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """transpose -> IShuffleLayer first_transpose (no axes: all axes reversed)."""
     rank = node.inputs[0].ndim
@@ -158,7 +158,7 @@ def _reverse_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("reverse", "flip", attrs=ReverseAttrs, validator=_reverse_ok, compute=False)
+@converter("reverse", "flip", attrs=ReverseAttrs, validator=_reverse_ok, compute=False, dtypes=DATA_DTYPES)
 def convert_reverse(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """reverse / flip -> ISliceLayer with stride -1 on each axis listed an odd number of times."""
     shape = node.inputs[0].shape
@@ -177,7 +177,7 @@ class StackAttrs:
     axis: int = 0
 
 
-@converter("stack", attrs=StackAttrs, compute=False)
+@converter("stack", attrs=StackAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_stack(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """stack -> IShuffleLayer inserting the new axis on each input + IConcatenationLayer along it."""
     out = node.outputs[0].shape
@@ -193,7 +193,7 @@ class SliceChannelAttrs:
     squeeze_axis: bool = False
 
 
-@converter("SliceChannel", "split", attrs=SliceChannelAttrs, compute=False)
+@converter("SliceChannel", "split", attrs=SliceChannelAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_slice_channel(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """SliceChannel / split -> one ISliceLayer per output (+ IShuffleLayer dropping the axis with squeeze_axis)."""
     shape = node.inputs[0].shape
@@ -229,7 +229,7 @@ def _slice_start(dim: int, begin: Optional[int], step: int) -> int:
     return min(b, dim - 1)
 
 
-@converter("slice", "crop", attrs=SliceAttrs, compute=False)
+@converter("slice", "crop", attrs=SliceAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_slice(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice / crop -> ISliceLayer (None entries and negative begin/end/step as MXNet resolves them)."""
     a, shape, out = node.attrs, node.inputs[0].shape, node.outputs[0].shape
@@ -252,7 +252,7 @@ class SliceAxisAttrs:
     end: Optional[int] = attr()
 
 
-@converter("slice_axis", attrs=SliceAxisAttrs, compute=False)
+@converter("slice_axis", attrs=SliceAxisAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_slice_axis(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice_axis -> ISliceLayer on one axis."""
     shape = node.inputs[0].shape
@@ -269,7 +269,7 @@ class SliceLikeAttrs:
 
 # The second input is wired in although only its shape is used: its shape then keys the engine (a subgraph's key
 # covers the shapes of its inputs, not of inputs a converter leaves unread), so one engine never serves two shapes.
-@converter("slice_like", attrs=SliceLikeAttrs, compute=False)
+@converter("slice_like", attrs=SliceLikeAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_slice_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice_like -> ISliceLayer from 0 to the output shape (the second input's values are not read)."""
     out = node.outputs[0].shape
@@ -284,7 +284,7 @@ class TileAttrs:
     reps: tuple[int, ...] = attr()
 
 
-@converter("tile", attrs=TileAttrs, compute=False)
+@converter("tile", attrs=TileAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_tile(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """tile -> IShuffleLayer to the output rank (leading 1s) + ISliceLayer in WRAP mode."""
     out = node.outputs[0].shape
@@ -309,9 +309,9 @@ class BroadcastLikeAttrs:
     rhs_axes: Optional[tuple[int, ...]] = None
 
 
-@converter("broadcast_axis", "broadcast_axes", attrs=BroadcastAxisAttrs, compute=False)
-@converter("broadcast_to", attrs=BroadcastToAttrs, compute=False)
-@converter("broadcast_like", attrs=BroadcastLikeAttrs, compute=False, data_inputs=1)
+@converter("broadcast_axis", "broadcast_axes", attrs=BroadcastAxisAttrs, compute=False, dtypes=DATA_DTYPES)
+@converter("broadcast_to", attrs=BroadcastToAttrs, compute=False, dtypes=DATA_DTYPES)
+@converter("broadcast_like", attrs=BroadcastLikeAttrs, compute=False, dtypes=DATA_DTYPES, data_inputs=1)
 def convert_broadcast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """broadcast_axis/_to/_like -> ISliceLayer in WRAP mode to the output shape (size-1 axes repeat; broadcast_like
     reads only the shape of its second input)."""
@@ -325,7 +325,7 @@ class RepeatAttrs:
     axis: Optional[int] = None
 
 
-@converter("repeat", attrs=RepeatAttrs, compute=False)
+@converter("repeat", attrs=RepeatAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_repeat(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """repeat -> IGatherLayer with indices i // repeats along the axis (no axis: of the flattened input)."""
     x, shape = ctx.tensor(inputs[0]), node.inputs[0].shape
@@ -381,20 +381,26 @@ class CastAttrs:
     dtype: Literal["bfloat16", "bool", "float16", "float32", "float64", "int32", "int64", "int8", "uint8"] = attr()
 
 
-@converter("Cast", "cast", attrs=CastAttrs, compute=False)
+@converter("Cast", "cast", attrs=CastAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """Cast / cast between float32 and float16 -> identity in the engine dtype; to float16 in an fp32 engine, ICastLayer
-    to float16 and back (the values round as MXNet's do). Other target dtypes stay in MXNet."""
+    """Cast / cast among float32, float16 and int32 -> ICastLayer. Floats are the engine dtype inside; to float16 in
+    an fp32 engine goes through float16 and back (the values round as MXNet's do); float to int32 truncates toward
+    zero first, as MXNet's static_cast does, so TensorRT's own float-to-int rounding never matters."""
     x = ctx.tensor(inputs[0])
-    if node.attrs.dtype == "float16" and ctx.dtype != np.float16:
-        return [ctx.cast(ctx.cast(x, np.float16), ctx.dtype)]
-    return [x]
+    target = np.dtype(node.attrs.dtype)
+    if target == INT32:
+        if node.inputs[0].dtype.kind == "f":
+            x = layers.trunc(ctx, x)
+        return [ctx.cast(x, INT32)]
+    if target == np.float16 and ctx.dtype != np.float16:
+        x = ctx.cast(x, np.float16)
+    return [ctx.cast(x, ctx.dtype)]
 
 
 # ---- constant-valued ops: zeros_like, ones_like, shape_array, size_array -------------------------------------------
 
 
-@converter("zeros_like", "ones_like", attrs=NoAttrs, compute=False)
+@converter("zeros_like", "ones_like", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_fill_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """zeros_like / ones_like -> ISliceLayer in FILL mode that starts past the input's end (every element is the fill
     value; the input's values are never read, so NaN and inf do not leak)."""

@@ -90,17 +90,21 @@ class ConversionContext:
         return trt.Weights(trt_dtype(self.dtype))
 
     def constant(self, value: Any, shape: Sequence[int] | None = None, dtype: Any = None) -> Any:
-        """A constant tensor of `value` (cast to the engine dtype unless `dtype` is given)."""
-        a = np.asarray(value, dtype=dtype or self.dtype)
+        """A constant tensor of `value` in `dtype`; by default an int32 array keeps its dtype and anything else takes
+        the engine dtype."""
+        if dtype is None:
+            dtype = np.int32 if isinstance(value, np.ndarray) and value.dtype == np.int32 else self.dtype
+        a = np.asarray(value, dtype=dtype)
         if shape is not None:
             a = a.reshape(tuple(shape))
         a = self.keep(np.array(a, copy=True, order="C"))
         layer = self.net.add_constant(tuple(a.shape), trt.Weights(a) if a.ndim else trt.Weights(a.reshape(1)))
         return layer.get_output(0)
 
-    def tensor(self, x: Any, rank: int | None = None) -> Any:
-        """`x` as a tensor: parameters become constants; with `rank`, size-1 dims are prepended to reach it."""
-        t = x if isinstance(x, trt.ITensor) else self.constant(x)
+    def tensor(self, x: Any, rank: int | None = None, dtype: Any = None) -> Any:
+        """`x` as a tensor: parameters become constants (in `dtype` if given); with `rank`, size-1 dims are prepended
+        to reach it."""
+        t = x if isinstance(x, trt.ITensor) else self.constant(x, dtype=dtype)
         if rank is not None and len(t.shape) < rank:
             t = self.reshape(t, (1,) * (rank - len(t.shape)) + tuple(t.shape))
         return t
@@ -121,6 +125,11 @@ class ConversionContext:
         if x.dtype == target:
             return x
         return self.net.add_cast(x, target).get_output(0)
+
+    def out_dtype(self, node: OpNode, k: int = 0) -> np.dtype:
+        """The dtype output `k` of `node` has inside the engine: the engine dtype for floats, MXNet's otherwise."""
+        dt = node.outputs[k].dtype
+        return self.dtype if dt.kind == "f" else dt
 
     def identity(self, x: Any) -> Any:
         return self.net.add_identity(self.tensor(x)).get_output(0)

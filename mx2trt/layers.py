@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._trt import trt
+from ._trt import np_dtype, trt
 from .context import ConversionContext
 
 EW = trt.ElementWiseOperation
@@ -19,7 +19,9 @@ def rank(t: Any) -> int:
 def elementwise(ctx: ConversionContext, a: Any, b: Any, op: Any) -> Any:
     """a <op> b with numpy broadcasting: constants become tensors, ranks are equalised with leading 1s."""
     r = max(np.ndim(x) if not isinstance(x, trt.ITensor) else rank(x) for x in (a, b))
-    ta, tb = ctx.tensor(a, r), ctx.tensor(b, r)
+    like = next((x for x in (a, b) if isinstance(x, trt.ITensor)), None)
+    dtype = np_dtype(like.dtype) if like is not None else None  # a constant takes its partner's dtype (int32 too)
+    ta, tb = ctx.tensor(a, r, dtype), ctx.tensor(b, r, dtype)
     return ctx.net.add_elementwise(ta, tb, op).get_output(0)
 
 
@@ -102,8 +104,6 @@ def slice_nd(
     if mode is not None:
         layer.mode = mode
     if fill is not None:
-        from ._trt import np_dtype
-
         layer.set_input(4, ctx.constant(fill, shape=(), dtype=np_dtype(x.dtype)))
     return layer.get_output(0)
 
@@ -155,9 +155,11 @@ def deconvolution(
 
 def select(ctx: ConversionContext, cond: Any, a: Any, b: Any) -> Any:
     """cond ? a : b elementwise (ISelectLayer, BOOL condition) with numpy broadcasting; ranks equalised with leading
-    1s, constants become tensors of the engine dtype."""
+    1s, a constant branch takes the other branch's dtype (the engine dtype when both are constants)."""
     r = max(rank(x) if isinstance(x, trt.ITensor) else np.ndim(x) for x in (cond, a, b))
-    return ctx.net.add_select(ctx.tensor(cond, r), ctx.tensor(a, r), ctx.tensor(b, r)).get_output(0)
+    like = next((x for x in (a, b) if isinstance(x, trt.ITensor)), None)
+    dtype = np_dtype(like.dtype) if like is not None else None
+    return ctx.net.add_select(ctx.tensor(cond, r), ctx.tensor(a, r, dtype), ctx.tensor(b, r, dtype)).get_output(0)
 
 
 def nonzero(ctx: ConversionContext, x: Any) -> Any:
@@ -177,3 +179,11 @@ def topk(ctx: ConversionContext, x: Any, largest: bool, k: int, axis: int) -> tu
     layer = ctx.net.add_topk(ctx.reshape(x, (outer, shape[axis], inner)), op, int(k), 1 << 1)
     out = shape[:axis] + (int(k),) + shape[axis + 1:]
     return ctx.reshape(layer.get_output(0), out), ctx.reshape(layer.get_output(1), out)
+
+
+def trunc(ctx: ConversionContext, x: Any) -> Any:
+    """Round toward zero: IUnaryLayer CEIL where x < 0, else FLOOR (ISelectLayer)."""
+    x = ctx.tensor(x)
+    neg = elementwise(ctx, x, 0.0, EW.LESS)
+    U = trt.UnaryOperation
+    return select(ctx, neg, unary(ctx, x, U.CEIL), unary(ctx, x, U.FLOOR))

@@ -73,7 +73,7 @@ class Partition:
 class _Clusters:
     """Union of supported nodes into clusters over the DAG, merging along edges only when no cycle appears."""
 
-    def __init__(self, graph: Graph, supported: set[int]) -> None:
+    def __init__(self, graph: Graph, supported: set[int], used: dict[int, list[Entry]]) -> None:
         self.of: dict[int, int] = {}
         self.members: dict[int, list[int]] = {}
         self.succ: dict[int, set[int]] = {}
@@ -87,8 +87,8 @@ class _Clusters:
             self.succ[n.id], self.pred[n.id] = set(), set()
             self.lo[n.id] = self.hi[n.id] = n.id  # JSON order is topological
             self.ok[n.id] = n.id in supported
-        for n in graph.op_nodes:
-            for e in n.inputs:
+        for n in graph.op_nodes:  # a converted node depends only on the inputs its converter reads
+            for e in used.get(n.id, n.inputs):
                 if e.node in self.of:
                     self.succ[e.node].add(n.id)
                     self.pred[n.id].add(e.node)
@@ -159,11 +159,14 @@ def partition(graph: Graph, options: PartitionOptions | None = None, registry: R
             placements[n.id] = Placement(n.name, n.op, TENSORRT, "converted")
 
     used = {nid: _used_inputs(graph, nid, registry) for nid in supported}
-    clusters = _Clusters(graph, supported)
-    for n in graph.op_nodes:
-        for e in used.get(n.id, ()):
-            if e.node in supported:
-                clusters.try_merge(clusters.of[e.node], clusters.of[n.id])
+    clusters = _Clusters(graph, supported, used)
+    merged = True
+    while merged:  # a merge refused for a path through a third cluster may succeed once that cluster has merged
+        merged = False
+        for n in graph.op_nodes:
+            for e in used.get(n.id, ()):
+                if e.node in supported:
+                    merged |= clusters.try_merge(clusters.of[e.node], clusters.of[n.id])
 
     head_entries = set(graph.heads)
     subgraphs: list[Subgraph] = []

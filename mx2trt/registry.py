@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("mx2trt")
 
 FLOAT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float16)})
+INT32 = np.dtype(np.int32)
+# Ops that move or select data without arithmetic also carry int32 tensors (lengths, indices) inside an engine.
+DATA_DTYPES = FLOAT_DTYPES | {INT32}
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mx2trt
 from mx2trt._mx import mx
 from mx2trt.errors import BuildError, ConversionError
 from mx2trt.graph import Graph
-from mx2trt.partition import PartitionOptions, partition
+from mx2trt.partition import PartitionOptions, _used_inputs, partition
 
 from .harness import check_graph, mxnet_only
 
@@ -213,3 +215,80 @@ def test_variable_dtype_is_kept():
     c = mx2trt.convert(sym, {}, {"x": (2, 3)}, runtime="reference")  # no dtypes=: the variable's own is used
     assert c.engines[0].in_dtypes == ["float16"] and c.symbol.infer_type()[1] == [np.float16, np.float16]
     check_graph(sym, {"x": RNG.standard_normal((2, 3)).astype(np.float16)}, {}, on_trt=["r"], rtol=1e-3)
+
+
+# ---- property: engines are cycle-free and maximal on random DAGs ---------------------------------------------------
+
+
+@st.composite
+def random_dags(draw):
+    """A DAG over data x: each node is relu (convertible), mxnet_only (stays in MXNet), an elemwise_add of two
+    earlier nodes (convertible) or arange_like (convertible, reads only its input's shape: an edge the partitioner
+    does not merge along); nodes nobody reads are the graph's outputs."""
+    n = draw(st.integers(2, 12))
+    nodes = []  # (kind, input indices); index -1 is x
+    for i in range(n):
+        kind = draw(st.sampled_from(["relu", "relu", "add", "add", "mxnet", "ramp"]))
+        k = 2 if kind == "add" else 1
+        nodes.append((kind, [draw(st.integers(-1, i - 1)) for _ in range(k)]))
+    return nodes
+
+
+def _dag_symbol(nodes):
+    syms = []
+    x = mx.sym.var("data")
+    get = lambda j: x if j < 0 else syms[j]  # noqa: E731
+    for i, (kind, ins) in enumerate(nodes):
+        if kind == "relu":
+            syms.append(relu(get(ins[0]), f"n{i}"))
+        elif kind == "add":
+            syms.append(mx.sym.elemwise_add(get(ins[0]), get(ins[1]), name=f"n{i}"))
+        elif kind == "ramp":
+            syms.append(mx.sym.contrib.arange_like(get(ins[0]), name=f"n{i}"))
+        else:
+            syms.append(mxnet_only(get(ins[0]), f"n{i}"))
+    read = {j for _, ins in nodes for j in ins}
+    return mx.sym.Group([s for i, s in enumerate(syms) if i not in read])
+
+
+@settings(deadline=None)
+@given(nodes=random_dags())
+def test_engines_are_acyclic_and_maximal(nodes):
+    """Contracting each engine to one node leaves a DAG (no cycle through MXNet), no two engines joined by an edge
+    could be merged without creating one (the greedy merge is repeated until nothing changes; edges a converter does
+    not read, like arange_like's, are no dependency), and the rewritten graph matches MXNet."""
+    sym = _dag_symbol(nodes)
+    graph = Graph.from_symbol(sym, {}, {"data": (2, 3)})
+    part = partition(graph)
+    owner = {n: sg.id for sg in part.subgraphs for n in sg.nodes}
+    succ: dict = {}
+    ops = {m.id for m in graph.op_nodes}
+    for n in graph.op_nodes:
+        for e in (_used_inputs(graph, n.id, mx2trt.REGISTRY) if n.id in owner else n.inputs):  # edges data flows on
+            if e.node in ops:
+                a, b = owner.get(e.node, ("mx", e.node)), owner.get(n.id, ("mx", n.id))
+                if a != b:
+                    succ.setdefault(a, set()).add(b)
+
+    def reaches(a, b, skip_direct=False):
+        stack = [c for c in succ.get(a, ()) if not (skip_direct and c == b)]
+        seen = set(stack)
+        while stack:
+            c = stack.pop()
+            if c == b:
+                return True
+            for s in succ.get(c, ()):
+                if s not in seen:
+                    seen.add(s)
+                    stack.append(s)
+        return False
+
+    for sg in part.subgraphs:
+        assert not reaches(sg.id, sg.id), f"engine {sg.id} depends on itself through MXNet"
+    for a in (sg.id for sg in part.subgraphs):
+        for b in succ.get(a, ()):
+            if isinstance(b, int):  # an edge between two engines: merging them must create a cycle
+                assert reaches(a, b, skip_direct=True), f"engines {a} -> {b} could be one engine"
+    relus = {n.id for n in graph.op_nodes if n.op in ("Activation", "elemwise_add")}
+    assert relus <= set(owner), "every relu and add joins an engine"
+    check_graph(sym, data((2, 3)), {}, engines=len(part.subgraphs))  # and the rewritten graph still matches MXNet

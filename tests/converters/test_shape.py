@@ -45,33 +45,59 @@ def normal(seed: int, shape: Sequence[int], k: int = 0) -> np.ndarray:
     return np.random.default_rng([seed, k]).standard_normal(tuple(shape)).astype(np.float32)
 
 
+INT_POSITIONS = ("int_after", "int_before", "int_between")  # the same with the op on int32 tensors (see around)
+
+
 def around(apply: Callable[[Any], Any], position: str, expose: bool, x: Any) -> Any:
     """`apply` (the op under test, named 'node') placed around compute nodes 'pre' (relu) and 'post' (relu/sigmoid);
-    with `expose` the op's own output is a graph output too (it leaves the engine directly)."""
+    with `expose` the op's own output is a graph output too (it leaves the engine directly). The int_* positions put
+    the op on int32 tensors: Cast 'pre_cast' to int32 after 'pre', Cast 'post_cast' back to float32 before 'post'
+    (int_before: x itself is int32 data, so the engine takes an int32 input; int_after: it returns one)."""
+    int32 = position.startswith("int_")
+    position = position.removeprefix("int_")
+    to_int = (lambda t: mx.sym.Cast(t, dtype="int32", name="pre_cast")) if int32 else (lambda t: t)  # noqa: E731
+    to_float = (lambda t: mx.sym.Cast(t, dtype="float32", name="post_cast")) if int32 else (lambda t: t)  # noqa: E731
     if position == "after":
-        y = out = apply(mx.sym.relu(x, name="pre"))
+        y = out = apply(to_int(mx.sym.relu(x, name="pre")))
     elif position == "before":
         y = apply(x)
-        out = mx.sym.relu(y, name="post")
+        out = mx.sym.relu(to_float(y), name="post")
     else:
-        y = apply(mx.sym.relu(x, name="pre"))
-        out = mx.sym.sigmoid(y, name="post")
+        y = apply(to_int(mx.sym.relu(x, name="pre")))
+        out = mx.sym.sigmoid(to_float(y), name="post")
     return mx.sym.Group([out, y]) if expose and out is not y else out
 
 
 def compute_nodes(position: str) -> list[str]:
-    return {"after": ["pre"], "before": ["post"], "between": ["pre", "post"]}[position]
+    names = {"after": ["pre"], "before": ["post"], "between": ["pre", "post"]}[position.removeprefix("int_")]
+    if position.startswith("int_"):
+        names += {"int_after": ["pre_cast"], "int_before": ["post_cast"], "int_between": ["pre_cast", "post_cast"]}[
+            position]
+    return names
+
+
+def inputs_for(position: str, seed: int, shape: Sequence[int], k: int = 0) -> np.ndarray:
+    """Data for x of `around`: float32 normal values, except for the int_* positions: int32 values for int_before,
+    quarter steps for the others (exact in fp16 too, so the truncating Cast gives MXNet's integers in both
+    precisions)."""
+    v = normal(seed, shape, k)
+    if position == "int_before":
+        return np.round(v * 3).astype(np.int32)
+    if position.startswith("int_"):
+        return np.round(v * 4) / 4
+    return v
 
 
 # ---- Flatten -------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("op", FLATTEN_OPS)
-@given(shape=shapes(), position=st.sampled_from(POSITIONS), expose=st.booleans(), seed=SEEDS,
+@given(shape=shapes(), position=st.sampled_from(POSITIONS + INT_POSITIONS), expose=st.booleans(), seed=SEEDS,
        as_param=st.sampled_from([False, False, False, True]))
 def test_flatten(op, shape, position, expose, seed, as_param):
     sym = around(lambda t: sym_fn(op)(t, name="node"), position, expose, mx.sym.var("x"))
-    check_graph(sym, {"x": normal(seed, shape)}, {}, on_trt=["node", *compute_nodes(position)], engines=1)
+    check_graph(sym, {"x": inputs_for(position, seed, shape)}, {}, on_trt=["node", *compute_nodes(position)],
+                engines=1)
 
 
 # ---- Concat ----------------------------------------------------------------------------------------------------------
@@ -179,7 +205,8 @@ def test_dropout(case):
 
 
 @pytest.mark.parametrize("op", IDENTITY_OPS)
-@given(shape=shapes(), position=st.sampled_from(POSITIONS), expose=st.booleans(), chain=st.integers(1, 2), seed=SEEDS)
+@given(shape=shapes(), position=st.sampled_from(POSITIONS + INT_POSITIONS), expose=st.booleans(),
+       chain=st.integers(1, 2), seed=SEEDS)
 def test_identity(op, shape, position, expose, chain, seed):
     def apply(t: Any) -> Any:
         for k in range(chain - 1):
@@ -188,7 +215,7 @@ def test_identity(op, shape, position, expose, chain, seed):
 
     sym = around(apply, position, expose, mx.sym.var("x"))
     names = ["node", *(f"node{k}" for k in range(chain - 1)), *compute_nodes(position)]
-    check_graph(sym, {"x": normal(seed, shape)}, {}, on_trt=names, engines=1)
+    check_graph(sym, {"x": inputs_for(position, seed, shape)}, {}, on_trt=names, engines=1)
 
 
 # ---- the ops added with Reshape: shared helpers --------------------------------------------------------------------
@@ -200,6 +227,8 @@ def test_identity(op, shape, position, expose, chain, seed):
 # engine rounds each tensor to fp16 (relative error <= 2**-11 = 4.9e-4 of the largest value, sigmoid adding no more).
 
 PLACES = st.tuples(st.sampled_from(POSITIONS), st.booleans(), SEEDS)
+# For ops that also carry int32 (DATA_DTYPES): a quarter of the examples put the op on int32 tensors.
+ANY_PLACES = st.tuples(st.sampled_from(POSITIONS * 3 + INT_POSITIONS), st.booleans(), SEEDS)
 PRECISIONS = ("fp32", "fp16")
 RTOL = {"fp32": 1e-5, "fp16": 1e-3}
 
@@ -239,7 +268,8 @@ def unary_graph(apply: Callable[[Any], Any], shape: Sequence[int], place: tuple[
     """(symbol, data, params, compute node names) with `apply` (the op, named 'node') placed by `around`."""
     position, expose, seed = place
     sym = around(apply, position, expose, mx.sym.var("x"))
-    return sym, {"x": normal(seed, shape).astype(dtype)}, {}, compute_nodes(position)
+    x = inputs_for(position, seed, shape)
+    return sym, {"x": x if position.startswith("int_") else x.astype(dtype)}, {}, compute_nodes(position)
 
 
 def check_unary(apply: Callable[[Any], Any], shape: Sequence[int], place: tuple[str, bool, int], precision: str,
@@ -333,7 +363,7 @@ def reshapes(draw):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(case=reshapes(), op=st.sampled_from(["Reshape", "reshape"]), place=PLACES)
+@given(case=reshapes(), op=st.sampled_from(["Reshape", "reshape"]), place=ANY_PLACES)
 def test_reshape(precision, case, op, place):
     shape, attrs, style = case
     event(style)
@@ -374,7 +404,7 @@ def transposes(draw):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(case=transposes(), place=PLACES)
+@given(case=transposes(), place=ANY_PLACES)
 def test_transpose(precision, case, place):
     shape, attrs, kind = case
     event(kind)
@@ -389,7 +419,7 @@ def test_transpose(precision, case, place):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(rank=st.sampled_from([1, 2, 3, 4, 6, 8, 8]), data=st.data(), place=PLACES)
+@given(rank=st.sampled_from([1, 2, 3, 4, 6, 8, 8]), data=st.data(), place=ANY_PLACES)
 def test_expand_dims(precision, rank, data, place):
     shape = data.draw(small_shapes(rank, rank), label="shape")
     axis = data.draw(st.integers(-rank - 1, rank), label="axis")
@@ -413,7 +443,7 @@ def squeezes(draw):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(case=squeezes(), place=PLACES)
+@given(case=squeezes(), place=ANY_PLACES)
 def test_squeeze(precision, case, place):
     shape, attrs = case
     assert check_unary(lambda t: mx.sym.squeeze(t, name="node", **attrs), shape, place, precision) is None
@@ -525,7 +555,7 @@ def slices(draw):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(case=slices(), op=st.sampled_from(["slice", "crop"]), place=PLACES)
+@given(case=slices(), op=st.sampled_from(["slice", "crop"]), place=ANY_PLACES)
 def test_slice(precision, case, op, place):
     shape, attrs = case
     assert check_unary(lambda t: sym_fn(op)(t, name="node", **attrs), shape, place, precision) is None
@@ -544,7 +574,7 @@ def slice_axis_cases(draw):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(case=slice_axis_cases(), place=PLACES)
+@given(case=slice_axis_cases(), place=ANY_PLACES)
 def test_slice_axis(precision, case, place):
     shape, attrs = case
     assert check_unary(lambda t: mx.sym.slice_axis(t, name="node", **attrs), shape, place, precision) is None
@@ -563,16 +593,19 @@ def slice_like_cases(draw):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(case=slice_like_cases(), place=PLACES)
+@given(case=slice_like_cases(), place=ANY_PLACES)
 def test_slice_like(precision, case, place):
     """The second input gives only its shape, whether it is data, computed (relu) or a parameter; examples differing
     only in that shape must not share an engine."""
     shape, like, attrs, like_kind = case
+    int32 = place[0].startswith("int_")  # MXNet wants both inputs of one dtype: y is int32 data or a parameter then
+    if int32 and like_kind == "relu":
+        like_kind = "data"
     y = mx.sym.var("y")
     if like_kind == "relu":
         y = mx.sym.relu(y, name="like")
     sym, data, params, compute = unary_graph(lambda t: mx.sym.slice_like(t, y, name="node", **attrs), shape, place)
-    (params if like_kind == "param" else data)["y"] = normal(place[2], like, 2)
+    (params if like_kind == "param" else data)["y"] = normal(place[2], like, 2).astype(np.int32 if int32 else np.float32)
     assert check_case(sym, data, params, compute, precision) is None
 
 
@@ -589,7 +622,7 @@ def broadcasts(draw):
 
 @pytest.mark.parametrize("op", ["broadcast_axis", "broadcast_axes", "broadcast_to", "broadcast_like"])
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(case=broadcasts(), place=PLACES)
+@given(case=broadcasts(), place=ANY_PLACES)
 def test_broadcast(op, precision, case, place):
     shape, target = case
     if op in ("broadcast_axis", "broadcast_axes"):
@@ -602,7 +635,7 @@ def test_broadcast(op, precision, case, place):
         fn = lambda t: mx.sym.broadcast_like(t, mx.sym.var("like"), name="node")  # noqa: E731
     sym, data, params, compute = unary_graph(fn, shape, place)
     if op == "broadcast_like":
-        data["like"] = normal(place[2], target, 3)  # only its shape is read
+        data["like"] = normal(place[2], target, 3).astype(data["x"].dtype if place[0] == "int_before" else np.float32)
     assert check_case(sym, data, params, compute, precision) is None
 
 
@@ -610,7 +643,7 @@ def test_broadcast(op, precision, case, place):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(shape=small_shapes(1, 3, 3), reps=st.lists(st.integers(1, 3), max_size=4).map(tuple), place=PLACES)
+@given(shape=small_shapes(1, 3, 3), reps=st.lists(st.integers(1, 3), max_size=4).map(tuple), place=ANY_PLACES)
 def test_tile(precision, shape, reps, place):
     rank = max(len(shape), len(reps))
     repeated = sum(d > 1 for d in shape) + sum(r > 1 for r in reps)
@@ -621,7 +654,7 @@ def test_tile(precision, shape, reps, place):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(shape=small_shapes(1, 3), repeats=st.integers(1, 3), data=st.data(), place=PLACES)
+@given(shape=small_shapes(1, 3), repeats=st.integers(1, 3), data=st.data(), place=ANY_PLACES)
 def test_repeat(precision, shape, repeats, data, place):
     axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)), label="axis")
     attrs = {"repeats": repeats} if axis is None and data.draw(st.booleans()) else {"repeats": repeats, "axis": axis}
@@ -656,23 +689,32 @@ def test_pad(precision, case, op, place):
 # ---- Cast ----------------------------------------------------------------------------------------------------------
 
 FLOAT_TARGETS = ("float32", "float16")
-OTHER_TARGETS = ("float64", "int32", "int64", "int8", "uint8", "bool")
+OTHER_TARGETS = ("float64", "int64", "int8", "uint8", "bool")
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(shape=small_shapes(1, 4), source=st.sampled_from(["float32", "float16"]),
-       target=st.sampled_from(FLOAT_TARGETS * 3 + OTHER_TARGETS), op=st.sampled_from(["Cast", "cast"]), place=PLACES)
+@given(shape=small_shapes(1, 4), source=st.sampled_from(["float32", "float16", "int32"]),
+       target=st.sampled_from((FLOAT_TARGETS + ("int32",)) * 3 + OTHER_TARGETS),
+       op=st.sampled_from(["Cast", "cast"]), place=PLACES)
 def test_cast(precision, shape, source, target, op, place):
-    """Between float32 and float16 it converts; other targets are refused by dtype and stay in MXNet (tested beside a
-    relu engine, so the values MXNet casts are exact inputs in either precision)."""
+    """Among float32, float16 and int32 it converts; other targets are refused by dtype and stay in MXNet (tested
+    beside a relu engine, so the values MXNet casts are exact inputs in either precision). Casts from or to int32
+    read x directly and feed Cast(float32) -> relu; float data then holds quarter steps (exact in fp16), so
+    truncation toward zero is tested on values MXNet and an fp16 engine see alike."""
     event(f"{source}->{target}")
     apply = lambda t: sym_fn(op)(t, dtype=target, name="node")  # noqa: E731
-    if target in FLOAT_TARGETS:
+    seed = place[2]
+    if target in FLOAT_TARGETS and source != "int32":
         assert check_unary(apply, shape, place, precision, dtype=np.dtype(source)) is None
+        return
+    if target == "int32" or source == "int32":
+        post = mx.sym.relu(mx.sym.Cast(apply(mx.sym.var("x")), dtype="float32", name="post_cast"), name="post")
+        x = inputs_for("int_before" if source == "int32" else "int_after", seed, shape).astype(source)
+        assert check_case(post, {"x": x}, {}, ["post_cast", "post"], precision) is None
         return
     x = mx.sym.var("x")
     sym = mx.sym.Group([mx.sym.relu(x, name="pre"), apply(x)])
-    reason = check_case(sym, {"x": normal(place[2], shape).astype(source)}, {}, ["pre"], precision)
+    reason = check_case(sym, {"x": normal(seed, shape).astype(source)}, {}, ["pre"], precision)
     assert reason is not None and f"output dtype {np.dtype(target)}" in reason, reason
 
 
@@ -681,7 +723,7 @@ def test_cast(precision, shape, source, target, op, place):
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 @given(shape=small_shapes(1, 4), op=st.sampled_from(["zeros_like", "ones_like"]),
-       dtype=st.sampled_from(["float32", "float32", "float16"]), place=PLACES, special=st.booleans())
+       dtype=st.sampled_from(["float32", "float32", "float16"]), place=ANY_PLACES, special=st.booleans())
 def test_fill_like(precision, shape, op, dtype, place, special):
     """With `special`, the input (read directly: position 'before') holds NaN and inf, which must not leak."""
     sym, data, params, compute = unary_graph(lambda t: sym_fn(op)(t, name="node"), shape, place, np.dtype(dtype))
@@ -718,7 +760,7 @@ def reverses(draw):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@given(case=reverses(), op=st.sampled_from(["reverse", "flip"]), place=PLACES)
+@given(case=reverses(), op=st.sampled_from(["reverse", "flip"]), place=ANY_PLACES)
 def test_reverse(precision, case, op, place):
     shape, axes, bad = case
     if bad:
