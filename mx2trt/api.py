@@ -76,13 +76,12 @@ def convert(
     sym, params = folded.symbol, folded.params
     graph = Graph.from_symbol(sym, params, shapes, dtypes)
     options = PartitionOptions.make(min_subgraph_size, exclude_ops, exclude_nodes)
-    part = partition(graph, options)
+    part, defined = _define_all(graph, options, params, precision)
     t_part = time.perf_counter() - t0
     needs_program = resolve_runtime(runtime) == "reference" or not build_engines
     built: list[tuple[Any, EngineSpec]] = []
-    for sg in list(part.subgraphs):
+    for sg, nb in defined:
         try:
-            nb = define_network(part, sg, params, precision)
             spec = engine_spec(part, sg, subgraph_key(graph, sg, params, precision), nb, precision)
             if build_engines:
                 spec.plan, spec.build_s = build_engine(nb)
@@ -101,6 +100,31 @@ def convert(
     report.folded = folded.nodes
     log.info("mx2trt: %s", report.summary())
     return Conversion(new_sym, new_params, report, [s for _, s in built], part)
+
+
+def _define_all(
+    graph: Graph, options: PartitionOptions, params: Mapping[str, Any], precision: str
+) -> tuple[Partition, list[tuple[Any, Any]]]:
+    """Partition and define every subgraph's network. A node whose own converter fails stays in MXNet with the
+    reason and the graph is partitioned again without it (its neighbours keep their engines); a failure no single
+    node owns sends its whole subgraph back to MXNet."""
+    refused: dict[str, str] = {}
+    while True:
+        part = partition(graph, options, refused=refused)
+        defined, retry = [], False
+        for sg in list(part.subgraphs):
+            try:
+                defined.append((sg, define_network(part, sg, params, precision)))
+            except ConversionError as exc:
+                if exc.node_id is not None:
+                    log.warning("%s stays in MXNet: %s", graph.nodes[exc.node_id].name, exc)
+                    refused[graph.nodes[exc.node_id].name] = f"fell back to MXNet: {exc}"
+                    retry = True
+                else:
+                    log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
+                    part.drop(sg, f"fell back to MXNet: {exc}")
+        if not retry:
+            return part, defined
 
 
 def _reference_program(network: Any, required: bool) -> Any:

@@ -125,15 +125,24 @@ def define_network(
                 inputs.append(tensors[e])
             else:  # a parameter or aux state: converters get its value
                 inputs.append(_np_value(params[graph.nodes[e.node].name]))
-        outs = ctx.run(op_node, spec.fn, inputs)
-        if len(outs) < node.num_outputs:
-            ctx.fail(f"converter returned {len(outs)} outputs, MXNet has {node.num_outputs}")
-        for k in range(node.num_outputs):
-            t = outs[k]
-            got, want = tuple(t.shape), node.out_shapes[k]
-            if got != want:
-                ctx.fail(f"TensorRT infers output {k} shape {got}, MXNet {want}")
-            tensors[Entry(nid, k)] = t
+        try:
+            outs = ctx.run(op_node, spec.fn, inputs)
+            if len(outs) < node.num_outputs:
+                ctx.fail(f"converter returned {len(outs)} outputs, MXNet has {node.num_outputs}")
+            for k in range(node.num_outputs):
+                t = outs[k]
+                got, want = tuple(t.shape), node.out_shapes[k]
+                if got != want:
+                    ctx.fail(f"TensorRT infers output {k} shape {got}, MXNet {want}")
+                tensors[Entry(nid, k)] = t
+        except ConversionError as exc:
+            exc.node_id = nid
+            raise
+        except Exception as exc:  # a converter bug must not lose the model: the node stays in MXNet
+            log.exception("converter of %s '%s' crashed", node.op, node.name)
+            err = ConversionError(node.name, node.op, f"converter error {type(exc).__name__}: {exc}")
+            err.node_id = nid
+            raise err from exc
     ctx.node = None
     output_names = []
     for k, e in enumerate(sg.outputs):

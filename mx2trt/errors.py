@@ -23,6 +23,7 @@ class ConversionError(Mx2TrtError):
 
     def __init__(self, node: str, op: str, message: str, attr: str | None = None) -> None:
         self.node, self.op, self.attr = node, op, attr
+        self.node_id: int | None = None  # set when the node's own converter failed (it alone then stays in MXNet)
         where = f"{op} '{node}'" + (f" attribute {attr}" if attr else "")
         super().__init__(f"{where}: {message}")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .graph import Entry, Graph
 from .registry import REGISTRY, OpNode, Registry
@@ -133,15 +133,25 @@ class _Clusters:
         return True
 
 
-def partition(graph: Graph, options: PartitionOptions | None = None, registry: Registry | None = None) -> Partition:
-    """Ask the registry about every op node and group the accepted ones into engines-to-be."""
+def partition(
+    graph: Graph,
+    options: PartitionOptions | None = None,
+    registry: Registry | None = None,
+    refused: Mapping[str, str] | None = None,
+) -> Partition:
+    """Ask the registry about every op node and group the accepted ones into engines-to-be; nodes named in `refused`
+    (node name -> reason: their converter failed on an earlier try) stay in MXNet with that reason."""
     options = options or PartitionOptions()
     registry = registry or REGISTRY
+    refused = refused or {}
     placements: dict[int, Placement] = {}
     op_nodes: dict[int, OpNode] = {}
     supported: set[int] = set()
     for n in graph.op_nodes:
         where = f"{n.op} '{n.name}'"
+        if n.name in refused:
+            placements[n.id] = Placement(n.name, n.op, MXNET, refused[n.name])
+            continue
         if n.name in options.exclude_nodes:
             placements[n.id] = Placement(n.name, n.op, MXNET, f"{where}: excluded by exclude_nodes")
             continue

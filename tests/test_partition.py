@@ -292,3 +292,33 @@ def test_engines_are_acyclic_and_maximal(nodes):
     relus = {n.id for n in graph.op_nodes if n.op in ("Activation", "elemwise_add")}
     assert relus <= set(owner), "every relu and add joins an engine"
     check_graph(sym, data((2, 3)), {}, engines=len(part.subgraphs))  # and the rewritten graph still matches MXNet
+
+
+@pytest.mark.parametrize("error", ["conversion", "crash"])
+def test_node_whose_converter_fails_stays_alone_in_mxnet(error):
+    """A converter failing on one node (a refusal raised while converting, or a converter bug) leaves that node in
+    MXNet with the reason; its neighbours are partitioned again and keep their engines."""
+    import dataclasses
+
+    spec = mx2trt.REGISTRY.get("Activation")
+
+    def failing(ctx, node, inputs):
+        if node.name == "relu1":
+            if error == "crash":
+                raise KeyError("injected converter bug")
+            ctx.fail("injected refusal", attr="act_type")
+        return spec.fn(ctx, node, inputs)
+
+    p: dict = {}
+    x = relu(conv(mx.sym.var("data"), "conv0", 3, 4, p), "relu0")
+    x = relu(conv(x, "conv1", 4, 4, p), "relu1")
+    y = relu(conv(x, "conv2", 4, 4, p), "relu2")
+    mx2trt.REGISTRY.register(dataclasses.replace(spec, fn=failing), override=True)
+    try:
+        c = check_graph(y, data(), p, on_trt=["conv0", "relu0", "conv1", "conv2", "relu2"], in_mxnet=["relu1"],
+                        engines=2)
+    finally:
+        mx2trt.REGISTRY.register(spec, override=True)
+    reason = dict((r[0], r[3]) for r in c.report.rows)["relu1"]
+    want = "injected converter bug" if error == "crash" else "attribute act_type: injected refusal"
+    assert reason.startswith("fell back to MXNet: Activation 'relu1'") and want in reason, reason
