@@ -165,8 +165,332 @@ def bert_inputs(shapes: dict, vocab: int = 1000, seed: int = 0) -> dict[str, np.
 
 
 def get(name: str, batch: int = 1, size: int | None = None, seed: int = 0) -> tuple[Any, dict, dict]:
-    """`lenet` or any name of VISION_MODELS."""
+    """`lenet`, any name of VISION_MODELS, or of HEAD_MODELS (detection, segmentation, pose; defined below)."""
+    if name in HEAD_MODELS:
+        return head_model(name, batch, size, seed)
     return lenet(batch, seed) if name == "lenet" else vision_model(name, batch, size, seed)
 
 
-__all__ = ["VISION_MODELS", "min_size", "vision_model", "lenet", "bert_encoder", "bert_inputs", "get"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Detection, segmentation and pose networks with their heads and decoders, written with `mx.sym` after gluoncv's
+# SSD, YOLOv3, DeepLabV3 and SimplePoseResNet (gluoncv is not installed here), at small widths and input sizes.
+# Each builder returns (symbol, params as NDArrays, {"data": shape}) with random weights and BatchNorm stats.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _random_params(sym: Any, shapes: dict, rng: np.random.Generator, given: dict | None = None) -> dict:
+    """He-normal weights, small biases and random BatchNorm stats for every argument and aux state of `sym` that is
+    neither a data input nor already in `given` (constants such as anchors)."""
+    given = dict(given or {})
+    arg_shapes, _, aux_shapes = sym.infer_shape(**shapes)
+    params = {}
+    for n, s in [*zip(sym.list_arguments(), arg_shapes), *zip(sym.list_auxiliary_states(), aux_shapes)]:
+        if n in shapes:
+            continue
+        if n in given:
+            params[n] = mx.nd.array(np.asarray(given[n], np.float32))
+            continue
+        if n.endswith(("running_var", "running_mean", "moving_var", "moving_mean", "gamma", "beta")):
+            v = _randomize(n.replace("moving_", "running_"), np.zeros(s, np.float32), rng)
+        elif n.endswith("bias"):
+            v = rng.normal(0.0, 0.1, s)
+        else:  # convolution / deconvolution weight: fan-in of a convolution, fan-out-per-position of a deconvolution
+            fan = int(np.prod(s[1:])) if "deconv" not in n else int(s[1] * np.prod(s[2:]))
+            v = rng.normal(0.0, np.sqrt(2.0 / max(fan, 1)), s)
+            if n.startswith("yolo_output"):  # trained YOLO outputs stay small: exp(raw scale) of He-scale logits
+                v *= 0.2                     # would give boxes e^10 times the anchors
+        params[n] = mx.nd.array(np.asarray(v, np.float32))
+    return params
+
+
+def _conv_bn(x: Any, ch: int, name: str, kernel: int = 3, stride: int = 1, dilate: int = 1, act: str = "relu") -> Any:
+    """Conv (no bias) + BatchNorm + activation: 'relu', 'leaky' (LeakyReLU 0.1, Darknet) or None."""
+    pad = dilate * (kernel - 1) // 2
+    x = mx.sym.Convolution(x, kernel=(kernel, kernel), stride=(stride, stride), dilate=(dilate, dilate),
+                           pad=(pad, pad), num_filter=ch, no_bias=True, name=f"{name}_conv")
+    x = mx.sym.BatchNorm(x, fix_gamma=False, eps=1e-5, name=f"{name}_bn")
+    if act == "relu":
+        x = mx.sym.Activation(x, act_type="relu", name=f"{name}_relu")
+    elif act == "leaky":
+        x = mx.sym.LeakyReLU(x, act_type="leaky", slope=0.1, name=f"{name}_leaky")
+    return x
+
+
+def _cxcywh_anchors(feat: int, size: int, scales: tuple[float, float], ratios: tuple[float, ...],
+                    alloc: int) -> np.ndarray:
+    """gluoncv's SSDAnchorGenerator: (1, 1, alloc, alloc, 4 * anchors) center-format anchors in pixels for a square
+    input of `size` and a feature map of `feat` cells (step size / feat), allocated larger and sliced to the map."""
+    step = size / feat
+    sizes = (scales[0] * size, np.sqrt(scales[0] * scales[1]) * size)
+    out = []
+    for i in range(alloc):
+        for j in range(alloc):
+            cy, cx = (i + 0.5) * step, (j + 0.5) * step
+            row = [[cx, cy, sizes[0], sizes[0]], [cx, cy, sizes[1], sizes[1]]]
+            for r in ratios[1:]:
+                sr = np.sqrt(r)
+                row.append([cx, cy, sizes[0] * sr, sizes[0] / sr])
+            out.append(row)
+    return np.asarray(out, np.float32).reshape(1, 1, alloc, alloc, -1)
+
+
+def ssd(batch: int = 1, size: int = 64, classes: int = 3, width: int = 16, pre_nms: int = 64, post_nms: int = 20,
+        postprocess: bool = True, anchors: str = "param", seed: int = 0) -> tuple[Any, dict, dict]:
+    """SSD (gluoncv `SSD` + `SSDAnchorGenerator` + `NormalizedBoxCenterDecoder` + `MultiPerClassDecoder`) on a small
+    VGG-like backbone with three feature scales (size/8, /16, /32). Outputs ids, scores, bboxes (B, post_nms, 1|1|4)
+    after a score threshold (`where`), a pre-NMS top-k (topk + take) and `_contrib_box_nms`. postprocess=False stops
+    at the dense predictions: class probabilities (B, anchors, classes + 1) and decoded boxes (B, anchors, 4).
+
+    Anchors per image times `classes` is the row count of the per-class candidates; with the defaults (336 anchors,
+    3 classes) the batch-offset row indices of a batch of 2 stay <= 2048, exact in an fp16 engine.
+
+    anchors="param": gluoncv's constant anchors (center format, pixels) sliced to each map with slice_like;
+    anchors="prior": MXNet's own `_contrib_MultiBoxPrior` per map (corner format, normalized; the same boxes),
+    turned into center format in pixels before decoding, as in MXNet's example SSD."""
+    ratios = (1.0, 2.0, 0.5)
+    anchors_per_cell = 1 + len(ratios)
+    data = mx.sym.var("data")
+    x = _conv_bn(data, width, "ssd_stem")
+    x = _conv_bn(x, width * 2, "ssd_c1", stride=2)
+    x = _conv_bn(x, width * 2, "ssd_c2", stride=2)
+    feats = [_conv_bn(x, width * 4, "ssd_c3", stride=2)]  # size/8
+    for k in range(2):  # gluoncv's extra layers: 1x1 reduce then 3x3 stride 2
+        y = _conv_bn(feats[-1], width * 2, f"ssd_extra{k}_reduce", kernel=1)
+        feats.append(_conv_bn(y, width * 4, f"ssd_extra{k}", stride=2))
+    cls_preds, box_preds, anchors_, consts = [], [], [], {}
+    sizes = np.linspace(0.2, 0.9, len(feats) + 1)
+    for i, f in enumerate(feats):
+        cp = mx.sym.Convolution(f, kernel=(3, 3), pad=(1, 1), num_filter=anchors_per_cell * (classes + 1),
+                                name=f"ssd_class_pred{i}")
+        bp = mx.sym.Convolution(f, kernel=(3, 3), pad=(1, 1), num_filter=anchors_per_cell * 4, name=f"ssd_box_pred{i}")
+        cls_preds.append(mx.sym.flatten(mx.sym.transpose(cp, axes=(0, 2, 3, 1)), name=f"ssd_cls_flat{i}"))
+        box_preds.append(mx.sym.flatten(mx.sym.transpose(bp, axes=(0, 2, 3, 1)), name=f"ssd_box_flat{i}"))
+        feat = size // 2 ** (3 + i)
+        name = f"ssd_anchor{i}"
+        if anchors == "prior":
+            prior = mx.sym.contrib.MultiBoxPrior(f, sizes=(float(sizes[i]), float(np.sqrt(sizes[i] * sizes[i + 1]))),
+                                                 ratios=ratios, name=f"ssd_prior{i}")  # (1, H*W*A, 4)
+            anchors_.append(mx.sym.reshape(prior, shape=(1, -1), name=f"{name}_flat"))
+            continue
+        consts[name] = _cxcywh_anchors(feat, size, (sizes[i], sizes[i + 1]), ratios, alloc=feat + 2)
+        a = mx.sym.var(name, shape=consts[name].shape)
+        a = mx.sym.slice_like(a, mx.sym._internal._mul_scalar(f, scalar=0.0), axes=(2, 3), name=f"{name}_slice")
+        anchors_.append(mx.sym.reshape(a, shape=(1, -1), name=f"{name}_flat"))
+    cls = mx.sym.reshape(mx.sym.concat(*cls_preds, dim=1), shape=(0, -1, classes + 1), name="ssd_cls_preds")
+    box = mx.sym.reshape(mx.sym.concat(*box_preds, dim=1), shape=(0, -1, 4), name="ssd_box_preds")
+    anc = mx.sym.reshape(mx.sym.concat(*anchors_, dim=1), shape=(1, -1, 4), name="ssd_anchors")
+    if anchors == "prior":  # corners in [0, 1] -> center, size in pixels
+        c = mx.sym.split(anc, axis=-1, num_outputs=4, name="ssd_prior_split")
+        anc = mx.sym.concat((c[0] + c[2]) * (size / 2), (c[1] + c[3]) * (size / 2), (c[2] - c[0]) * size,
+                            (c[3] - c[1]) * size, dim=-1, name="ssd_prior_center")
+    # NormalizedBoxCenterDecoder(stds=(0.1, 0.1, 0.2, 0.2)), corner output.
+    p = mx.sym.split(box, axis=-1, num_outputs=4, name="ssd_box_split")
+    a = mx.sym.split(anc, axis=-1, num_outputs=4, name="ssd_anchor_split")
+    ox = mx.sym.broadcast_add(mx.sym.broadcast_mul(p[0] * 0.1, a[2]), a[0], name="ssd_ox")
+    oy = mx.sym.broadcast_add(mx.sym.broadcast_mul(p[1] * 0.1, a[3]), a[1], name="ssd_oy")
+    ow = mx.sym.broadcast_mul(mx.sym.exp(p[2] * 0.2, name="ssd_tw"), a[2], name="ssd_ow") / 2
+    oh = mx.sym.broadcast_mul(mx.sym.exp(p[3] * 0.2, name="ssd_th"), a[3], name="ssd_oh") / 2
+    bboxes = mx.sym.concat(ox - ow, oy - oh, ox + ow, oy + oh, dim=-1, name="ssd_bboxes")
+    # MultiPerClassDecoder(num_classes + 1, thresh=0.01): class ids and scores of the foreground classes.
+    probs = mx.sym.softmax(cls, axis=-1, name="ssd_softmax")
+    shapes = {"data": (batch, 3, size, size)}
+    if not postprocess:
+        out = mx.sym.Group([probs, bboxes])
+        return out, _random_params(out, shapes, np.random.default_rng(seed), consts), shapes
+    scores = mx.sym.slice_axis(probs, axis=-1, begin=1, end=None, name="ssd_fg_scores")
+    template = mx.sym.zeros_like(mx.sym.slice_axis(probs, axis=-1, begin=0, end=1), name="ssd_template")
+    cls_id = mx.sym.concat(*[template + i for i in range(classes)], dim=-1, name="ssd_cls_ids")
+    mask = mx.sym._internal._greater_scalar(scores, scalar=0.01, name="ssd_mask")
+    cls_id = mx.sym.where(mask, cls_id, mx.sym.ones_like(cls_id) * -1, name="ssd_ids_thresh")
+    scores = mx.sym.where(mask, scores, mx.sym.zeros_like(scores), name="ssd_scores_thresh")
+    per_class = [mx.sym.concat(mx.sym.slice_axis(cls_id, axis=-1, begin=i, end=i + 1),
+                               mx.sym.slice_axis(scores, axis=-1, begin=i, end=i + 1), bboxes, dim=-1)
+                 for i in range(classes)]
+    result = mx.sym.concat(*per_class, dim=1, name="ssd_candidates")  # (B, N * classes, 6)
+    # Pre-NMS top-k by score, gathered per image: flat row = index + b * rows (a batch-offset constant).
+    rows = sum(anchors_per_cell * (size // 2 ** (3 + i)) ** 2 for i in range(len(feats))) * classes
+    order = mx.sym.topk(mx.sym.slice_axis(result, axis=-1, begin=1, end=2), axis=1, k=pre_nms, ret_typ="indices",
+                        name="ssd_topk")  # (B, pre_nms, 1)
+    consts["ssd_batch_offset"] = (np.arange(batch, dtype=np.float32) * rows).reshape(batch, 1, 1)
+    flat_idx = mx.sym.broadcast_add(order, mx.sym.var("ssd_batch_offset", shape=(batch, 1, 1)), name="ssd_flat_idx")
+    top = mx.sym.take(mx.sym.reshape(result, shape=(-3, 0), name="ssd_rows"),
+                      mx.sym.reshape(flat_idx, shape=(-1,)), axis=0, name="ssd_gather")
+    top = mx.sym.reshape(top, shape=(batch, pre_nms, 6), name="ssd_top")
+    nms = mx.sym.contrib.box_nms(top, overlap_thresh=0.45, topk=-1, valid_thresh=0.01, id_index=0, score_index=1,
+                                 coord_start=2, force_suppress=False, name="ssd_nms")
+    nms = mx.sym.slice_axis(nms, axis=1, begin=0, end=post_nms, name="ssd_post_nms")
+    out = mx.sym.Group([mx.sym.slice_axis(nms, axis=2, begin=0, end=1, name="ssd_out_ids"),
+                        mx.sym.slice_axis(nms, axis=2, begin=1, end=2, name="ssd_out_scores"),
+                        mx.sym.slice_axis(nms, axis=2, begin=2, end=6, name="ssd_out_bboxes")])
+    return out, _random_params(out, shapes, np.random.default_rng(seed), consts), shapes
+
+
+def _yolo_output(x: Any, k: int, classes: int, anchors: np.ndarray, stride: int, alloc: int, consts: dict) -> Any:
+    """gluoncv's YOLOOutputV3 at inference: (B, H*W*A*classes, 6) rows of (class id, score, x0, y0, x1, y1)."""
+    a, pred_len = len(anchors), 5 + classes
+    name = f"yolo_output{k}"
+    pred = mx.sym.Convolution(x, kernel=(1, 1), num_filter=a * pred_len, name=f"{name}_conv")
+    pred = mx.sym.reshape(pred, shape=(0, a * pred_len, -1), name=f"{name}_pred_flat")
+    pred = mx.sym.reshape(mx.sym.transpose(pred, axes=(0, 2, 1)), shape=(0, -1, a, pred_len), name=f"{name}_pred")
+    raw_centers = mx.sym.slice_axis(pred, axis=-1, begin=0, end=2, name=f"{name}_raw_centers")
+    raw_scales = mx.sym.slice_axis(pred, axis=-1, begin=2, end=4, name=f"{name}_raw_scales")
+    objness = mx.sym.slice_axis(pred, axis=-1, begin=4, end=5, name=f"{name}_objness")
+    class_pred = mx.sym.slice_axis(pred, axis=-1, begin=5, end=None, name=f"{name}_class_pred")
+    # Constant grid offsets (1, 1, alloc, alloc, 2) sliced to the feature map, and the anchors (1, 1, A, 2).
+    grid_y, grid_x = np.meshgrid(np.arange(alloc), np.arange(alloc), indexing="ij")
+    consts[f"{name}_offsets"] = np.stack([grid_x, grid_y], -1).reshape(1, 1, alloc, alloc, 2).astype(np.float32)
+    consts[f"{name}_anchors"] = anchors.reshape(1, 1, a, 2).astype(np.float32)
+    offsets = mx.sym.var(f"{name}_offsets", shape=(1, 1, alloc, alloc, 2))
+    offsets = mx.sym.slice_like(offsets, mx.sym._internal._mul_scalar(x, scalar=0.0), axes=(2, 3), name=f"{name}_grid")
+    offsets = mx.sym.reshape(offsets, shape=(1, -1, 1, 2), name=f"{name}_grid_flat")
+    centers = mx.sym.broadcast_add(mx.sym.sigmoid(raw_centers), offsets, name=f"{name}_centers") * stride
+    scales = mx.sym.broadcast_mul(mx.sym.exp(raw_scales), mx.sym.var(f"{name}_anchors", shape=(1, 1, a, 2)),
+                                  name=f"{name}_scales")
+    confidence = mx.sym.sigmoid(objness, name=f"{name}_confidence")
+    class_score = mx.sym.broadcast_mul(mx.sym.sigmoid(class_pred), confidence, name=f"{name}_class_score")
+    wh = scales / 2.0
+    bbox = mx.sym.concat(centers - wh, centers + wh, dim=-1, name=f"{name}_bbox")  # (B, HW, A, 4)
+    bboxes = mx.sym.tile(bbox, reps=(classes, 1, 1, 1, 1), name=f"{name}_bboxes")  # (C, B, HW, A, 4)
+    scores = mx.sym.expand_dims(mx.sym.transpose(class_score, axes=(3, 0, 1, 2)), axis=-1, name=f"{name}_scores")
+    ids = mx.sym.broadcast_add(scores * 0, mx.sym.reshape(mx.sym.arange(0, classes), shape=(0, 1, 1, 1, 1)),
+                               name=f"{name}_ids")
+    det = mx.sym.concat(ids, scores, bboxes, dim=-1, name=f"{name}_det")
+    return mx.sym.reshape(mx.sym.transpose(det, axes=(1, 0, 2, 3, 4)), shape=(0, -1, 6), name=f"{name}_detections")
+
+
+def yolo3(batch: int = 1, size: int = 64, classes: int = 3, width: int = 8, post_nms: int = 20,
+          postprocess: bool = True, seed: int = 0) -> tuple[Any, dict, dict]:
+    """YOLOv3 (gluoncv `YOLOV3`): a Darknet-style backbone (conv + BN + LeakyReLU 0.1, stride-2 convs, residual
+    blocks) giving strides 8/16/32, YOLODetectionBlockV3 per scale, transitions of 1x1 conv + nearest x2 upsampling
+    (UpSampling, then gluoncv's two `repeat`s) concatenated with the shallower route, YOLOOutputV3 decoding
+    (sigmoid/exp on slices, broadcast grid offsets and anchors, tile/transpose per class), then `_contrib_box_nms`. Outputs ids, scores, bboxes (B, post_nms, 1|1|4);
+    postprocess=False returns the concatenated detections (B, rows, 6) before NMS."""
+    data = mx.sym.var("data")
+    x = _conv_bn(data, width, "yolo_stem", act="leaky")
+    routes = []
+    for stage, ch in enumerate((2, 4, 8, 16, 16)):  # strides 2, 4, 8, 16, 32
+        x = _conv_bn(x, width * ch, f"yolo_down{stage}", stride=2, act="leaky")
+        if stage < 4:  # Darknet residual block: 1x1 halve, 3x3 restore, add
+            y = _conv_bn(x, width * ch // 2, f"yolo_res{stage}_a", kernel=1, act="leaky")
+            y = _conv_bn(y, width * ch, f"yolo_res{stage}_b", act="leaky")
+            x = mx.sym.elemwise_add(x, y, name=f"yolo_res{stage}_add")
+        if stage >= 2:
+            routes.append(x)
+    anchors = np.array([[10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119], [116, 90], [156, 198],
+                        [373, 326]], np.float32) * (size / 416.0)
+    consts: dict = {}
+    outputs, x, body = [], routes[-1], None
+    for k, (route, stride) in enumerate(zip(routes[::-1], (32, 16, 8))):
+        if k > 0:  # transition: 1x1 conv, nearest upsampling x2, concat with the shallower route
+            t = _conv_bn(body, width * 4 // k, f"yolo_trans{k}", kernel=1, act="leaky")
+            if k == 1:
+                t = mx.sym.UpSampling(t, scale=2, sample_type="nearest", num_args=1, name=f"yolo_upsample{k}")
+            else:  # gluoncv's own `_upsample`: nearest x2 as two repeats
+                t = mx.sym.repeat(mx.sym.repeat(t, repeats=2, axis=-1), repeats=2, axis=-2, name=f"yolo_upsample{k}")
+            x = mx.sym.concat(t, route, dim=1, name=f"yolo_route{k}")
+        ch = width * 8 // 2 ** k
+        body = x
+        for j in range(5):  # YOLODetectionBlockV3 body: 1x1 / 3x3 alternating
+            body = _conv_bn(body, ch if j % 2 == 0 else ch * 2, f"yolo_block{k}_body{j}", kernel=1 if j % 2 == 0 else 3,
+                            act="leaky")
+        tip = _conv_bn(body, ch * 2, f"yolo_block{k}_tip", act="leaky")
+        feat = size // stride
+        outputs.append(_yolo_output(tip, k, classes, anchors[6 - 3 * k: 9 - 3 * k], stride, feat + 2, consts))
+    result = mx.sym.concat(*outputs, dim=1, name="yolo_detections")
+    shapes = {"data": (batch, 3, size, size)}
+    if postprocess:
+        nms = mx.sym.contrib.box_nms(result, overlap_thresh=0.45, topk=100, valid_thresh=0.01, id_index=0,
+                                     score_index=1, coord_start=2, force_suppress=False, name="yolo_nms")
+        nms = mx.sym.slice_axis(nms, axis=1, begin=0, end=post_nms, name="yolo_post_nms")
+        result = mx.sym.Group([mx.sym.slice_axis(nms, axis=-1, begin=0, end=1, name="yolo_out_ids"),
+                               mx.sym.slice_axis(nms, axis=-1, begin=1, end=2, name="yolo_out_scores"),
+                               mx.sym.slice_axis(nms, axis=-1, begin=2, end=None, name="yolo_out_bboxes")])
+    return result, _random_params(result, shapes, np.random.default_rng(seed), consts), shapes
+
+
+def deeplab(batch: int = 1, size: int = 64, classes: int = 5, width: int = 8, seed: int = 0) -> tuple[Any, dict, dict]:
+    """DeepLabV3 (gluoncv `DeepLabV3` + `_DeepLabHead` + `_ASPP`) on a dilated ResNet-style backbone of output stride
+    8 (its last two stages dilated 2 and 4 instead of strided). ASPP: a 1x1 branch, three 3x3 branches dilated
+    12/24/36 divided by 4 (the rates scale with the feature map), and image pooling (global average pool, 1x1 conv,
+    BN, ReLU, BilinearResize2D back to the map); concat, 1x1 projection, dropout; 3x3 head, 1x1 classifier,
+    BilinearResize2D to the input size. Outputs the logits (B, classes, size, size) and their argmax over channels."""
+    data = mx.sym.var("data")
+    x = _conv_bn(data, width, "seg_stem", stride=2)
+    x = _conv_bn(x, width * 2, "seg_layer1", stride=2)
+    x = _conv_bn(x, width * 4, "seg_layer2", stride=2)  # output stride 8
+    for k, dilate in enumerate((2, 4)):  # layer3/layer4: dilated residual blocks
+        y = _conv_bn(x, width * 4, f"seg_layer{k + 3}_a", dilate=dilate)
+        y = _conv_bn(y, width * 4, f"seg_layer{k + 3}_b", dilate=dilate, act=None)
+        x = mx.sym.Activation(mx.sym.elemwise_add(x, y, name=f"seg_layer{k + 3}_add"), act_type="relu",
+                              name=f"seg_layer{k + 3}_relu")
+    feat = size // 8
+    branches = [_conv_bn(x, width * 2, "seg_aspp_b0", kernel=1)]
+    branches += [_conv_bn(x, width * 2, f"seg_aspp_b{k + 1}", dilate=rate) for k, rate in enumerate((3, 6, 9))]
+    pool = mx.sym.Pooling(x, kernel=(1, 1), global_pool=True, pool_type="avg", name="seg_aspp_pool")
+    pool = _conv_bn(pool, width * 2, "seg_aspp_pool", kernel=1)
+    branches.append(mx.sym.contrib.BilinearResize2D(pool, height=feat, width=feat, name="seg_aspp_pool_up"))
+    x = mx.sym.concat(*branches, dim=1, name="seg_aspp_concat")
+    x = _conv_bn(x, width * 2, "seg_aspp_project", kernel=1)
+    x = mx.sym.Dropout(x, p=0.5, name="seg_aspp_dropout")
+    x = _conv_bn(x, width * 2, "seg_head")
+    x = mx.sym.Dropout(x, p=0.1, name="seg_head_dropout")
+    x = mx.sym.Convolution(x, kernel=(1, 1), num_filter=classes, name="seg_classifier")
+    logits = mx.sym.contrib.BilinearResize2D(x, height=size, width=size, name="seg_upsample")
+    out = mx.sym.Group([logits, mx.sym.argmax(logits, axis=1, name="seg_pred")])
+    shapes = {"data": (batch, 3, size, size)}
+    return out, _random_params(out, shapes, np.random.default_rng(seed)), shapes
+
+
+def simple_pose(batch: int = 1, height: int = 128, width_px: int = 96, joints: int = 17, width: int = 8,
+                seed: int = 0) -> tuple[Any, dict, dict]:
+    """SimplePoseResNet (gluoncv): a ResNet-style backbone of stride 32, three Deconvolution(stride 2) + BN + ReLU
+    stages back to stride 4 (kernels 4/3/2 with gluoncv's pads and adj: (1, 0), (1, 1), (0, 0)), a 1x1 conv to one
+    heatmap per joint, then gluoncv's `get_max_pred` decode: reshape to (B, J, H*W), argmax and max, x = idx % W
+    (`_mod_scalar`), y = floor(idx / W), zeroed where the max is <= 0.
+    Outputs heatmaps (B, J, H/4, W/4), coords (B, J, 2) and maxvals (B, J, 1)."""
+    data = mx.sym.var("data")
+    x = _conv_bn(data, width, "pose_stem", stride=2)
+    for stage, ch in enumerate((2, 4, 8, 16)):  # strides 4, 8, 16, 32
+        x = _conv_bn(x, width * ch, f"pose_down{stage}", stride=2)
+        y = _conv_bn(x, width * ch, f"pose_res{stage}_a")
+        y = _conv_bn(y, width * ch, f"pose_res{stage}_b", act=None)
+        x = mx.sym.Activation(mx.sym.elemwise_add(x, y, name=f"pose_res{stage}_add"), act_type="relu",
+                              name=f"pose_res{stage}_relu")
+    for k, (kernel, pad, adj) in enumerate(((4, 1, 0), (3, 1, 1), (2, 0, 0))):
+        x = mx.sym.Deconvolution(x, kernel=(kernel, kernel), stride=(2, 2), pad=(pad, pad), adj=(adj, adj),
+                                 num_filter=width * 4, no_bias=True, name=f"pose_deconv{k}")
+        x = mx.sym.BatchNorm(x, fix_gamma=False, name=f"pose_deconv{k}_bn")
+        x = mx.sym.Activation(x, act_type="relu", name=f"pose_deconv{k}_relu")
+    heatmaps = mx.sym.Convolution(x, kernel=(1, 1), num_filter=joints, name="pose_final")
+    hm_w = width_px // 4
+    flat = mx.sym.reshape(heatmaps, shape=(0, 0, -1), name="pose_heatmaps_flat")
+    idx = mx.sym.argmax(flat, axis=2, keepdims=True, name="pose_argmax")  # (B, J, 1)
+    maxvals = mx.sym.max(flat, axis=2, keepdims=True, name="pose_maxvals")
+    x = mx.sym._internal._mod_scalar(idx, scalar=hm_w, name="pose_x")
+    y = mx.sym.floor(idx / hm_w, name="pose_y")
+    mask = mx.sym.tile(mx.sym._internal._greater_scalar(maxvals, scalar=0.0), reps=(1, 1, 2), name="pose_mask")
+    coords = mx.sym.elemwise_mul(mx.sym.concat(x, y, dim=2, name="pose_xy"), mask, name="pose_coords")
+    out = mx.sym.Group([heatmaps, coords, maxvals])
+    shapes = {"data": (batch, 3, height, width_px)}
+    return out, _random_params(out, shapes, np.random.default_rng(seed)), shapes
+
+
+# Names `get` (and so tools/demo.py and tools/bench_optimize.py) accept for the models above.
+HEAD_MODELS = ("ssd", "yolo3", "deeplab", "simple_pose")
+
+
+def head_model(name: str, batch: int = 1, size: int | None = None, seed: int = 0) -> tuple[Any, dict, dict]:
+    """A model of HEAD_MODELS at its default widths; `size`: the input height (SSD/YOLOv3: a multiple of 32,
+    DeepLab: of 8, SimplePose: of 128, its width being 3/4 of it)."""
+    if name == "simple_pose":
+        return simple_pose(batch, *((size, size * 3 // 4) if size else ()), seed=seed)
+    if name not in HEAD_MODELS:
+        raise ValueError(f"unknown head model {name!r}; choose from {', '.join(HEAD_MODELS)}")
+    builder = {"ssd": ssd, "yolo3": yolo3, "deeplab": deeplab}[name]
+    return builder(batch, size, seed=seed) if size else builder(batch, seed=seed)
+
+
+__all__ = ["VISION_MODELS", "HEAD_MODELS", "min_size", "vision_model", "lenet", "bert_encoder", "bert_inputs", "get",
+           "head_model", "ssd", "yolo3", "deeplab", "simple_pose"]

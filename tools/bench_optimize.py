@@ -2,6 +2,7 @@
 """Time `mx2trt.convert` per model (network definition vs engine build) and check each against MXNet; print a table.
 
     python tools/bench_optimize.py                       # LeNet + all 34 vision-zoo models at their smallest input
+    python tools/bench_optimize.py ssd yolo3 deeplab simple_pose   # detection/segmentation/pose (zoo.HEAD_MODELS)
     python tools/bench_optimize.py resnet50_v1 --size 224 --batch 8 --precision fp16
 
 Columns: op nodes, engines, share of nodes / multiply-accumulates inside TensorRT, time to define the TensorRT
@@ -70,7 +71,7 @@ COLUMNS = [
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="*", help="'lenet' and/or vision-zoo names (default: all)")
+    ap.add_argument("models", nargs="*", help="'lenet', vision-zoo or zoo.HEAD_MODELS names (default: lenet + vision zoo)")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--size", type=int, help="square input size (default: the smallest each model accepts)")
     ap.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")

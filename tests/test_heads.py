@@ -1,0 +1,211 @@
+"""Detection, segmentation and pose networks as whole models (mx2trt.zoo: SSD, YOLOv3, DeepLabV3, SimplePose, written
+after gluoncv): everything TensorRT can express converts, only the nodes it cannot express stay in MXNet, in as few
+engines as those nodes allow, and the result matches MXNet in fp32 and fp16.
+
+fp16 and discrete decisions: an fp16 engine moves the continuous outputs by ~1e-3 relative, enough to swap two
+near-equal scores (topk, NMS order), to cross a score threshold, or to change an argmax where the top two logits
+nearly tie. So in fp16 the continuous outputs are compared with a tolerance (5e-3: the zoo's fp16 tolerance, measured
+<= 3.6e-3 here, the largest after exp() in YOLO's box decoding), each differing argmax must sit on a near tie in
+MXNet's own values, and detections after NMS must match MXNet's one to one for most rows rather than row by row.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import mx2trt
+from mx2trt import zoo
+from mx2trt._mx import mx
+
+from .harness import check_graph, max_rel_error, run_symbol
+
+FP16_RTOL = 5e-3
+NMS = "no converter for op '_contrib_box_nms'"  # NMS: data-dependent output count and greedy suppression
+DATA_ONLY = "subgraph holds no compute (only data movement)"  # slices of the NMS output: nothing to accelerate
+
+
+def _inputs(shapes: dict, params: dict) -> tuple[dict, dict]:
+    rng = np.random.default_rng(1)
+    data = {"data": rng.standard_normal(shapes["data"]).astype(np.float32)}
+    return data, {k: v.asnumpy() for k, v in params.items()}
+
+
+def _in_mxnet(c: mx2trt.Conversion) -> dict[str, str]:
+    return {node: reason for node, _, where, reason in c.report.rows if where == "mxnet"}
+
+
+def _check_placement(c: mx2trt.Conversion, expected: dict[str, str], engines: int, precision: str) -> None:
+    """Exactly the `expected` nodes stay in MXNet, each for its reason; `engines` engines; all MACs in TensorRT."""
+    got = _in_mxnet(c)
+    assert set(got) == set(expected), c.report.op_table()
+    for node, why in expected.items():
+        assert why in got[node], (node, got[node])
+    assert len(c.engines) == engines, c.report.summary()
+    assert all(e.precision == precision for e in c.engines)
+    assert c.report.mac_coverage == 1.0, c.report.summary()
+
+
+def _convert_fp16(sym, data: dict, params: dict) -> tuple[mx2trt.Conversion, list, list]:
+    want = run_symbol(sym, {**data, **params})
+    nd = {k: mx.nd.array(v) for k, v in params.items()}
+    c = mx2trt.convert(sym, nd, {k: v.shape for k, v in data.items()}, precision="fp16", runtime="reference")
+    got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})
+    return c, got, want
+
+
+def _check_argmax(got: np.ndarray, want: np.ndarray, values: np.ndarray, axis: int, tol: float) -> float:
+    """Indices `got` vs MXNet's `want` (argmax of `values` along `axis`): where they differ, MXNet's values at the two
+    indices must tie within `tol` of the values' scale. Returns the share that differ."""
+    diff = got != want
+    if diff.any():
+        v = np.moveaxis(values, axis, -1)
+        at = lambda i: np.take_along_axis(v, i[..., None].astype(np.int64), -1)[..., 0]  # noqa: E731
+        gap = np.abs(at(want) - at(got))[diff]
+        assert gap.max() <= tol * np.abs(values).max(), f"argmax differs by {gap.max():.3g} where no tie"
+    return float(diff.mean())
+
+
+def _match_detections(got: list, want: list, tol: float) -> float:
+    """Share of MXNet's valid detections (class id >= 0) that the converted model also returns: same class, score
+    within `tol`, box within `tol` of the largest coordinate."""
+    ids_g, sc_g, box_g = got
+    ids_w, sc_w, box_w = want
+    scale = np.abs(box_w).max()
+    found = total = 0
+    for b in range(ids_w.shape[0]):
+        for r in np.flatnonzero(ids_w[b, :, 0] >= 0):
+            total += 1
+            same = ((ids_g[b, :, 0] == ids_w[b, r, 0]) & (np.abs(sc_g[b, :, 0] - sc_w[b, r, 0]) <= tol)
+                    & (np.abs(box_g[b] - box_w[b, r]).max(axis=1) <= tol * scale))
+            found += bool(same.any())
+    assert total, "MXNet returned no detections: the test checks nothing"
+    return found / total
+
+
+# ---- SSD ------------------------------------------------------------------------------------------------------------
+
+SSD_MXNET = {"ssd_nms": NMS, "ssd_post_nms": DATA_ONLY, "ssd_out_ids": DATA_ONLY, "ssd_out_scores": DATA_ONLY,
+             "ssd_out_bboxes": DATA_ONLY}
+
+
+def test_ssd_fp32_one_engine_up_to_nms():
+    """Backbone, class/box predictors, transpose/flatten/concat, softmax, box decoding against sliced constant
+    anchors, the where-threshold and the pre-NMS topk + batch gather: one engine. box_nms and the slices of its
+    output stay in MXNet."""
+    sym, params, shapes = zoo.ssd(batch=2)
+    data, prm = _inputs(shapes, params)
+    c = check_graph(sym, data, prm, rtol=1e-5, on_trt=["ssd_softmax", "ssd_ids_thresh", "ssd_topk", "ssd_gather"])
+    _check_placement(c, SSD_MXNET, engines=1, precision="fp32")
+    assert c.report.nodes_total == 114
+    assert not c.params, "every weight and anchor is inside the engine"
+
+
+def test_ssd_fp16():
+    sym, params, shapes = zoo.ssd(batch=2, postprocess=False)  # the dense outputs: probabilities and boxes
+    data, prm = _inputs(shapes, params)
+    c = check_graph(sym, data, prm, rtol=FP16_RTOL, precision="fp16", engines=1)  # measured 1.4e-3
+    assert c.report.nodes_trt == c.report.nodes_total
+    sym, params, shapes = zoo.ssd(batch=2)
+    data, prm = _inputs(shapes, params)
+    c, got, want = _convert_fp16(sym, data, prm)
+    _check_placement(c, SSD_MXNET, engines=1, precision="fp16")
+    assert _match_detections(got, want, FP16_RTOL) >= 0.9
+
+
+def test_ssd_with_multibox_prior_one_engine_up_to_nms():
+    """MXNet's example SSD computes anchors with `_contrib_MultiBoxPrior` on each feature map. They depend on the map's
+    shape alone, so each becomes a constant inside the one engine (it reads nothing from the backbone): the backbone,
+    predictors, anchors and decoding stay together, and only box_nms and its slices are left in MXNet."""
+    sym, params, shapes = zoo.ssd(batch=2, anchors="prior")
+    data, prm = _inputs(shapes, params)
+    c = check_graph(sym, data, prm, rtol=1e-5, on_trt=[f"ssd_prior{i}" for i in range(3)] + ["ssd_prior_center"])
+    _check_placement(c, SSD_MXNET, engines=1, precision="fp32")
+    assert not c.params, "every weight is inside the engine"
+
+
+def test_ssd_fp16_with_more_rows_than_fp16_indices_keeps_its_convolutions():
+    """At 128x128, 1344 anchors x 3 classes = 4032 candidate rows: an fp16 engine cannot hold the topk indices or the
+    gather's row numbers exactly, so those nodes must stay in MXNet (each refused on its own, the partition redone
+    without it), but the convolutions need not."""
+    sym, params, shapes = zoo.ssd(batch=1, size=128)
+    c = mx2trt.convert(sym, params, shapes, precision="fp16", runtime="reference", build_engines=False)
+    assert c.report.mac_coverage == 1.0, c.report.summary()
+    assert {"ssd_topk", "ssd_gather"} <= set(_in_mxnet(c)), c.report.op_table()
+
+
+# ---- YOLOv3 ---------------------------------------------------------------------------------------------------------
+
+YOLO_MXNET = {"yolo_nms": NMS, "yolo_post_nms": DATA_ONLY, "yolo_out_ids": DATA_ONLY, "yolo_out_scores": DATA_ONLY,
+              "yolo_out_bboxes": DATA_ONLY}
+
+
+def test_yolo3_fp32_one_engine_up_to_nms():
+    """LeakyReLU conv blocks, nearest UpSampling + Concat routes, 5-D reshape/transpose/tile decoding with sigmoid and
+    exp on slices and broadcast grid offsets: one engine. The per-class id ramps (arange + reshape) are folded."""
+    sym, params, shapes = zoo.yolo3(batch=2)
+    data, prm = _inputs(shapes, params)
+    c = check_graph(sym, data, prm, rtol=1e-5,
+                    on_trt=["yolo_upsample1", "yolo_upsample2", "yolo_output0_centers", "yolo_output2_bboxes",
+                            "yolo_detections"])
+    _check_placement(c, YOLO_MXNET, engines=1, precision="fp32")
+    assert len(c.report.folded) == 6 and c.report.nodes_total == 210
+    assert not c.params
+
+
+def test_yolo3_fp16():
+    sym, params, shapes = zoo.yolo3(batch=2, postprocess=False)
+    data, prm = _inputs(shapes, params)
+    c = check_graph(sym, data, prm, rtol=FP16_RTOL, precision="fp16", engines=1)  # measured 3.6e-3 (exp of boxes)
+    assert c.report.nodes_trt == c.report.nodes_total
+    sym, params, shapes = zoo.yolo3(batch=2)
+    data, prm = _inputs(shapes, params)
+    c, got, want = _convert_fp16(sym, data, prm)
+    _check_placement(c, YOLO_MXNET, engines=1, precision="fp16")
+    assert _match_detections(got, want, FP16_RTOL) >= 0.9
+
+
+# ---- DeepLabV3 ------------------------------------------------------------------------------------------------------
+
+def test_deeplab_fp32_converts_completely():
+    """Dilated convs, ASPP with image pooling + BilinearResize2D from 1x1, Dropout, the classifier, BilinearResize2D to
+    the input size and argmax over channels: one engine, nothing in MXNet."""
+    sym, params, shapes = zoo.deeplab(batch=2)
+    data, prm = _inputs(shapes, params)
+    c = check_graph(sym, data, prm, rtol=1e-5, engines=1, on_trt=["seg_aspp_pool_up", "seg_upsample", "seg_pred"])
+    _check_placement(c, {}, engines=1, precision="fp32")
+    assert c.report.nodes_total == 52
+
+
+def test_deeplab_fp16():
+    sym, params, shapes = zoo.deeplab(batch=2)
+    data, prm = _inputs(shapes, params)
+    c, (logits, pred), (want_logits, want_pred) = _convert_fp16(sym, data, prm)
+    _check_placement(c, {}, engines=1, precision="fp16")
+    assert max_rel_error(logits, want_logits) <= FP16_RTOL  # measured 1.2e-3
+    assert _check_argmax(pred, want_pred, want_logits, 1, 2 * FP16_RTOL) <= 0.01
+
+
+# ---- SimplePose -----------------------------------------------------------------------------------------------------
+
+def test_simple_pose_fp32_converts_completely():
+    """Three Deconvolution(stride 2) + BN + ReLU (kernel 4 pad 1, kernel 3 pad 1 adj 1, kernel 2 pad 0), 1x1 heatmaps,
+    and the argmax/max decode with idx % W (_mod_scalar) and floor division: one engine, nothing in MXNet."""
+    sym, params, shapes = zoo.simple_pose(batch=2)
+    data, prm = _inputs(shapes, params)
+    c = check_graph(sym, data, prm, rtol=1e-5, engines=1,
+                    on_trt=["pose_deconv0", "pose_deconv1", "pose_deconv2", "pose_argmax", "pose_x", "pose_coords"])
+    _check_placement(c, {}, engines=1, precision="fp32")
+    assert c.report.nodes_total == 63
+
+
+def test_simple_pose_fp16():
+    sym, params, shapes = zoo.simple_pose(batch=2)
+    data, prm = _inputs(shapes, params)
+    c, (heat, coords, maxvals), (want_heat, want_coords, want_max) = _convert_fp16(sym, data, prm)
+    _check_placement(c, {}, engines=1, precision="fp16")
+    assert max_rel_error(heat, want_heat) <= FP16_RTOL  # measured 1.8e-3
+    assert max_rel_error(maxvals, want_max) <= FP16_RTOL
+    w = want_heat.shape[-1]
+    flat = want_heat.reshape(*want_heat.shape[:2], -1)
+    as_index = lambda xy: xy[..., 1] * w + xy[..., 0]  # noqa: E731  (coords are zeroed only where max <= 0)
+    assert (want_max > 0).all(), "pick another seed: a zeroed joint hides its index"
+    assert _check_argmax(as_index(coords), as_index(want_coords), flat, 2, 2 * FP16_RTOL) <= 0.05
