@@ -1,17 +1,19 @@
-"""Sequence and attention ops that transformer models exported from GluonNLP use: interleaved self-attention
-matmuls, SequenceMask and arange_like."""
+"""Sequence and attention ops that transformer models exported from GluonNLP use (interleaved self-attention matmuls,
+SequenceMask, arange_like) and detection ops (MultiBoxPrior anchors, box_decode)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 
+from mx2trt import layers
 from mx2trt._trt import np_dtype, trt
 from mx2trt.attrs import attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import OpNode, converter
 
 MO = trt.MatrixOperation
+EW = trt.ElementWiseOperation
 
 
 @schema
@@ -138,3 +140,109 @@ def convert_arange_like(ctx: ConversionContext, node: OpNode, inputs: list[Any])
     count = int(np.prod(out.shape, dtype=np.int64))
     values = a.start + a.step * (np.arange(count) // a.repeat)
     return [ctx.constant(values.reshape(out.shape), dtype=ctx.dtype if out.dtype.kind == "f" else out.dtype)]
+
+
+# ---- detection ---------------------------------------------------------------------------------------------------
+
+
+@schema
+class MultiBoxPriorAttrs:
+    sizes: tuple[float, ...] = (1.0,)
+    ratios: tuple[float, ...] = (1.0,)
+    clip: bool = False
+    steps: tuple[float, ...] = (-1.0, -1.0)  # (y, x); -1: 1 / the map's height, width
+    offsets: tuple[float, ...] = (0.5, 0.5)  # (y, x)
+
+
+def _multibox_prior_ok(node: OpNode) -> str | None:
+    """Input rank >= 4; sizes, ratios not empty, steps not of opposite signs, offsets in [0, 1] (else MXNet fails)."""
+    a = node.attrs
+    if node.inputs[0].ndim < 4:
+        return f"{node.where()}: input of rank {node.inputs[0].ndim} is not (B, C, H, W)"
+    if not a.sizes or not a.ratios:
+        return f"{node.where()}: sizes {a.sizes} and ratios {a.ratios} must not be empty (MXNet fails)"
+    if len(a.steps) != 2 or a.steps[0] * a.steps[1] < 0:
+        return f"{node.where()}: steps {a.steps} are not two of one sign (MXNet fails)"
+    if len(a.offsets) != 2 or not all(0.0 <= o <= 1.0 for o in a.offsets):
+        return f"{node.where()}: offsets {a.offsets} are not two values in [0, 1] (MXNet fails)"
+    return None
+
+
+def multibox_prior(height: int, width: int, attrs: MultiBoxPriorAttrs) -> np.ndarray:
+    """MXNet 1.9.1's MultiBoxPrior CPU kernel (contrib/multibox_prior.cc) in float32, operation for operation:
+    (1, H*W*(len(sizes) + len(ratios) - 1), 4) corners [xmin, ymin, xmax, ymax] per cell (row-major), each cell's
+    boxes being every size at ratios[0], then sizes[0] at ratios[1:]; clip=True clips to [0, 1]."""
+    f = np.float32
+    sizes, ratios = np.asarray(attrs.sizes, f), np.asarray(attrs.ratios, f)
+    step_y, step_x = f(attrs.steps[0]), f(attrs.steps[1])
+    if step_y <= 0 or step_x <= 0:  # "estimate using layer shape"
+        step_y, step_x = f(1) / f(height), f(1) / f(width)
+    center_y = (np.arange(height, dtype=f) + f(attrs.offsets[0])) * step_y
+    center_x = (np.arange(width, dtype=f) + f(attrs.offsets[1])) * step_x
+    root = np.sqrt(ratios)
+    box_sizes = np.concatenate([sizes, np.full(len(ratios) - 1, sizes[0], f)])
+    box_roots = np.concatenate([np.full(len(sizes), root[0], f), root[1:]])
+    half_w = box_sizes * f(height) / f(width) * box_roots / f(2)  # size * in_height / in_width * ratio / 2
+    half_h = box_sizes / box_roots / f(2)
+    cx, cy = center_x[None, :, None], center_y[:, None, None]  # (H, W, anchors)
+    boxes = np.stack(np.broadcast_arrays(cx - half_w, cy - half_h, cx + half_w, cy + half_h), axis=-1)
+    if attrs.clip:
+        boxes = np.clip(boxes, f(0), f(1))
+    return boxes.reshape(1, -1, 4).astype(f)
+
+
+@converter("_contrib_MultiBoxPrior", attrs=MultiBoxPriorAttrs, validator=_multibox_prior_ok, compute=False,
+           data_inputs=0)
+def convert_multibox_prior(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """_contrib_MultiBoxPrior -> IConstantLayer: the anchors depend only on the input's (static) height and width,
+    so MXNet's CPU kernel is run in NumPy when converting."""
+    shape = node.inputs[0].shape
+    return [ctx.constant(multibox_prior(shape[2], shape[3], node.attrs), dtype=ctx.out_dtype(node))]
+
+
+@schema
+class BoxDecodeAttrs:
+    std0: float = 1.0
+    std1: float = 1.0
+    std2: float = 1.0
+    std3: float = 1.0
+    clip: float = -1.0  # > 0: the log-scale offsets are clipped above to it before exp
+    format: Literal["center", "corner"] = "center"  # of the anchors
+
+
+def _box_decode_ok(node: OpNode) -> str | None:
+    """data (B, N, 4); anchors of rank >= 3 with last dim 4 holding N boxes (MXNet reads them as (1, N, 4))."""
+    data, anchors = node.inputs[0].shape, node.inputs[1].shape
+    if len(data) != 3 or data[2] != 4:
+        return f"{node.where()}: data {data} is not (B, N, 4)"
+    if len(anchors) < 3 or anchors[-1] != 4 or int(np.prod(anchors)) != data[1] * 4:
+        return f"{node.where()}: anchors {anchors} do not hold the (1, {data[1]}, 4) boxes data {data} needs"
+    return None
+
+
+@converter("_contrib_box_decode", attrs=BoxDecodeAttrs, validator=_box_decode_ok)
+def convert_box_decode(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """_contrib_box_decode -> IElementWiseLayers on (x, y) and (w, h) slices (ISliceLayer): centers x * std * anchor
+    size + anchor center, half sizes EXP(min(offset * std, clip)) * anchor size / 2 (clip by an ISelectLayer, so NaN
+    gives clip as in MXNet), corners by IConcatenationLayer; corner anchors are turned into centers first."""
+    a = node.attrs
+    x = ctx.tensor(inputs[0])
+    b, n = (int(v) for v in x.shape[:2])
+    anchors = ctx.reshape(ctx.tensor(inputs[1]), (1, n, 4))
+    x = layers.elementwise(ctx, x, np.array([a.std0, a.std1, a.std2, a.std3]).reshape(1, 1, 4), EW.PROD)
+    lo = layers.slice_nd(ctx, anchors, (0, 0, 0), (1, n, 2))
+    hi = layers.slice_nd(ctx, anchors, (0, 0, 2), (1, n, 2))
+    if a.format == "corner":  # (xmin, ymin), (xmax, ymax) -> centers, sizes
+        size = layers.elementwise(ctx, hi, lo, EW.SUB)
+        center = layers.elementwise(ctx, lo, layers.elementwise(ctx, size, 0.5, EW.PROD), EW.SUM)
+    else:
+        center, size = lo, hi
+    offset = layers.slice_nd(ctx, x, (0, 0, 0), (b, n, 2))
+    scale = layers.slice_nd(ctx, x, (0, 0, 2), (b, n, 2))
+    if a.clip > 0:
+        scale = layers.select(ctx, layers.elementwise(ctx, scale, a.clip, EW.LESS), scale, a.clip)
+    center = layers.elementwise(ctx, layers.elementwise(ctx, offset, size, EW.PROD), center, EW.SUM)
+    half = layers.elementwise(ctx, layers.unary(ctx, scale, trt.UnaryOperation.EXP), size, EW.PROD)
+    half = layers.elementwise(ctx, half, 0.5, EW.PROD)
+    return [layers.concat(ctx, [layers.elementwise(ctx, center, half, EW.SUB),
+                                 layers.elementwise(ctx, center, half, EW.SUM)], axis=2)]

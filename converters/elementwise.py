@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from mx2trt import layers
 from mx2trt._trt import trt
 from mx2trt.attrs import NoAttrs, attr, schema
@@ -54,6 +56,60 @@ def convert_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> l
     c = ctx.constant(node.attrs.scalar, shape=(1,) * len(x.shape))
     a, b = (c, x) if reverse else (x, c)
     return [ctx.net.add_elementwise(a, b, op).get_output(0)]
+
+
+# ---- mod ------------------------------------------------------------------------------------------------------------
+# MXNet 1.9.1's mod (mshadow_op::mod) is floor mod, as Python's %: the result takes the divisor's sign (-5.5 mod 2 =
+# 0.5, 5.5 mod -2 = -0.5); it is computed exactly in double (fmod) and rounded once. A zero divisor gives 0, whatever
+# the dividend (NaN and inf included); an infinite dividend or a NaN operand gives NaN; an infinite divisor gives the
+# dividend when their signs agree, else the divisor (-2 mod inf = inf). There is no elemwise_mod in MXNet 1.9.1.
+
+
+def floor_mod(ctx: ConversionContext, a: Any, b: Any) -> Any:
+    """MXNet's a mod b in float32 (numpy broadcasting; an fp16 engine casts in and out). r = a - b * q with
+    q = FLOOR(a / b) (r = a where q == 0, so that an infinite b gives a, not inf * 0), then moved into b's range,
+    since a quotient rounded across an integer leaves r one b off: r + b where r and b differ in sign; where |r| >= |b|,
+    a - b * (q + 1) unless that differs in sign from b (then r already is MXNet's result rounded up to b itself, as in
+    -1e-8 mod 3 = 3); 0 where b == 0."""
+    f32 = np.dtype(np.float32)
+    U = trt.UnaryOperation
+    a, b = (ctx.cast(ctx.tensor(v, dtype=f32), f32) for v in (a, b))
+    sign, size = layers.unary(ctx, b, U.SIGN), layers.unary(ctx, b, U.ABS)
+
+    def rest(quotient: Any) -> tuple[Any, Any]:  # a - b * quotient, and that value measured in b's direction
+        r = layers.elementwise(ctx, a, layers.elementwise(ctx, b, quotient, EW.PROD), EW.SUB)
+        return r, layers.elementwise(ctx, r, sign, EW.PROD)
+
+    q = layers.unary(ctx, layers.elementwise(ctx, a, b, EW.DIV), U.FLOOR)
+    r, along = rest(q)
+    whole = layers.elementwise(ctx, q, 0.0, EW.EQUAL)
+    r = layers.select(ctx, whole, a, r)
+    along = layers.select(ctx, whole, layers.elementwise(ctx, a, sign, EW.PROD), along)
+    up, up_along = rest(layers.elementwise(ctx, q, 1.0, EW.SUM))
+    over = layers.select(ctx, layers.elementwise(ctx, up_along, 0.0, EW.LESS), r, up)  # NaN stays NaN
+    r = layers.select(
+        ctx, layers.elementwise(ctx, along, 0.0, EW.LESS), layers.elementwise(ctx, r, b, EW.SUM),
+        layers.select(ctx, layers.elementwise(ctx, along, size, EW.LESS), r, over))
+    r = layers.select(ctx, layers.elementwise(ctx, b, 0.0, EW.EQUAL), 0.0, r)
+    return ctx.cast(r, ctx.dtype)
+
+
+@converter("_mod", "broadcast_mod", attrs=NoAttrs)
+def convert_mod(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """_mod / broadcast_mod (floor mod: the divisor's sign; 0 for a zero divisor) -> in float32, FLOOR(a / b) and
+    a - b * quotient (IUnaryLayer, IElementWiseLayer), fixed up by ISelectLayers (result into b's range, 0 where
+    b == 0)."""
+    return [floor_mod(ctx, inputs[0], inputs[1])]
+
+
+@converter("_mod_scalar", "_rmod_scalar", attrs=ScalarAttrs)
+def convert_mod_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """_mod_scalar (x mod scalar) / _rmod_scalar (scalar mod x) -> as _mod, with the scalar a float32 constant (so
+    an fp16 engine holds it exactly as MXNet's float32 kernel does)."""
+    x = ctx.tensor(inputs[0])
+    c = np.full((1,) * len(x.shape), node.attrs.scalar, np.float32)
+    a, b = (c, x) if node.op == "_rmod_scalar" else (x, c)
+    return [floor_mod(ctx, a, b)]
 
 
 # ---- comparisons and logic: MXNet gives 0/1 in the input dtype -------------------------------------------------------

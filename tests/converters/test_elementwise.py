@@ -177,6 +177,75 @@ def test_scalar(op, precision, data, build):
              build_engines=build)
 
 
+# ---- mod -------------------------------------------------------------------------------------------------------------
+
+MOD_OPS = ("_mod", "broadcast_mod")  # same shapes / numpy broadcasting (MXNet 1.9.1 has no elemwise_mod)
+MOD_SCALAR_OPS = ("_mod_scalar", "_rmod_scalar")  # x mod scalar / scalar mod x
+# MXNet's floor mod is discontinuous at the multiples of the divisor, where a quotient rounded across an integer swaps 0
+# and b; the operands are therefore drawn so that the exact remainder is computable: fp16-exact values whose float32
+# quotient, product and remainder are all exact. The fp32 engine then matches exactly; an fp16 engine (which computes
+# mod in float32) rounds the remainder once to fp16, 2.4e-4 of it at most.
+MOD_RTOL = {"fp32": 1e-6, "fp16": 1e-3}
+
+
+def mod_values(rng: np.random.Generator, shape: Sequence[int], divisor: bool, special: bool) -> np.ndarray:
+    """Operands of mod, exact in fp16, of either sign: +-m * 2^e with m < 2048 and e in [-10, -6] for dividends, in
+    [-9, -5] for divisors (so |quotient| < 2^11 and every float32 intermediate is exact); about 30% small integers
+    (dividends in [-6, 6], divisors in [-3, 3]: exact multiples and zero divisors are frequent); with `special`, about
+    8% NaN or +-inf."""
+    shape = tuple(shape)
+    exp = rng.integers(-9, -4, size=shape) if divisor else rng.integers(-10, -5, size=shape)
+    v = rng.integers(1, 2048, size=shape) * np.exp2(exp) * rng.choice([-1.0, 1.0], size=shape)
+    small = rng.integers(-3, 4, size=shape) if divisor else rng.integers(-6, 7, size=shape)
+    v = np.where(rng.random(shape) < 0.3, small, v)
+    if special:
+        s = rng.random(shape) < 0.08
+        v[s] = rng.choice([np.nan, np.inf, -np.inf], size=int(s.sum()))
+    return v.astype(np.float32)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("op", MOD_OPS)
+@given(data=st.data(), seed=SEEDS, special=st.booleans(), build=BUILD)
+def test_mod(op, precision, data, seed, special, build):
+    # Negative operands, zero divisors (MXNet gives 0), NaN and +-inf (an infinite divisor gives the dividend or
+    # the divisor), one operand possibly a parameter.
+    if op == "broadcast_mod":
+        shape_a, shape_b = data.draw(broadcast_operand_shapes())
+    else:
+        shape_a = shape_b = data.draw(shapes())
+    rng = np.random.default_rng(seed)
+    a, b = mod_values(rng, shape_a, False, special), mod_values(rng, shape_b, True, special)
+    param = data.draw(st.sampled_from([None, None, None, 0, 1]))
+    check_op(op, [a, b], params=() if param is None else (param,), precision=precision, rtol=MOD_RTOL[precision],
+             build_engines=build)
+
+
+def exact_scalars(lo: int, hi: int, small: Sequence[float]) -> st.SearchStrategy[float]:
+    """Scalars as mod_values draws them: small values (zero included) or +-m * 2^e with e in [lo, hi]."""
+    wide = st.builds(lambda m, e, s: s * m * 2.0 ** e, st.integers(1, 2047), st.integers(lo, hi),
+                     st.sampled_from([-1.0, 1.0]))
+    return st.one_of(st.sampled_from(list(small)), wide)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("op", MOD_SCALAR_OPS)
+@given(shape=shapes(), seed=SEEDS, special=st.booleans(), data=st.data(), build=BUILD)
+def test_mod_scalar(op, precision, shape, seed, special, data, build):
+    rng = np.random.default_rng(seed)
+    if op == "_mod_scalar":  # x mod scalar: the scalar divides (0 included: MXNet gives 0 everywhere)
+        x = mod_values(rng, shape, False, special)
+        scalar = data.draw(exact_scalars(-9, -5, [0.0, 1.0, -1.0, 2.0, -3.0, 0.5, 24.0]))
+    else:  # scalar mod x
+        x = mod_values(rng, shape, True, special)
+        scalar = data.draw(exact_scalars(-10, -6, [0.0, 5.0, -6.0, 1.5, -0.25]))
+    attrs: dict[str, Any] = {"scalar": scalar}
+    is_int = data.draw(st.sampled_from([None, True, False]))
+    if is_int is not None:
+        attrs["is_int"] = is_int
+    check_op(op, [x], attrs, precision=precision, rtol=MOD_RTOL[precision], build_engines=build)
+
+
 # ---- comparisons and logic -------------------------------------------------------------------------------------------
 
 PREDICATES = (
@@ -312,7 +381,7 @@ def test_unary(op, precision, shape, seed, zoom, build):
 
 def arity(op: str) -> int:
     """Number of inputs `op` takes in these tests."""
-    if op in SCALAR_OPS or op in SCALAR_PREDICATE_OPS or op in UNARY_DOMAINS:
+    if op in SCALAR_OPS or op in MOD_SCALAR_OPS or op in SCALAR_PREDICATE_OPS or op in UNARY_DOMAINS:
         return 1
     return {"where": 3, "add_n": 3, "ElementWiseSum": 3}.get(op, 2)
 
@@ -343,6 +412,7 @@ PROPERTY_TESTS = {
     "_mul_scalar": test_scalar, "_div_scalar": test_scalar, "_rdiv_scalar": test_scalar,
     "_maximum_scalar": test_scalar, "_minimum_scalar": test_scalar,
     "_power_scalar": test_scalar, "_rpower_scalar": test_scalar,
+    **{op: test_mod for op in MOD_OPS}, **{op: test_mod_scalar for op in MOD_SCALAR_OPS},
     **{op: test_predicate for op in ELEMWISE_PREDICATE_OPS + BROADCAST_PREDICATE_OPS},
     **{op: test_scalar_predicate for op in SCALAR_PREDICATE_OPS},
     "where": test_where, "add_n": test_add_n, "ElementWiseSum": test_add_n,
@@ -400,3 +470,38 @@ def test_expm1_log1p_keep_precision_near_zero(op):
 def test_sign_of_nan_is_zero():
     """MXNet's sign(NaN) is 0 (IUnaryLayer SIGN would give NaN)."""
     check_op("sign", [np.array([np.nan, -0.0, 2.0, -3.0, np.inf], np.float32)])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_mod_pins_mxnet_semantics(precision):
+    """MXNet 1.9.1's mod is floor mod (the divisor's sign), 0 for a zero divisor whatever the dividend, NaN for an
+    infinite dividend, the dividend or the divisor for an infinite divisor, and it rounds once after an exact fmod, so
+    -2^-26 mod 3 is 3 itself (the rounded 3 - 2^-26), not 0."""
+    a = np.array([5.5, -5.5, 5.5, -5.5, 6, -6, 0, 3, np.nan, np.inf, -np.inf, np.inf, 7, -2, 2, -7, -2**-26, 2**-26],
+                 np.float32)
+    b = np.array([2, 2, -2, -2, 3, 3, 2, 0, 0, 0, 2, -2, np.inf, np.inf, -np.inf, -np.inf, 3, -3], np.float32)
+    want = np.array([1.5, 0.5, -0.5, -1.5, 0, 0, 0, 0, 0, 0, np.nan, np.nan, 7, np.inf, -np.inf, -7, 3, -3],
+                    np.float32)
+    got_mx = mx.nd.broadcast_mod(mx.nd.array(a), mx.nd.array(b)).asnumpy()
+    assert np.array_equal(got_mx, want, equal_nan=True), got_mx  # MXNet's rule, pinned
+    if precision == "fp16":  # +-2^-26 underflow in fp16: their rows are for the fp32 engine
+        a, b, want = a[:-2], b[:-2], want[:-2]
+    c = check_op("_mod", [a, b], precision=precision, rtol=0.0)
+    (got,) = run_symbol(c.symbol, {"x0": a, "x1": b})
+    assert np.array_equal(got, want, equal_nan=True), got
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_mod_scalar_of_indices_is_exact(precision):
+    """idx mod W for argmax indices (pose decoding): exact integers, in an fp16 engine too (every index < 2048)."""
+    x = np.arange(0, 2048, 7, dtype=np.float32).reshape(1, -1)
+    c = check_op("_mod_scalar", [x], {"scalar": 24}, precision=precision, rtol=0.0)
+    (got,) = run_symbol(c.symbol, {"x0": x})
+    assert np.array_equal(got, x % 24)
+
+
+def test_mod_scalar_keeps_a_float32_scalar_in_fp16():
+    """An fp16 engine holds the scalar in float32, as MXNet's float32 kernel does: 100.25 mod 0.1 is 0.05, while the
+    fp16-rounded 0.0999756 would give 0.0745."""
+    x = np.array([100.25, -3.125, 0.375], np.float32)  # quotients 1002.5, -31.25, 3.75: far from integers
+    check_op("_mod_scalar", [x], {"scalar": 0.1}, precision="fp16", rtol=1e-3)
