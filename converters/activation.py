@@ -124,7 +124,7 @@ def masked_softmax(ctx: ConversionContext, x: Any, length: Any, axis: int, tempe
     mask = layers.elementwise(ctx, pos, length, EW.LESS)
     if temperature is not None and temperature != 1.0:
         x = layers.elementwise(ctx, x, 1.0 / temperature, EW.PROD)
-    y = softmax(ctx, layers.select(ctx, mask, x, float(np.finfo(ctx.dtype).min)), axis)
+    y = softmax(ctx, layers.select(ctx, mask, x, ctx.lowest), axis)
     return layers.select(ctx, mask, y, 0.0)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from mx2trt import layers
-from mx2trt._trt import layer_type, trt
+from mx2trt._trt import layer_type, trt, trt_dtype
 from mx2trt.attrs import attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import OpNode, all_of, const_inputs, converter
@@ -325,24 +325,27 @@ def convert_batch_dot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
 # ---- Embedding, take, one_hot: float indices -----------------------------------------------------------------------
 
 DType = Literal["bfloat16", "float16", "float32", "float64", "int32", "int64", "int8", "uint8"]
-_FP16_EXACT = 2048  # float16 holds every integer up to 2048 exactly; 2049 already rounds
 
 
 def _index_source(ctx: ConversionContext, x: Any) -> tuple[Any, int | None]:
     """The tensor to read float indices from, and the largest integer it holds exactly (None: as many as MXNet's
-    float32). An fp16 engine casts its float32 inputs at the boundary; indices that are such an input are read from
-    the float32 input itself."""
-    if x.dtype != trt.float16:
+    float32; fp16 2048, bf16 256). An fp16 or bf16 engine casts its float32 inputs at the boundary; indices that are
+    such an input are read from the float32 input itself. A constant (e.g. arange_like's positions) that holds MXNet's
+    values exactly is exact too."""
+    if ctx.exact_int is None or x.dtype != trt_dtype(ctx.dtype):
         return x, None
     net = ctx.network
     for i in range(net.num_layers):
         layer = net.get_layer(i)
-        if layer.num_outputs and layer.get_output(0) is x and layer_type(layer) == trt.LayerType.CAST:
-            src = layer.get_input(0)
-            if src.is_network_input and src.dtype == trt.float32:
+        if layer.num_outputs and layer.get_output(0) is x:
+            kind = layer_type(layer)
+            if kind == trt.LayerType.CONSTANT and layer.name in ctx.exact_constants:
+                return x, None
+            src = layer.get_input(0) if kind == trt.LayerType.CAST else None
+            if src is not None and src.is_network_input and src.dtype == trt.float32:
                 return src, None
             break
-    return x, _FP16_EXACT
+    return x, ctx.exact_int
 
 
 def _indices(ctx: ConversionContext, x: Any, size: int, mode: str) -> Any:
@@ -357,7 +360,7 @@ def _indices(ctx: ConversionContext, x: Any, size: int, mode: str) -> Any:
         # Integers above `exact` round to even neighbours, all >= exact: harmless when they clip to size - 1 <= exact
         # or fall outside one_hot's depth <= exact; wrap needs every index exact.
         if mode == "wrap" or (mode == "clip" and size - 1 > exact) or (mode == "none" and size > exact):
-            ctx.fail(f"fp16 indices are exact only up to {exact}; size {size} in mode '{mode}' needs more "
+            ctx.fail(f"{ctx.precision} indices are exact only up to {exact}; size {size} in mode '{mode}' needs more "
                      "(use fp32, or feed the indices straight from an input)")
     i = ctx.cast(src, np.int32)
     EW = trt.ElementWiseOperation
@@ -494,8 +497,9 @@ def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     if a.ret_typ == "value":
         outs = [values]
     else:
-        if ctx.dtype == np.float16 and size - 1 > _FP16_EXACT:
-            ctx.fail(f"indices up to {size - 1} do not fit fp16 exactly (at most {_FP16_EXACT}); use fp32")
+        if ctx.exact_int is not None and size - 1 > ctx.exact_int:
+            ctx.fail(f"indices up to {size - 1} do not fit {ctx.precision} exactly (at most {ctx.exact_int}); "
+                     "use fp32")
         indices = ctx.cast(idx, ctx.dtype)
         outs = [values, indices] if a.ret_typ == "both" else [indices]
     return [_as_shape(ctx, t, o.shape) for t, o in zip(outs, node.outputs)]

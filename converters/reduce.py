@@ -123,15 +123,11 @@ def _arg_ok(node: OpNode) -> str | None:
     return None
 
 
-# Integers above 2048 are not all exact in fp16.
-_FP16_EXACT_INT = 2048
-
-
 def _arg_index(ctx: ConversionContext, node: OpNode, x: Any, largest: bool, axis: int) -> Any:
     """Index of the max (min) along `axis` from ITopKLayer k=1, cast to the engine dtype, in MXNet's output shape."""
     n = int(x.shape[axis])
-    if ctx.dtype == np.float16 and n > _FP16_EXACT_INT:
-        ctx.fail(f"{n} positions along axis {axis}: fp16 holds indices above {_FP16_EXACT_INT} inexactly")
+    if ctx.exact_int is not None and n > ctx.exact_int:  # fp16: 2048, bf16: 256
+        ctx.fail(f"{n} positions along axis {axis}: {ctx.precision} holds indices above {ctx.exact_int} inexactly")
     _, idx = layers.topk(ctx, x, largest, 1, axis)
     return ctx.reshape(ctx.cast(idx, ctx.dtype), node.outputs[0].shape)
 

@@ -27,11 +27,32 @@ _NP_OF_TRT = {
     trt.uint8: np.dtype(np.uint8),
     trt.bool: np.dtype(np.bool_),
 }
+# NumPy has no bfloat16: BF16 is MXNet's stand-in dtype for it (a uint16 record), a sentinel only. Host arrays of bf16
+# values are float32 arrays holding bf16-representable values (round_bf16); TensorRT gets their bit patterns.
+BF16 = np.dtype([("bfloat16", np.uint16)])
+if hasattr(trt, "bfloat16"):
+    _NP_OF_TRT[trt.bfloat16] = BF16
 _TRT_OF_NP = {v: k for k, v in _NP_OF_TRT.items()}
+
+BF16_MAX = 3.3895313892515355e38  # largest finite bfloat16 (np.finfo cannot describe BF16)
+
+
+def round_bf16(x: Any) -> np.ndarray:
+    """float32 array of `x` rounded to the nearest bfloat16 (ties to even; NaN stays NaN, overflow gives inf)."""
+    x = np.asarray(x, dtype=np.float32)
+    u = np.atleast_1d(x).view(np.uint32)
+    r = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    y = np.where(np.isnan(np.atleast_1d(x)), np.float32(np.nan), r.view(np.float32))
+    return y.reshape(x.shape)
+
+
+def bf16_bits(x: Any) -> np.ndarray:
+    """uint16 bit patterns of `x` rounded to bfloat16 (what trt.Weights of type bfloat16 point at)."""
+    return (round_bf16(x).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
 
 
 def np_dtype(dt: Any) -> np.dtype:
-    """numpy dtype of a TensorRT DataType (bf16 has no numpy dtype and raises)."""
+    """numpy dtype of a TensorRT DataType (bf16: the BF16 sentinel)."""
     try:
         return _NP_OF_TRT[dt]
     except KeyError:
@@ -39,7 +60,7 @@ def np_dtype(dt: Any) -> np.dtype:
 
 
 def trt_dtype(dt: Any) -> Any:
-    """TensorRT DataType of a numpy dtype."""
+    """TensorRT DataType of a numpy dtype (or of the BF16 sentinel)."""
     try:
         return _TRT_OF_NP[np.dtype(dt)]
     except KeyError:

@@ -85,7 +85,7 @@ def convert(
             spec = engine_spec(part, sg, subgraph_key(graph, sg, params, precision), nb, precision)
             if build_engines:
                 spec.plan, spec.build_s = build_engine(nb)
-            spec.program = _reference_program(nb.network, required=needs_program)
+            spec.program = _reference_program(nb.network, nb.ctx.host_weights, required=needs_program)
         except (ConversionError, BuildError) as exc:
             log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
             part.drop(sg, f"fell back to MXNet: {exc}")
@@ -127,11 +127,11 @@ def _define_all(
             return part, defined
 
 
-def _reference_program(network: Any, required: bool) -> Any:
+def _reference_program(network: Any, host_weights: Mapping[tuple[str, str], Any], required: bool) -> Any:
     from .reference import ReferenceProgram, UnsupportedLayerError
 
     try:
-        return ReferenceProgram.from_network(network)
+        return ReferenceProgram.from_network(network, host_weights)
     except UnsupportedLayerError as exc:
         if required:
             raise BuildError(f"the reference interpreter cannot evaluate this engine: {exc}") from None
@@ -148,8 +148,10 @@ def optimize(
     """Replace every TensorRT-convertible region of `sym` by one engine node; returns (symbol, params).
 
     `params` holds arg params and aux states (plain names or `arg:`/`aux:` prefixed); `shapes` gives every data
-    input's shape. Options: `precision` ('fp32'|'fp16'), `runtime` ('auto'|'tensorrt'|'reference'),
-    `min_subgraph_size`, `exclude_ops`, `exclude_nodes`, `dtypes`. Bind the result exactly like the original.
+    input's shape. Options: `precision` ('fp32'|'fp16'|'bf16': the dtype of weights and activations inside engines;
+    inputs and outputs keep MXNet's dtypes and are cast at the engine boundary), `runtime`
+    ('auto'|'tensorrt'|'reference'), `min_subgraph_size`, `exclude_ops`, `exclude_nodes`, `dtypes`. Bind the result
+    exactly like the original.
     """
     c = convert(sym, params, shapes, **options)
     return c.symbol, c.params

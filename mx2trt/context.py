@@ -5,11 +5,26 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._trt import ErrorRecorder, layer_type, trt
+from ._trt import BF16, BF16_MAX, ErrorRecorder, bf16_bits, layer_type, round_bf16, trt, trt_dtype
 from .errors import ConversionError
 from .registry import OpNode
 
-PRECISIONS = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16)}
+# Engine dtype per precision; bf16 is the BF16 sentinel (NumPy has no bfloat16), host copies of its values are float32.
+PRECISIONS = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "bf16": BF16}
+
+# Per precision: the lowest finite value of the engine dtype, and the largest N such that every integer 0..N is exact
+# in it (None: float32, which is no worse than MXNet's own float32 tensors).
+_LOWEST = {"fp32": float(np.finfo(np.float32).min), "fp16": float(np.finfo(np.float16).min), "bf16": -BF16_MAX}
+_EXACT_INT = {"fp32": None, "fp16": 2048, "bf16": 256}
+
+# add_* methods taking trt.Weights: (argument position, the layer attribute that reads them back).
+_WEIGHT_ARGS = {
+    "add_constant": ((1, "weights"),),
+    "add_convolution_nd": ((3, "kernel"), (4, "bias")),
+    "add_deconvolution_nd": ((3, "kernel"), (4, "bias")),
+    "add_scale": ((2, "shift"), (3, "scale"), (4, "power")),
+    "add_scale_nd": ((2, "shift"), (3, "scale"), (4, "power")),
+}
 
 
 class _NamingNetwork:
@@ -29,6 +44,8 @@ class _NamingNetwork:
             if layer is None:
                 ctx.fail(f"TensorRT refused {name}: {'; '.join(ctx.recorder.take()) or 'no reason given'}")
             ctx.name_layer(layer)
+            for pos, attr_name in _WEIGHT_ARGS.get(name, ()):
+                ctx._claim_host_weights(layer, attr_name, args[pos] if pos < len(args) else kwargs.get(attr_name))
             return layer
 
         return add
@@ -45,8 +62,16 @@ class ConversionContext:
         self.recorder = recorder
         self.precision = precision
         self.dtype = PRECISIONS[precision]  # dtype of weights and activations inside the engine
+        self.lowest = _LOWEST[precision]  # lowest finite value of the engine dtype (masking)
+        self.exact_int = _EXACT_INT[precision]  # every integer up to this is exact in the engine dtype
         self.node: OpNode | None = None
         self._keep: list[np.ndarray] = []  # TensorRT holds weights by reference until the build returns
+        # TensorRT reads bf16 weights back without their values: float32 copies by (layer name, attribute), for the
+        # reference interpreter; _pending holds those of Weights not yet given to a layer, by id.
+        self.host_weights: dict[tuple[str, str], np.ndarray] = {}
+        self._pending: dict[int, tuple[Any, np.ndarray]] = {}
+        # Names of fp16/bf16 constant layers that hold the float32 values they were given exactly (index checks).
+        self.exact_constants: set[str] = set()
         self._layer_count = 0
 
     # ---- naming and errors -------------------------------------------------------------------------------------
@@ -80,25 +105,45 @@ class ConversionContext:
 
     def weights(self, arr: Any, dtype: Any = None) -> Any:
         """trt.Weights holding `arr` in the engine dtype (or `dtype`), kept alive until the build."""
-        a = self.keep(np.ascontiguousarray(np.asarray(arr, dtype=dtype or self.dtype)))
+        dt = np.dtype(dtype or self.dtype)
+        if dt == BF16:  # trt.Weights takes no uint16 array: point it at the bit patterns
+            host = round_bf16(np.asarray(arr, dtype=np.float32)).ravel()
+            bits = self.keep(bf16_bits(host))
+            w = trt.Weights(trt.bfloat16, bits.ctypes.data, bits.size)
+            self._pending[id(w)] = (w, host)
+            return w
+        a = self.keep(np.ascontiguousarray(np.asarray(arr, dtype=dt)))
         return trt.Weights(a)
 
-    def no_weights(self) -> Any:
-        """Empty trt.Weights of the engine dtype (e.g. a convolution without bias)."""
-        from ._trt import trt_dtype
+    def _claim_host_weights(self, layer: Any, attr_name: str, w: Any) -> None:
+        entry = self._pending.pop(id(w), None) if w is not None else None
+        if entry is not None and entry[0] is w:
+            self.host_weights[(layer.name, attr_name)] = entry[1]
 
-        return trt.Weights(trt_dtype(self.dtype))
+    def no_weights(self, dtype: Any = None) -> Any:
+        """Empty trt.Weights of the engine dtype (or `dtype`), e.g. a convolution without bias."""
+        return trt.Weights(trt_dtype(dtype or self.dtype))
 
     def constant(self, value: Any, shape: Sequence[int] | None = None, dtype: Any = None) -> Any:
         """A constant tensor of `value` in `dtype`; by default an int32 array keeps its dtype and anything else takes
         the engine dtype."""
         if dtype is None:
             dtype = np.int32 if isinstance(value, np.ndarray) and value.dtype == np.int32 else self.dtype
+        dtype = np.dtype(dtype)
+        if dtype == BF16:
+            a = np.asarray(value, dtype=np.float32)
+            a = a.reshape(tuple(shape)) if shape is not None else a
+            layer = self.net.add_constant(tuple(a.shape), self.weights(a, BF16))
+            if np.array_equal(self.host_weights[(layer.name, "weights")], a.ravel()):
+                self.exact_constants.add(layer.name)
+            return layer.get_output(0)
         a = np.asarray(value, dtype=dtype)
         if shape is not None:
             a = a.reshape(tuple(shape))
         a = self.keep(np.array(a, copy=True, order="C"))
         layer = self.net.add_constant(tuple(a.shape), trt.Weights(a) if a.ndim else trt.Weights(a.reshape(1)))
+        if dtype == np.float16 and np.array_equal(a.astype(np.float32), np.asarray(value, np.float32).reshape(a.shape)):
+            self.exact_constants.add(layer.name)
         return layer.get_output(0)
 
     def tensor(self, x: Any, rank: int | None = None, dtype: Any = None) -> Any:
@@ -117,9 +162,7 @@ class ConversionContext:
         return s.get_output(0)
 
     def cast(self, x: Any, dtype: Any) -> Any:
-        """Cast to numpy dtype `dtype`, if it differs."""
-        from ._trt import trt_dtype
-
+        """Cast to numpy dtype `dtype` (or BF16), if it differs."""
         target = trt_dtype(dtype)
         x = self.tensor(x)
         if x.dtype == target:

@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._trt import np_dtype, trt
+from ._trt import BF16, np_dtype, trt
 from .context import ConversionContext
 
 EW = trt.ElementWiseOperation
@@ -122,8 +122,11 @@ def deconvolution(
     crop_post: Sequence[int],
 ) -> Any:
     """Transposed convolution (weight [C_in, K/G, *kernel]) over 1, 2 or 3 spatial dims, its full output cropped by
-    `crop_pre`/`crop_post` per spatial axis; a negative `crop_post` extends it with zeros that still get the bias."""
+    `crop_pre`/`crop_post` per spatial axis; a negative `crop_post` extends it with zeros that still get the bias.
+    A bf16 engine deconvolves in float32 (casts around it): TensorRT-RTX 1.7 cannot build bf16 deconvolutions."""
     x = ctx.tensor(x)
+    dtype = np.dtype(np.float32) if ctx.dtype == BF16 else ctx.dtype
+    x = ctx.cast(x, dtype)
     n = len(kernel)
     w = np.asarray(weight)
     kernel, stride, dilation = tuple(kernel), tuple(stride), tuple(dilation)
@@ -135,8 +138,8 @@ def deconvolution(
         kernel, stride, dilation, pre, post = (1,) + kernel, (1,) + stride, (1,) + dilation, (0,) + pre, (0,) + post
     extend = tuple(max(-p, 0) for p in post)
     in_layer_bias = bias is not None and not any(extend)
-    b = ctx.weights(bias) if in_layer_bias else ctx.no_weights()
-    layer = ctx.net.add_deconvolution_nd(x, num_filter, kernel, ctx.weights(w), b)
+    b = ctx.weights(bias, dtype) if in_layer_bias else ctx.no_weights(dtype)
+    layer = ctx.net.add_deconvolution_nd(x, num_filter, kernel, ctx.weights(w, dtype), b)
     layer.stride_nd, layer.dilation_nd, layer.num_groups = stride, dilation, groups
     layer.pre_padding, layer.post_padding = pre, tuple(max(p, 0) for p in post)
     y = layer.get_output(0)
@@ -150,7 +153,7 @@ def deconvolution(
     if n == 1:
         shape = tuple(y.shape)
         y = ctx.reshape(y, shape[:2] + (shape[3],))
-    return y
+    return ctx.cast(y, ctx.dtype)
 
 
 def select(ctx: ConversionContext, cond: Any, a: Any, b: Any) -> Any:

@@ -6,21 +6,26 @@ network once (`ReferenceProgram.from_network`); the program does not keep the ne
 
 Semantics follow TensorRT's documentation. Floating-point layers compute in float32 (TensorRT's fp16 kernels
 accumulate in fp32 as well) and round each output to the tensor's declared dtype, so fp16 networks see fp16 rounding
-between layers.
+between layers. BF16 tensors are float32 arrays holding bfloat16 values (rounded after every layer that makes one);
+TensorRT reads bf16 weights back without their values, so their float32 copies come from the converter
+(`ConversionContext.host_weights`).
 """
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ._trt import downcast, layer_type, np_dtype, trt
+from ._trt import BF16, downcast, layer_type, np_dtype, round_bf16, trt
 from .errors import Mx2TrtError
 
 LT = trt.LayerType
 _FLT_MAX = float(np.finfo(np.float32).max)
+# (layer name, attribute) -> float32 copy of bf16 weights, while from_network reads a network
+_HOST_WEIGHTS: ContextVar[Mapping[tuple[str, str], np.ndarray]] = ContextVar("_HOST_WEIGHTS", default={})
 
 
 class UnsupportedLayerError(Mx2TrtError):
@@ -63,8 +68,19 @@ class ReferenceProgram:
         return list(self.outputs)
 
     @classmethod
-    def from_network(cls, network: Any) -> "ReferenceProgram":
-        """Read every layer of `network` (in insertion order, which is topological) into a step."""
+    def from_network(
+        cls, network: Any, host_weights: Mapping[tuple[str, str], np.ndarray] | None = None
+    ) -> "ReferenceProgram":
+        """Read every layer of `network` (in topological order) into a step; `host_weights` holds float32 copies of
+        bf16 weights by (layer name, attribute), which TensorRT cannot give back."""
+        token = _HOST_WEIGHTS.set(host_weights or {})
+        try:
+            return cls._from_network(network)
+        finally:
+            _HOST_WEIGHTS.reset(token)
+
+    @classmethod
+    def _from_network(cls, network: Any) -> "ReferenceProgram":
         slots: dict[Any, int] = {}
 
         def slot(t: Any) -> int:
@@ -114,7 +130,7 @@ class ReferenceProgram:
             x = np.asarray(feeds[name])
             if len(x.shape) != len(shape) or any(d >= 0 and d != g for d, g in zip(shape, x.shape)):
                 raise Mx2TrtError(f"reference program: input '{name}' has shape {x.shape}, the network {shape}")
-            values[s] = x.astype(dtype, copy=False)
+            values[s] = _store(x, dtype)
         for step in self.steps:
             args = [None if s is None else values[s] for s in step.inputs]
             try:
@@ -124,7 +140,7 @@ class ReferenceProgram:
             except Exception as exc:  # report which layer failed, not a bare NumPy error
                 raise Mx2TrtError(f"reference program: layer '{step.name}' ({step.kind}) failed: {exc}") from exc
             for s, y, dt in zip(step.outputs, outs, step.out_dtypes):
-                values[s] = np.asarray(y).astype(dt, copy=False)
+                values[s] = _store(y, dt)
             if on_step is not None:
                 on_step(step, [values[s] for s in step.outputs])
         return values
@@ -181,16 +197,31 @@ def _f32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) if x.dtype.kind == "f" and x.dtype != np.float32 else x
 
 
-def _weights(w: Any) -> np.ndarray:
-    """Copy of a layer's weights (TensorRT returns views of the caller's buffers, or a Weights object for bf16)."""
+def _store(x: Any, dtype: np.dtype) -> np.ndarray:
+    """`x` as a value of a tensor of `dtype`: BF16 values are float32 arrays rounded to bfloat16."""
+    with np.errstate(over="ignore"):  # a float too large for the dtype becomes inf, as on the GPU
+        if dtype == BF16:
+            return round_bf16(np.asarray(x, dtype=np.float32))
+        return np.asarray(x).astype(dtype, copy=False)
+
+
+def _weights(layer: Any, attr: str) -> np.ndarray:
+    """Copy of a layer's weights `attr` (TensorRT returns views of the caller's buffers; bf16 weights come back
+    without values, their float32 copies from from_network's `host_weights`)."""
+    w = getattr(layer, attr)
     if w is None:
         return np.zeros(0, np.float32)
     if isinstance(w, trt.Weights):
         if w.size == 0:
             return np.zeros(0, np.float32)
+        if w.dtype == getattr(trt, "bfloat16", None):
+            host = _HOST_WEIGHTS.get().get((layer.name, attr))
+            if host is None:
+                raise UnsupportedLayerError(f"bf16 {attr} cannot be read back (no host copy given)")
+            return np.array(host, dtype=np.float32, copy=True).ravel()
         try:
             return np.array(w.numpy(), copy=True)
-        except Exception:  # bf16 and other types NumPy has no dtype for
+        except Exception:  # types NumPy has no dtype for
             raise UnsupportedLayerError(f"weights of type {w.dtype} cannot be read") from None
     return np.array(w, copy=True)
 
@@ -264,7 +295,7 @@ def _maker(*kinds: Any) -> Callable[[Maker], Maker]:
 
 @_maker(LT.CONSTANT)
 def _constant(layer: Any, ins: list, outs: list) -> Callable:
-    value = _weights(layer.weights).reshape(_dims(layer.shape)).astype(np_dtype(outs[0].dtype))
+    value = _store(_weights(layer, "weights").reshape(_dims(layer.shape)), np_dtype(outs[0].dtype))
     return lambda args: [value]
 
 
@@ -276,7 +307,7 @@ def _cast(layer: Any, ins: list, outs: list) -> Callable:
         x = args[0]
         if dtype.kind in "iu" and x.dtype.kind == "f":
             x = np.trunc(x)  # float -> int casts truncate toward zero
-        return [x.astype(dtype)]
+        return [_store(x, dtype)]
 
     return run
 
@@ -295,8 +326,8 @@ def _convolution(layer: Any, ins: list, outs: list) -> Callable:
     groups = int(layer.num_groups)
     k_out = int(layer.num_output_maps)
     c_in = int(ins[0].shape[1])
-    w = _weights(layer.kernel).astype(np.float32).reshape((k_out, c_in // groups) + kernel_size)
-    b = _weights(layer.bias).astype(np.float32)
+    w = _weights(layer, "kernel").astype(np.float32).reshape((k_out, c_in // groups) + kernel_size)
+    b = _weights(layer, "bias").astype(np.float32)
     stride, dil = _dims(layer.stride_nd), _dims(layer.dilation_nd)
     pre, post, mode = _dims(layer.pre_padding), _dims(layer.post_padding), layer.padding_mode
     wg = w.reshape((groups, k_out // groups, c_in // groups) + kernel_size)
@@ -461,7 +492,7 @@ def _elementwise(layer: Any, ins: list, outs: list) -> Callable:
 @_maker(LT.SCALE)
 def _scale(layer: Any, ins: list, outs: list) -> Callable:
     M = trt.ScaleMode
-    shift, scale, power = (_weights(w).astype(np.float32) for w in (layer.shift, layer.scale, layer.power))
+    shift, scale, power = (_weights(layer, w).astype(np.float32) for w in ("shift", "scale", "power"))
     mode, axis = layer.mode, int(layer.channel_axis)
     r = len(ins[0].shape)
     axis %= r
@@ -680,8 +711,8 @@ def _deconvolution(layer: Any, ins: list, outs: list) -> Callable:
     kernel_size = _dims(layer.kernel_size_nd)
     n = len(kernel_size)
     groups, k_out, c_in = int(layer.num_groups), int(layer.num_output_maps), int(ins[0].shape[1])
-    w = _weights(layer.kernel).astype(np.float32).reshape((c_in, k_out // groups) + kernel_size)
-    b = _weights(layer.bias).astype(np.float32)
+    w = _weights(layer, "kernel").astype(np.float32).reshape((c_in, k_out // groups) + kernel_size)
+    b = _weights(layer, "bias").astype(np.float32)
     stride, dil = _dims(layer.stride_nd), _dims(layer.dilation_nd)
     pre, post = _dims(layer.pre_padding), _dims(layer.post_padding)
     cg, kg = c_in // groups, k_out // groups

@@ -12,7 +12,9 @@ MODELS = ["lenet", *zoo.VISION_MODELS]
 
 
 # fp16 engines (fp16 weights and activations, casts at the boundary) against MXNet fp32: the zoo measures <= 1.4e-3.
-PRECISIONS = [("fp32", 1e-5), ("fp16", 5e-3)]
+# bf16 engines (8-bit significand, 8x fp16's rounding): the zoo measures 2.9e-3 (mobilenetv2_0.25) to 1.2e-2
+# (resnet152_v2), a median 8x fp16 model by model; 5e-2 leaves a 4x margin, as 5e-3 does for fp16.
+PRECISIONS = [("fp32", 1e-5), ("fp16", 5e-3), ("bf16", 5e-2)]
 
 
 @pytest.mark.slow

@@ -1,4 +1,6 @@
-"""A BERT-base-shaped encoder layer written with mx.sym converts completely and matches MXNet, fp32 and fp16."""
+"""A BERT-base-shaped encoder layer written with mx.sym converts completely and matches MXNet, fp32, fp16 and bf16.
+
+Measured max relative errors: the encoder layer fp16 9.5e-4, bf16 7.7e-3; GluonNLP's BERT fp16 1.7e-3, bf16 1.2e-2."""
 from __future__ import annotations
 
 import pytest
@@ -8,8 +10,11 @@ from mx2trt import zoo
 from .harness import check_graph
 
 
+PRECISIONS = [("fp32", 1e-5), ("fp16", 1e-2), ("bf16", 5e-2)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("precision, rtol", [("fp32", 1e-5), ("fp16", 1e-2)])
+@pytest.mark.parametrize("precision, rtol", PRECISIONS)
 def test_bert_encoder_layer_converts_completely(precision, rtol):
     sym, params, shapes = zoo.bert_encoder(batch=2, seq=16, layers=1)
     feeds = zoo.bert_inputs(shapes)
@@ -21,7 +26,7 @@ def test_bert_encoder_layer_converts_completely(precision, rtol):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision, rtol", [("fp32", 1e-5), ("fp16", 1e-2)])
+@pytest.mark.parametrize("precision, rtol", PRECISIONS)
 def test_gluonnlp_bert_symbol_converts_completely(precision, rtol):
     """GluonNLP 0.10's real BERT symbol (2 layers, BERT-base widths; tests/data, see tools/export_gluonnlp_bert.py):
     after folding, every op node, the int32 valid-length path included, runs in one engine."""

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("models", nargs="*", help="'lenet', vision-zoo or zoo.HEAD_MODELS names (default: lenet + vision zoo)")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--size", type=int, help="square input size (default: the smallest each model accepts)")
-    ap.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
     ap.add_argument("--runtime", choices=["auto", "tensorrt", "reference"], default="auto")
     args = ap.parse_args(argv)
     names = args.models or ["lenet", *zoo.VISION_MODELS]

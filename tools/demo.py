@@ -28,7 +28,7 @@ from mx2trt import zoo  # noqa: E402
 from mx2trt._mx import mx  # noqa: E402
 from mx2trt.runtime import resolve_runtime  # noqa: E402
 
-DEFAULT_TOL = {"fp32": 1e-4, "fp16": 2e-2}
+DEFAULT_TOL = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 5e-2}
 
 
 def run_cpu(sym: Any, params: dict[str, Any], data: np.ndarray, label_shapes: dict[str, tuple[int, ...]]) -> list[np.ndarray]:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="resnet18_v1", help="'lenet' or any gluon model zoo name (default: %(default)s)")
     ap.add_argument("--shape", type=parse_shape, help="input shape N,C,H,W, square (default: batch 1 at the "
                     "smallest size the model accepts; LeNet is always 28x28)")
-    ap.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
     ap.add_argument("--runtime", choices=["auto", "tensorrt", "reference"], default="auto",
                     help="how the engine nodes execute (default: %(default)s: TensorRT on a capable GPU, else reference)")
     ap.add_argument("--tol", type=float, help="max relative error accepted (default: 1e-4 fp32, 2e-2 fp16)")
