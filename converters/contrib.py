@@ -33,12 +33,15 @@ def _projection(ctx: ConversionContext, qkv: Any, heads: int, which: int) -> Any
     """Query (0), key (1) or value (2) projection of an interleaved (T, B, heads*3*d) tensor as (B*heads, T, d)."""
     t, b, width = (int(v) for v in qkv.shape)
     d = width // (3 * heads)
-    x = ctx.reshape(qkv, (t, b, heads, 3, d))
-    part = ctx.net.add_slice(x, (0, 0, 0, which, 0), (t, b, heads, 1, d), (1, 1, 1, 1, 1)).get_output(0)
+    # Slice the last axis of (T, B, heads, 3*d), not a unit axis of (T, B, heads, 3, d): TensorRT-RTX 1.7's Myelin
+    # fails CHECK(def_tactic_desc) on matmul -> reshape -> unit-axis slice -> reshape + transpose when the matmul's
+    # output is also an engine output (a FullyConnected projection at a subgraph boundary).
+    x = ctx.reshape(qkv, (t, b, heads, 3 * d))
+    part = ctx.net.add_slice(x, (0, 0, 0, which * d), (t, b, heads, d), (1, 1, 1, 1)).get_output(0)
     s = ctx.net.add_shuffle(part)
-    s.reshape_dims = (t, b, heads, d)
-    s.second_transpose = (1, 2, 0, 3)  # (B, heads, T, d)
-    return ctx.reshape(s.get_output(0), (b * heads, t, d))
+    s.first_transpose = (1, 2, 0, 3)  # (B, heads, T, d)
+    s.reshape_dims = (b * heads, t, d)
+    return s.get_output(0)
 
 
 @converter("_contrib_interleaved_matmul_selfatt_qk", attrs=HeadsAttrs, validator=_heads_ok)

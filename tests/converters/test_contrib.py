@@ -46,6 +46,25 @@ def test_selfatt_valatt(precision, rtol, case):
              rtol=rtol)
 
 
+@pytest.mark.parametrize("precision, rtol", PRECISIONS, ids=IDS)
+@pytest.mark.parametrize("op", ["qk", "valatt"])
+def test_selfatt_after_a_projection_that_is_also_an_output(op, precision, rtol):
+    """FullyConnected -> interleaved q/k/v slices with the projection also an engine output (as when it sits at a
+    subgraph boundary) builds: TensorRT-RTX 1.7's Myelin failed CHECK(def_tactic_desc) on the matmul -> unit-axis
+    slice -> reshape + transpose chain this lowering used to take."""
+    x, w = mx.sym.var("x"), mx.sym.var("w")
+    proj = mx.sym.FullyConnected(x, w, num_hidden=3 * 8, no_bias=True, flatten=False, name="proj")
+    if op == "qk":
+        out = mx.sym.contrib.interleaved_matmul_selfatt_qk(proj, heads=2, name="node")
+    else:
+        out = mx.sym.contrib.interleaved_matmul_selfatt_valatt(proj, mx.sym.var("att"), heads=2, name="node")
+    data = {"x": normal(0, (4, 2, 8))}
+    if op == "valatt":
+        data["att"] = normal(2, (2 * 2, 4, 4))
+    check_graph(mx.sym.Group([proj, out]), data, {"w": normal(1, (24, 8), 0.3)}, on_trt=["proj", "node"], engines=1,
+                precision=precision, rtol=rtol)
+
+
 def test_selfatt_refuses_a_width_not_divisible_by_3_heads():
     check_op("_contrib_interleaved_matmul_selfatt_qk", [normal(0, (4, 2, 3 * 2 * 5))], {"heads": 4},
              expect_trt=False)
