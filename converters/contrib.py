@@ -7,12 +7,11 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from mx2trt import layers
-from mx2trt._trt import np_dtype, trt
+from mx2trt._trt import trt
 from mx2trt.attrs import attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import OpNode, converter
 
-MO = trt.MatrixOperation
 EW = trt.ElementWiseOperation
 
 
@@ -36,9 +35,8 @@ def _projection(ctx: ConversionContext, qkv: Any, heads: int, which: int) -> Any
     # Slice the last axis of (T, B, heads, 3*d), not a unit axis of (T, B, heads, 3, d): TensorRT-RTX 1.7's Myelin
     # fails CHECK(def_tactic_desc) on matmul -> reshape -> unit-axis slice -> reshape + transpose when the matmul's
     # output is also an engine output (a FullyConnected projection at a subgraph boundary).
-    x = ctx.reshape(qkv, (t, b, heads, 3 * d))
-    part = ctx.net.add_slice(x, (0, 0, 0, which * d), (t, b, heads, d), (1, 1, 1, 1)).get_output(0)
-    s = ctx.net.add_shuffle(part)
+    part = layers.slice_nd(ctx, ctx.reshape(qkv, (t, b, heads, 3 * d)), (0, 0, 0, which * d), (t, b, heads, d))
+    s = ctx.net.add_shuffle(part)  # one shuffle: transpose then reshape
     s.first_transpose = (1, 2, 0, 3)  # (B, heads, T, d)
     s.reshape_dims = (b * heads, t, d)
     return s.get_output(0)
@@ -50,11 +48,9 @@ def convert_selfatt_qk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) 
     q x k^T."""
     qkv, heads = ctx.tensor(inputs[0]), node.attrs.heads
     q = _projection(ctx, qkv, heads, 0)
-    d = int(q.shape[2])
-    scale = ctx.constant(1.0 / np.sqrt(d), shape=(1, 1, 1))
-    q = ctx.net.add_elementwise(q, scale, trt.ElementWiseOperation.PROD).get_output(0)
+    q = layers.elementwise(ctx, q, 1.0 / np.sqrt(int(q.shape[2])), EW.PROD)
     k = _projection(ctx, qkv, heads, 1)
-    return [ctx.net.add_matrix_multiply(q, MO.NONE, k, MO.TRANSPOSE).get_output(0)]
+    return [layers.matmul(ctx, q, k, transpose_b=True)]
 
 
 def _valatt_ok(node: OpNode) -> str | None:
@@ -75,8 +71,7 @@ def convert_selfatt_valatt(ctx: ConversionContext, node: OpNode, inputs: list[An
     qkv, att, heads = ctx.tensor(inputs[0]), ctx.tensor(inputs[1]), node.attrs.heads
     t, b, width = (int(v) for v in qkv.shape)
     d = width // (3 * heads)
-    v = _projection(ctx, qkv, heads, 2)
-    out = ctx.net.add_matrix_multiply(att, MO.NONE, v, MO.NONE).get_output(0)  # (B*heads, T, d)
+    out = layers.matmul(ctx, att, _projection(ctx, qkv, heads, 2))  # (B*heads, T, d)
     s = ctx.net.add_shuffle(out)
     s.reshape_dims = (b, heads, t, d)
     s.second_transpose = (2, 0, 1, 3)  # (T, B, heads, d)
@@ -114,9 +109,8 @@ def convert_sequence_mask(ctx: ConversionContext, node: OpNode, inputs: list[Any
     len_shape[1 - a.axis] = shape[1 - a.axis]
     ramp = ctx.constant(np.arange(steps), shape=ramp_shape, dtype=np.float32)
     lengths = ctx.reshape(ctx.cast(inputs[1], np.float32), len_shape)
-    keep = ctx.net.add_elementwise(ramp, lengths, trt.ElementWiseOperation.LESS).get_output(0)
-    fill = ctx.constant(a.value, shape=(1,) * rank, dtype=np_dtype(x.dtype))
-    return [ctx.net.add_select(keep, x, fill).get_output(0)]
+    keep = layers.elementwise(ctx, ramp, lengths, EW.LESS)
+    return [layers.select(ctx, keep, x, a.value)]
 
 
 @schema
