@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from mx2trt import layers
-from mx2trt._trt import trt
+from mx2trt._trt import np_dtype, trt
 from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
-from mx2trt.registry import OpNode, converter
+from mx2trt.registry import DATA_DTYPES, INT32, OpNode, converter
 
 EW = trt.ElementWiseOperation
 
@@ -27,7 +27,17 @@ _BINARY = {
 }
 
 
-@converter(*_BINARY, attrs=NoAttrs)
+def _int_arith_ok(node: OpNode) -> str | None:
+    """int32 operands only for +, -, *, max and min (MXNet's integer division truncates and its integer power is
+    exact; neither is checked against TensorRT's integer kernels)."""
+    if node.inputs[0].dtype == INT32:
+        op = _BINARY[node.op] if node.op in _BINARY else _SCALAR[node.op][0]
+        if op in (EW.DIV, EW.POW):
+            return f"{node.where()}: int32 {'division' if op == EW.DIV else 'power'} is not supported"
+    return None
+
+
+@converter(*_BINARY, attrs=NoAttrs, validator=_int_arith_ok, dtypes=DATA_DTYPES)
 def convert_binary(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """elemwise_* / broadcast_* / _plus etc. -> IElementWiseLayer (ranks equalised with leading 1s)."""
     return [layers.elementwise(ctx, inputs[0], inputs[1], _BINARY[node.op])]
@@ -48,12 +58,13 @@ _SCALAR = {
 }
 
 
-@converter(*_SCALAR, attrs=ScalarAttrs)
+@converter(*_SCALAR, attrs=ScalarAttrs, validator=_int_arith_ok, dtypes=DATA_DTYPES)
 def convert_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """x <op> scalar (or scalar <op> x for _r*_scalar) -> IElementWiseLayer with a broadcast constant."""
+    """x <op> scalar (or scalar <op> x for _r*_scalar) -> IElementWiseLayer with a broadcast constant in x's dtype
+    (for int32, the scalar truncated toward zero, as MXNet casts it)."""
     op, reverse = _SCALAR[node.op]
     x = ctx.tensor(inputs[0])
-    c = ctx.constant(node.attrs.scalar, shape=(1,) * len(x.shape))
+    c = ctx.constant(node.attrs.scalar, shape=(1,) * len(x.shape), dtype=np_dtype(x.dtype))
     a, b = (c, x) if reverse else (x, c)
     return [ctx.net.add_elementwise(a, b, op).get_output(0)]
 
@@ -144,34 +155,36 @@ _BINARY_PREDICATES = {
 _SCALAR_PREDICATES = {f"_{p}_scalar": p for p in _COMPARISONS + _LOGICAL}
 
 
-@converter(*_BINARY_PREDICATES, attrs=NoAttrs)
+@converter(*_BINARY_PREDICATES, attrs=NoAttrs, dtypes=DATA_DTYPES)
 def convert_binary_predicate(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """broadcast_equal/_greater_equal/broadcast_logical_and etc. -> IElementWiseLayer EQUAL/GREATER/LESS (>=, <= as
-    OR with EQUAL; logical ops AND/OR/XOR of x != 0) -> BOOL, cast to the engine dtype (0/1)."""
+    OR with EQUAL; logical ops AND/OR/XOR of x != 0) -> BOOL, cast to the input's dtype (0/1)."""
     b = _PREDICATES[_BINARY_PREDICATES[node.op]](ctx, inputs[0], inputs[1])
-    return [ctx.cast(b, ctx.dtype)]
+    return [ctx.cast(b, ctx.out_dtype(node))]
 
 
-@converter(*_SCALAR_PREDICATES, attrs=ScalarAttrs)
+@converter(*_SCALAR_PREDICATES, attrs=ScalarAttrs, dtypes=DATA_DTYPES)
 def convert_scalar_predicate(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """_equal_scalar/_greater_scalar/_logical_and_scalar etc. -> the predicate against a broadcast constant -> BOOL,
-    cast to the engine dtype (0/1)."""
+    cast to the input's dtype (0/1)."""
     p, scalar = _SCALAR_PREDICATES[node.op], node.attrs.scalar
+    if node.inputs[0].dtype == INT32:
+        scalar = float(np.trunc(scalar))  # MXNet casts the scalar to the input's dtype
     if p in _LOGICAL:  # only the scalar's truth matters; decided here, since fp16 could round a tiny scalar to 0
         scalar = 1.0 if scalar != 0 else 0.0
-    return [ctx.cast(_PREDICATES[p](ctx, ctx.tensor(inputs[0]), scalar), ctx.dtype)]
+    return [ctx.cast(_PREDICATES[p](ctx, ctx.tensor(inputs[0]), scalar), ctx.out_dtype(node))]
 
 
-@converter("logical_not", attrs=NoAttrs)
+@converter("logical_not", attrs=NoAttrs, dtypes=DATA_DTYPES)
 def convert_logical_not(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """logical_not -> IElementWiseLayer EQUAL with 0 -> BOOL, cast to the engine dtype (NaN gives 0, as in MXNet)."""
-    return [ctx.cast(layers.elementwise(ctx, inputs[0], 0.0, EW.EQUAL), ctx.dtype)]
+    """logical_not -> IElementWiseLayer EQUAL with 0 -> BOOL, cast to the input's dtype (NaN gives 0, as in MXNet)."""
+    return [ctx.cast(layers.elementwise(ctx, inputs[0], 0.0, EW.EQUAL), ctx.out_dtype(node))]
 
 
 # ---- where, add_n ----------------------------------------------------------------------------------------------------
 
 
-@converter("where", attrs=NoAttrs)
+@converter("where", attrs=NoAttrs, dtypes=DATA_DTYPES)
 def convert_where(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """where -> ISelectLayer on condition != 0 (NaN is true); a 1-D condition over axis 0 is reshaped to broadcast."""
     cond, x, y = (ctx.tensor(t) for t in inputs)
@@ -186,7 +199,7 @@ class AddNAttrs:
     num_args: int = attr(1, ignored=True)  # always the number of inputs (MXNet does not declare it as a parameter)
 
 
-@converter("add_n", "ElementWiseSum", attrs=AddNAttrs)
+@converter("add_n", "ElementWiseSum", attrs=AddNAttrs, dtypes=DATA_DTYPES)
 def convert_add_n(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """add_n / ElementWiseSum -> a chain of IElementWiseLayer SUM (one input: an IIdentityLayer)."""
     out = ctx.identity(inputs[0]) if len(inputs) == 1 else inputs[0]

@@ -325,6 +325,55 @@ def test_add_n(op, precision, shape, n, seed, data):
              build_engines=data.draw(BUILD))
 
 
+# ---- int32 operands --------------------------------------------------------------------------------------------------
+
+INT_REFUSED = DIVISIONS | POWERS | {"_div_scalar", "_rdiv_scalar", "_power_scalar", "_rpower_scalar"}
+INT_OPS = (ELEMWISE_OPS + BROADCAST_OPS + SCALAR_OPS + ELEMWISE_PREDICATE_OPS + BROADCAST_PREDICATE_OPS
+           + SCALAR_PREDICATE_OPS + ("logical_not", "where", "add_n"))
+
+
+def ints(rng: np.random.Generator, shape: Sequence[int], big: bool) -> np.ndarray:
+    """int32 values: small ones (equal pairs and zeros frequent) or, with `big`, up to 2**30 (sums and products
+    wrap around in MXNet's int32 arithmetic)."""
+    hi = 2**30 if big else 4
+    return rng.integers(-hi, hi + 1, size=tuple(shape)).astype(np.int32)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("op", INT_OPS)
+@given(data=st.data())
+def test_int32_operands(op, precision, data):
+    """On int32 tensors (lengths, indices) +, -, *, max, min, comparisons, logic, where and add_n convert and match
+    MXNet bit for bit (wrap-around and the scalar truncated toward zero included) in either engine precision;
+    division and power stay in MXNet."""
+    rng = np.random.default_rng(data.draw(SEEDS))
+    big = data.draw(st.booleans())
+    if op.startswith("broadcast_"):
+        shape_a, shape_b = data.draw(broadcast_operand_shapes())
+    else:
+        shape_a = shape_b = data.draw(shapes())
+    attrs: dict[str, Any] = {}
+    if op in SCALAR_OPS or op in SCALAR_PREDICATE_OPS:
+        inputs = [ints(rng, shape_a, big)]
+        scalars = [-2.5, -1.0, 0.0, 0.5, 1.7, 3.0, 1e-30, 1e9]
+        if op in INT_REFUSED:  # MXNet's integer division by zero (a scalar truncated to 0 too) kills the process
+            scalars = [-2.5, 1.7, 3.0]
+            inputs[0][inputs[0] == 0] = 1
+        attrs["scalar"] = data.draw(st.sampled_from(scalars))
+    elif op == "logical_not":
+        inputs = [ints(rng, shape_a, big)]
+    elif op == "where":
+        inputs = [ints(rng, shape_a, False), ints(rng, shape_a, big), ints(rng, shape_a, big)]
+    elif op == "add_n":
+        inputs = [ints(rng, shape_a, big) for _ in range(data.draw(st.integers(1, 3)))]
+    else:
+        inputs = [ints(rng, shape_a, big), ints(rng, shape_b, big)]
+        if op in INT_REFUSED:
+            inputs[1][inputs[1] == 0] = 1  # MXNet's own integer division by zero is undefined
+    check_op(op, inputs, attrs, precision=precision, rtol=0.0, expect_trt=op not in INT_REFUSED,
+             build_engines=data.draw(BUILD))
+
+
 # ---- unary math ------------------------------------------------------------------------------------------------------
 
 # op -> (low, high) of the uniform draw, inside the op's domain; None: values on a grid of quarters (exact halves, for
