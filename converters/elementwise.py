@@ -49,6 +49,11 @@ class ScalarAttrs:
     is_int: bool = True
 
 
+def _scalar(node: OpNode) -> float:
+    """The scalar as MXNet's kernel uses it: cast to the input's dtype (rounded to float16, truncated for int32)."""
+    return float(node.inputs[0].dtype.type(node.attrs.scalar))
+
+
 # op -> (TensorRT operation, scalar on the left?)
 _SCALAR = {
     "_plus_scalar": (EW.SUM, False), "_minus_scalar": (EW.SUB, False), "_rminus_scalar": (EW.SUB, True),
@@ -64,7 +69,7 @@ def convert_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> l
     (for int32, the scalar truncated toward zero, as MXNet casts it)."""
     op, reverse = _SCALAR[node.op]
     x = ctx.tensor(inputs[0])
-    c = ctx.constant(node.attrs.scalar, shape=(1,) * len(x.shape), dtype=np_dtype(x.dtype))
+    c = ctx.constant(_scalar(node), shape=(1,) * len(x.shape), dtype=np_dtype(x.dtype))
     a, b = (c, x) if reverse else (x, c)
     return [ctx.net.add_elementwise(a, b, op).get_output(0)]
 
@@ -109,16 +114,17 @@ def floor_mod(ctx: ConversionContext, a: Any, b: Any) -> Any:
 def convert_mod(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """_mod / broadcast_mod (floor mod: the divisor's sign; 0 for a zero divisor) -> in float32, FLOOR(a / b) and
     a - b * quotient (IUnaryLayer, IElementWiseLayer), fixed up by ISelectLayers (result into b's range, 0 where
-    b == 0)."""
+    b == 0). Matches MXNet while |a / b| < 2**24: MXNet works in double, and float32 cannot hold b * quotient
+    exactly beyond that (e.g. 123456792 mod 7)."""
     return [floor_mod(ctx, inputs[0], inputs[1])]
 
 
 @converter("_mod_scalar", "_rmod_scalar", attrs=ScalarAttrs)
 def convert_mod_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """_mod_scalar (x mod scalar) / _rmod_scalar (scalar mod x) -> as _mod, with the scalar a float32 constant (so
-    an fp16 engine holds it exactly as MXNet's float32 kernel does)."""
+    """_mod_scalar (x mod scalar) / _rmod_scalar (scalar mod x) -> as _mod, with the scalar cast to x's dtype as MXNet
+    does, then held as a float32 constant (so an fp16 engine keeps a float32 graph's scalar exactly)."""
     x = ctx.tensor(inputs[0])
-    c = np.full((1,) * len(x.shape), node.attrs.scalar, np.float32)
+    c = np.full((1,) * len(x.shape), _scalar(node), np.float32)
     a, b = (c, x) if node.op == "_rmod_scalar" else (x, c)
     return [floor_mod(ctx, a, b)]
 
@@ -167,9 +173,7 @@ def convert_binary_predicate(ctx: ConversionContext, node: OpNode, inputs: list[
 def convert_scalar_predicate(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """_equal_scalar/_greater_scalar/_logical_and_scalar etc. -> the predicate against a broadcast constant -> BOOL,
     cast to the input's dtype (0/1)."""
-    p, scalar = _SCALAR_PREDICATES[node.op], node.attrs.scalar
-    if node.inputs[0].dtype == INT32:
-        scalar = float(np.trunc(scalar))  # MXNet casts the scalar to the input's dtype
+    p, scalar = _SCALAR_PREDICATES[node.op], _scalar(node)
     if p in _LOGICAL:  # only the scalar's truth matters; decided here, since fp16 could round a tiny scalar to 0
         scalar = 1.0 if scalar != 0 else 0.0
     return [ctx.cast(_PREDICATES[p](ctx, ctx.tensor(inputs[0]), scalar), ctx.out_dtype(node))]

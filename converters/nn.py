@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from mx2trt import layers
-from mx2trt._trt import layer_type, trt, trt_dtype
+from mx2trt._trt import trt
 from mx2trt.attrs import attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import OpNode, all_of, const_inputs, converter
@@ -327,41 +327,21 @@ def convert_batch_dot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
 DType = Literal["bfloat16", "float16", "float32", "float64", "int32", "int64", "int8", "uint8"]
 
 
-def _index_source(ctx: ConversionContext, x: Any) -> tuple[Any, int | None]:
-    """The tensor to read float indices from, and the largest integer it holds exactly (None: as many as MXNet's
-    float32; fp16 2048, bf16 256). An fp16 or bf16 engine casts its float32 inputs at the boundary; indices that are
-    such an input are read from the float32 input itself. A constant (e.g. arange_like's positions) that holds MXNet's
-    values exactly is exact too."""
-    if ctx.exact_int is None or x.dtype != trt_dtype(ctx.dtype):
-        return x, None
-    net = ctx.network
-    for i in range(net.num_layers):
-        layer = net.get_layer(i)
-        if layer.num_outputs and layer.get_output(0) is x:
-            kind = layer_type(layer)
-            if kind == trt.LayerType.CONSTANT and layer.name in ctx.exact_constants:
-                return x, None
-            src = layer.get_input(0) if kind == trt.LayerType.CAST else None
-            if src is not None and src.is_network_input and src.dtype == trt.float32:
-                return src, None
-            break
-    return x, ctx.exact_int
-
-
-def _indices(ctx: ConversionContext, x: Any, size: int, mode: str) -> Any:
+def _indices(ctx: ConversionContext, x: Any, size: int, mode: str, input: int) -> Any:
     """Float indices as int32, truncated like MXNet's static_cast, then clipped to [0, size) ('clip') or wrapped
-    Python-style ('wrap'); mode 'none' only truncates. Fails where fp16 indices could be rounded to another answer."""
+    Python-style ('wrap'); mode 'none' only truncates. Where fp16/bf16 indices could round to another answer it
+    fails asking for float32: the node and those computing its input `input` then run in float32 in the engine."""
     if not isinstance(x, trt.ITensor):  # a parameter: exact in NumPy
         i = np.trunc(np.asarray(x, np.float64)).astype(np.int64)
         i = np.clip(i, 0, size - 1) if mode == "clip" else np.mod(i, size) if mode == "wrap" else i
         return ctx.constant(i.astype(np.int32), dtype=np.int32)
-    src, exact = _index_source(ctx, x)
+    src, exact = layers.exact_source(ctx, x)
     if exact is not None:
         # Integers above `exact` round to even neighbours, all >= exact: harmless when they clip to size - 1 <= exact
         # or fall outside one_hot's depth <= exact; wrap needs every index exact.
         if mode == "wrap" or (mode == "clip" and size - 1 > exact) or (mode == "none" and size > exact):
-            ctx.fail(f"{ctx.precision} indices are exact only up to {exact}; size {size} in mode '{mode}' needs more "
-                     "(use fp32, or feed the indices straight from an input)")
+            ctx.fail(f"{ctx.precision} indices are exact only up to {exact}; size {size} in mode '{mode}' needs more",
+                     exact_inputs=(input,))
     i = ctx.cast(src, np.int32)
     EW = trt.ElementWiseOperation
     if mode == "clip":
@@ -392,7 +372,7 @@ class EmbeddingAttrs:
 def convert_embedding(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Embedding -> indices cast to int32 and clipped to the table + IGatherLayer on the weight (axis 0)."""
     rows = node.inputs[1].shape[0]
-    idx = _indices(ctx, inputs[0], rows, "clip")
+    idx = _indices(ctx, inputs[0], rows, "clip", 0)
     return [ctx.net.add_gather(ctx.tensor(inputs[1]), idx, 0).get_output(0)]
 
 
@@ -417,7 +397,7 @@ def convert_take(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     a = node.attrs
     axis = a.axis % node.inputs[0].ndim
     size = node.inputs[0].shape[axis]
-    idx = _indices(ctx, inputs[1], size, "wrap" if a.mode == "wrap" else "clip")
+    idx = _indices(ctx, inputs[1], size, "wrap" if a.mode == "wrap" else "clip", 1)
     return [ctx.net.add_gather(ctx.tensor(inputs[0]), idx, axis).get_output(0)]
 
 
@@ -433,7 +413,7 @@ class OneHotAttrs:
 def convert_one_hot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """one_hot -> int32 indices (truncated) compared with arange(depth) + ISelectLayer of on_value/off_value."""
     a = node.attrs
-    idx = _indices(ctx, inputs[0], a.depth, "none")
+    idx = _indices(ctx, inputs[0], a.depth, "none", 0)
     rank = len(idx.shape)
     idx = ctx.reshape(idx, tuple(idx.shape) + (1,))
     hit = layers.elementwise(ctx, idx, _int_constant(ctx, np.arange(a.depth), rank + 1), trt.ElementWiseOperation.EQUAL)
@@ -498,8 +478,8 @@ def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
         outs = [values]
     else:
         if ctx.exact_int is not None and size - 1 > ctx.exact_int:
-            ctx.fail(f"indices up to {size - 1} do not fit {ctx.precision} exactly (at most {ctx.exact_int}); "
-                     "use fp32")
+            ctx.fail(f"indices up to {size - 1} do not fit {ctx.precision} exactly (at most {ctx.exact_int})",
+                     needs_fp32=True)
         indices = ctx.cast(idx, ctx.dtype)
         outs = [values, indices] if a.ret_typ == "both" else [indices]
     return [_as_shape(ctx, t, o.shape) for t, o in zip(outs, node.outputs)]

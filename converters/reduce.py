@@ -127,7 +127,8 @@ def _arg_index(ctx: ConversionContext, node: OpNode, x: Any, largest: bool, axis
     """Index of the max (min) along `axis` from ITopKLayer k=1, cast to the engine dtype, in MXNet's output shape."""
     n = int(x.shape[axis])
     if ctx.exact_int is not None and n > ctx.exact_int:  # fp16: 2048, bf16: 256
-        ctx.fail(f"{n} positions along axis {axis}: {ctx.precision} holds indices above {ctx.exact_int} inexactly")
+        ctx.fail(f"{n} positions along axis {axis}: {ctx.precision} holds indices above {ctx.exact_int} inexactly",
+                 needs_fp32=True)
     _, idx = layers.topk(ctx, x, largest, 1, axis)
     return ctx.reshape(ctx.cast(idx, ctx.dtype), node.outputs[0].shape)
 

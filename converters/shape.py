@@ -385,11 +385,16 @@ class CastAttrs:
 def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Cast / cast among float32, float16 and int32 -> ICastLayer. Floats are the engine dtype inside; to float16 in
     an fp32 engine goes through float16 and back (the values round as MXNet's do); float to int32 truncates toward
-    zero first, as MXNet's static_cast does, so TensorRT's own float-to-int rounding never matters."""
+    zero first, as MXNet's static_cast does, so TensorRT's own float-to-int rounding never matters (in fp16/bf16
+    engines a computed value is cast in float32, with the nodes computing it)."""
     x = ctx.tensor(inputs[0])
     target = np.dtype(node.attrs.dtype)
     if target == INT32:
         if node.inputs[0].dtype.kind == "f":
+            x, exact = layers.exact_source(ctx, x)
+            if exact is not None:  # an fp16/bf16 engine would truncate a rounded value
+                ctx.fail(f"{ctx.precision} holds integers exactly only up to {exact}, so a computed float cast to "
+                         "int32 could change", exact_inputs=(0,))
             x = layers.trunc(ctx, x)
         return [ctx.cast(x, INT32)]
     if target == np.float16 and ctx.dtype != np.float16:
@@ -400,13 +405,13 @@ def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
 # ---- constant-valued ops: zeros_like, ones_like, shape_array, size_array -------------------------------------------
 
 
-@converter("zeros_like", "ones_like", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES)
+@converter("zeros_like", "ones_like", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES, data_inputs=0)
 def convert_fill_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """zeros_like / ones_like -> ISliceLayer in FILL mode that starts past the input's end (every element is the fill
-    value; the input's values are never read, so NaN and inf do not leak)."""
+    """zeros_like / ones_like -> a one-element IConstantLayer broadcast to the output shape by an ISliceLayer in WRAP
+    mode (the input is not read: no NaN or inf leaks, and nothing upstream is needed)."""
     shape = node.outputs[0].shape
-    value = 1.0 if node.op == "ones_like" else 0.0
-    return [layers.slice_nd(ctx, inputs[0], shape, shape, mode=trt.SampleMode.FILL, fill=value)]
+    one = ctx.constant(np.full((1,) * len(shape), 1 if node.op == "ones_like" else 0), dtype=ctx.out_dtype(node))
+    return [layers.slice_nd(ctx, one, (0,) * len(shape), shape, mode=trt.SampleMode.WRAP)]
 
 
 INT64 = np.dtype(np.int64)

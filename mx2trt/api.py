@@ -9,13 +9,15 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from . import converters  # noqa: F401  (registers the converter library)
+from . import _trt
 from ._mx import mx
 from .build import EngineSpec, build_engine, define_network, engine_spec, subgraph_key
 from .context import PRECISIONS
 from .errors import BuildError, ConversionError, InputError
 from .fold import fold_constants
 from .graph import Graph
-from .partition import Partition, PartitionOptions, partition
+from .partition import Partition, PartitionOptions, partition, used_inputs
+from .registry import REGISTRY
 from .report import Report, make_report
 from .rewrite import rewrite
 from .runtime import RUNTIMES, register_engine, resolve_runtime
@@ -45,6 +47,8 @@ class _Placeholder:
 def _check_options(precision: str, runtime: str) -> None:
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
+    if precision == "bf16" and not hasattr(_trt.trt, "bfloat16"):
+        raise InputError(f"precision 'bf16' needs a TensorRT with bfloat16; {_trt.FLAVOR} {_trt.VERSION} has none")
     if runtime not in RUNTIMES:
         raise InputError(f"runtime must be one of {list(RUNTIMES)}, not {runtime!r}")
 
@@ -76,13 +80,17 @@ def convert(
     sym, params = folded.symbol, folded.params
     graph = Graph.from_symbol(sym, params, shapes, dtypes)
     options = PartitionOptions.make(min_subgraph_size, exclude_ops, exclude_nodes)
-    part, defined = _define_all(graph, options, params, precision)
+    part, defined, fp32_nodes = _define_all(graph, options, params, precision)
+    for nid in fp32_nodes & set(part.placements):
+        if part.placements[nid].where != "mxnet":
+            part.placements[nid].reason = f"converted; runs in float32 inside the {precision} engine (exact indices)"
     t_part = time.perf_counter() - t0
     needs_program = resolve_runtime(runtime) == "reference" or not build_engines
     built: list[tuple[Any, EngineSpec]] = []
-    for sg, nb in defined:
+    while defined:  # popped as built, so one network's weights are alive at a time
+        sg, nb = defined.pop(0)
         try:
-            spec = engine_spec(part, sg, subgraph_key(graph, sg, params, precision), nb, precision)
+            spec = engine_spec(part, sg, subgraph_key(graph, sg, params, precision, fp32_nodes), nb, precision)
             if build_engines:
                 spec.plan, spec.build_s = build_engine(nb)
             spec.program = _reference_program(nb.network, nb.ctx.host_weights, required=needs_program)
@@ -104,27 +112,59 @@ def convert(
 
 def _define_all(
     graph: Graph, options: PartitionOptions, params: Mapping[str, Any], precision: str
-) -> tuple[Partition, list[tuple[Any, Any]]]:
-    """Partition and define every subgraph's network. A node whose own converter fails stays in MXNet with the
-    reason and the graph is partitioned again without it (its neighbours keep their engines); a failure no single
-    node owns sends its whole subgraph back to MXNet."""
-    refused: dict[str, str] = {}
+) -> tuple[Partition, list[tuple[Any, Any]], frozenset[int]]:
+    """Partition and define every subgraph's network; returns the partition, (subgraph, network) pairs and the nodes
+    that run in float32 inside an fp16/bf16 engine.
+
+    A node whose converter fails stays in MXNet with the reason and the graph is partitioned again without it (its
+    neighbours keep their engines); a failure no single node owns sends its whole subgraph back to MXNet. A node that
+    would be right in float32 (indices or lengths an fp16/bf16 engine would round) runs in float32 instead, with the
+    nodes computing those inputs. Networks of subgraphs that come back unchanged are reused."""
+    refused: dict[int, str] = {}
+    fp32_nodes: set[int] = set()
+    networks: dict[tuple[frozenset[int], frozenset[int]], Any] = {}
     while True:
         part = partition(graph, options, refused=refused)
+        keys = {sg.id: (frozenset(sg.nodes), frozenset(fp32_nodes & set(sg.nodes))) for sg in part.subgraphs}
+        networks = {k: v for k, v in networks.items() if k in keys.values()}  # drop networks of subgraphs gone
         defined, retry = [], False
         for sg in list(part.subgraphs):
+            key = keys[sg.id]
             try:
-                defined.append((sg, define_network(part, sg, params, precision)))
+                nb = networks.get(key) or define_network(part, sg, params, precision, fp32_nodes=key[1])
             except ConversionError as exc:
-                if exc.node_id is not None:
-                    log.warning("%s stays in MXNet: %s", graph.nodes[exc.node_id].name, exc)
-                    refused[graph.nodes[exc.node_id].name] = f"fell back to MXNet: {exc}"
-                    retry = True
-                else:
+                retry = True
+                if exc.node_id is None:
                     log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
                     part.drop(sg, f"fell back to MXNet: {exc}")
+                    retry = False
+                elif exc.needs_fp32 and precision != "fp32" and exc.node_id not in fp32_nodes:
+                    promoted = _computing(graph, sg, exc)
+                    log.info("%s runs in float32 inside the %s engine, with %d node(s) computing its inputs: %s",
+                             graph.nodes[exc.node_id].name, precision, len(promoted) - 1, exc)
+                    fp32_nodes |= promoted
+                else:
+                    log.warning("%s stays in MXNet: %s", graph.nodes[exc.node_id].name, exc)
+                    refused[exc.node_id] = f"fell back to MXNet: {exc}"
+                continue
+            networks[key] = nb
+            defined.append((sg, nb))
         if not retry:
-            return part, defined
+            return part, defined, frozenset(fp32_nodes)
+
+
+def _computing(graph: Graph, sg: Any, exc: ConversionError) -> set[int]:
+    """The failing node and every node of its subgraph its `exact_inputs` are computed from (through the inputs
+    converters read: zeros_like's values come from nowhere)."""
+    members, node = set(sg.nodes), graph.nodes[exc.node_id]
+    out = {exc.node_id}
+    stack = [node.inputs[k].node for k in exc.exact_inputs if k < len(node.inputs)]
+    while stack:
+        nid = stack.pop()
+        if nid in members and nid not in out:
+            out.add(nid)
+            stack.extend(e.node for e in used_inputs(graph, nid, REGISTRY))
+    return out
 
 
 def _reference_program(network: Any, host_weights: Mapping[tuple[str, str], Any], required: bool) -> Any:

@@ -58,12 +58,15 @@ def _np_value(v: Any) -> np.ndarray:
     return v.asnumpy() if hasattr(v, "asnumpy") else np.asarray(v)
 
 
-def subgraph_key(graph: Graph, sg: Subgraph, params: Mapping[str, Any], precision: str) -> str:
-    """Content hash of a subgraph: ops, attributes, edges, input shapes/dtypes, weight bytes, precision, TensorRT."""
+def subgraph_key(
+    graph: Graph, sg: Subgraph, params: Mapping[str, Any], precision: str, fp32_nodes: frozenset[int] = frozenset()
+) -> str:
+    """Content hash of a subgraph: ops, attributes, edges, input shapes/dtypes, weight bytes, precision (and which
+    nodes run in float32), TensorRT."""
     h = hashlib.sha256()
     local = {nid: i for i, nid in enumerate(sg.nodes)}
     ins = {e: i for i, e in enumerate(sg.inputs)}
-    desc: list[Any] = [_trt.FLAVOR, _trt.VERSION, precision]
+    desc: list[Any] = [_trt.FLAVOR, _trt.VERSION, precision, sorted(local[n] for n in fp32_nodes if n in local)]
     desc.append([[list(graph.shape(e)), str(graph.dtype(e))] for e in sg.inputs])
     for nid in sg.nodes:
         n = graph.nodes[nid]
@@ -75,8 +78,11 @@ def subgraph_key(graph: Graph, sg: Subgraph, params: Mapping[str, Any], precisio
                 refs.append(["i", ins[e]])
             else:
                 refs.append(["w", graph.nodes[e.node].name])
-        # Output shapes too: a converter may not read every input (data_inputs), yet its output depends on them.
-        desc.append([n.op, sorted(n.attrs.items()), refs, [list(x) for x in n.out_shapes], [str(d) for d in n.out_dtypes]])
+        # Every input's shape and dtype, read or not (MultiBoxPrior's anchors depend on H and W, its output only on
+        # H * W), and the output shapes.
+        ins_desc = [[list(graph.shape(e)), str(graph.dtype(e))] for e in n.inputs]
+        desc.append([n.op, sorted(n.attrs.items()), refs, ins_desc, [list(x) for x in n.out_shapes],
+                     [str(d) for d in n.out_dtypes]])
     desc.append([[local[e.node], e.index] for e in sg.outputs])
     h.update(json.dumps(desc, sort_keys=True).encode())
     for w in sg.weights:
@@ -93,8 +99,11 @@ def define_network(
     params: Mapping[str, Any],
     precision: str = "fp32",
     registry: Registry | None = None,
+    fp32_nodes: frozenset[int] = frozenset(),
 ) -> NetworkBuild:
-    """Translate subgraph `sg` into a strongly typed INetworkDefinition; raises ConversionError naming the node."""
+    """Translate subgraph `sg` into a strongly typed INetworkDefinition; raises ConversionError naming the node.
+    Nodes in `fp32_nodes` run in float32 inside an fp16/bf16 engine (their float inputs are cast up, or read from the
+    float32 network input itself)."""
     registry = registry or REGISTRY
     graph = part.graph
     t0 = time.perf_counter()
@@ -103,10 +112,11 @@ def define_network(
     network = create_network(builder)
     ctx = ConversionContext(network, recorder, precision)
     tensors: dict[Entry, Any] = {}
+    raw: dict[Entry, Any] = {}  # network inputs as MXNet gives them, for float32 nodes
     input_names = []
     for i, e in enumerate(sg.inputs):
         name = f"in{i}"
-        t = network.add_input(name, trt_dtype(graph.dtype(e)), graph.shape(e))
+        t = raw[e] = network.add_input(name, trt_dtype(graph.dtype(e)), graph.shape(e))
         input_names.append(name)
         if graph.dtype(e).kind == "f" and graph.dtype(e) != ctx.dtype:
             t = ctx.cast(t, ctx.dtype)  # the engine boundary: MXNet's dtype outside, the engine dtype inside
@@ -117,12 +127,14 @@ def define_network(
         spec = registry.get(node.op)
         assert spec is not None  # the partitioner selected it
         limit = len(spec.reads(node.inputs))
+        ctx.node = op_node
+        ctx.use_precision("fp32" if nid in fp32_nodes else precision)
         inputs: list[Any] = []
         for k, e in enumerate(node.inputs):
             if k >= limit:
                 inputs.append(None)
             elif e in tensors:
-                inputs.append(tensors[e])
+                inputs.append(_in_dtype(ctx, raw.get(e), tensors[e]))
             else:  # a parameter or aux state: converters get its value
                 inputs.append(_np_value(params[graph.nodes[e.node].name]))
         try:
@@ -144,6 +156,7 @@ def define_network(
             err.node_id = nid
             raise err from exc
     ctx.node = None
+    ctx.use_precision(precision)
     output_names = []
     for k, e in enumerate(sg.outputs):
         t = tensors[e]
@@ -160,6 +173,20 @@ def define_network(
     if errors:
         raise ConversionError(graph.nodes[sg.nodes[-1]].name, "subgraph outputs", "; ".join(errors))
     return NetworkBuild(sg, builder, network, ctx, input_names, output_names, time.perf_counter() - t0)
+
+
+_FLOATS = (trt.float32, trt.float16) + ((trt.bfloat16,) if hasattr(trt, "bfloat16") else ())
+
+
+def _in_dtype(ctx: ConversionContext, raw: Any, t: Any) -> Any:
+    """A float tensor `t` in the current node's dtype: as is, the unrounded network input `raw` it was cast from, or
+    cast (a float32 node reading an fp16 tensor, or an fp16 node reading a float32 node's output)."""
+    target = trt_dtype(ctx.dtype)
+    if t.dtype not in _FLOATS or t.dtype == target:
+        return t
+    if raw is not None and raw.dtype == target:
+        return raw
+    return ctx.cast(t, ctx.dtype)
 
 
 def build_engine(nb: NetworkBuild) -> tuple[bytes, float]:

@@ -1,6 +1,7 @@
 """ConversionContext: what a converter gets first — the network (auto-naming layers), weights, precision, errors."""
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -31,7 +32,7 @@ class _NamingNetwork:
     """Wraps INetworkDefinition: every `add_*` layer is named after the MXNet node being converted and checked."""
 
     def __init__(self, ctx: "ConversionContext") -> None:
-        self._ctx = ctx
+        self._ctx = weakref.proxy(ctx)  # no reference cycle: a context and its weight copies go when dropped
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._ctx.network, name)
@@ -60,10 +61,8 @@ class ConversionContext:
         self.network = network
         self.net = _NamingNetwork(self)
         self.recorder = recorder
-        self.precision = precision
-        self.dtype = PRECISIONS[precision]  # dtype of weights and activations inside the engine
-        self.lowest = _LOWEST[precision]  # lowest finite value of the engine dtype (masking)
-        self.exact_int = _EXACT_INT[precision]  # every integer up to this is exact in the engine dtype
+        self.engine_precision = precision
+        self.use_precision(precision)
         self.node: OpNode | None = None
         self._keep: list[np.ndarray] = []  # TensorRT holds weights by reference until the build returns
         # TensorRT reads bf16 weights back without their values: float32 copies by (layer name, attribute), for the
@@ -74,6 +73,14 @@ class ConversionContext:
         self.exact_constants: set[str] = set()
         self._layer_count = 0
 
+    def use_precision(self, precision: str) -> None:
+        """Precision of the node being converted: the engine's, or fp32 for a node kept in float32 inside an fp16/bf16
+        engine (it computes indices or lengths that must stay exact)."""
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]  # dtype of weights and float activations of this node
+        self.lowest = _LOWEST[precision]  # lowest finite value of that dtype (masking)
+        self.exact_int = _EXACT_INT[precision]  # every integer up to this is exact in that dtype
+
     # ---- naming and errors -------------------------------------------------------------------------------------
     def name_layer(self, layer: Any) -> None:
         """Name a layer `<node>/<type>_<k>` so errors and profiles map back to the MXNet node."""
@@ -81,10 +88,15 @@ class ConversionContext:
         layer.name = f"{node}/{layer_type(layer).name.lower()}_{self._layer_count}"
         self._layer_count += 1
 
-    def fail(self, message: str, attr: str | None = None) -> None:
-        """Raise a ConversionError naming the current node, its op and `attr`."""
+    def fail(
+        self, message: str, attr: str | None = None, exact_inputs: Sequence[int] = (), needs_fp32: bool = False
+    ) -> None:
+        """Raise a ConversionError naming the current node, its op and `attr`. `needs_fp32`: the node would be right
+        in float32 (indices or lengths an fp16/bf16 engine would round); `exact_inputs`: so would the nodes computing
+        those inputs. convert() then runs them in float32 inside the engine and tries again."""
         node = self.node
-        raise ConversionError(node.name if node else "?", node.op if node else "?", message, attr)
+        raise ConversionError(node.name if node else "?", node.op if node else "?", message, attr, tuple(exact_inputs),
+                              needs_fp32 or bool(exact_inputs))
 
     def check(self, outputs: Sequence[Any]) -> None:
         """Raise on any TensorRT error recorded while converting the current node (shape errors are deferred)."""

@@ -21,9 +21,19 @@ class AttributeParseError(Mx2TrtError, ValueError):
 class ConversionError(Mx2TrtError):
     """A supported node could not be turned into TensorRT layers (or TensorRT rejected them)."""
 
-    def __init__(self, node: str, op: str, message: str, attr: str | None = None) -> None:
+    def __init__(
+        self,
+        node: str,
+        op: str,
+        message: str,
+        attr: str | None = None,
+        exact_inputs: tuple[int, ...] = (),
+        needs_fp32: bool = False,
+    ) -> None:
         self.node, self.op, self.attr = node, op, attr
         self.node_id: int | None = None  # set when the node's own converter failed (it alone then stays in MXNet)
+        self.needs_fp32 = needs_fp32  # the node converts in float32 (an fp16/bf16 engine would round its indices)
+        self.exact_inputs = exact_inputs  # inputs whose producers must run in float32 too
         where = f"{op} '{node}'" + (f" attribute {attr}" if attr else "")
         super().__init__(f"{where}: {message}")
 

@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._trt import BF16, np_dtype, trt
+from ._trt import BF16, layer_type, np_dtype, trt, trt_dtype
 from .context import ConversionContext
 
 EW = trt.ElementWiseOperation
@@ -190,3 +190,24 @@ def trunc(ctx: ConversionContext, x: Any) -> Any:
     neg = elementwise(ctx, x, 0.0, EW.LESS)
     U = trt.UnaryOperation
     return select(ctx, neg, unary(ctx, x, U.CEIL), unary(ctx, x, U.FLOOR))
+
+
+def exact_source(ctx: ConversionContext, x: Any) -> tuple[Any, int | None]:
+    """The tensor to read integer-valued floats (indices, lengths) from, and the largest integer it holds exactly
+    (None: as many as MXNet's float32; fp16 2048, bf16 256). An fp16 or bf16 engine casts its float32 inputs at the
+    boundary; values that are such an input are read from the float32 input itself. A constant (e.g. arange_like's
+    positions) that holds MXNet's values exactly is exact too."""
+    if ctx.exact_int is None or x.dtype != trt_dtype(ctx.dtype):
+        return x, None
+    net = ctx.network
+    for i in range(net.num_layers):
+        layer = net.get_layer(i)
+        if layer.num_outputs and layer.get_output(0) is x:
+            kind = layer_type(layer)
+            if kind == trt.LayerType.CONSTANT and layer.name in ctx.exact_constants:
+                return x, None
+            src = layer.get_input(0) if kind == trt.LayerType.CAST else None
+            if src is not None and src.is_network_input and src.dtype == trt.float32:
+                return src, None
+            break
+    return x, ctx.exact_int

@@ -137,10 +137,10 @@ def partition(
     graph: Graph,
     options: PartitionOptions | None = None,
     registry: Registry | None = None,
-    refused: Mapping[str, str] | None = None,
+    refused: Mapping[int, str] | None = None,
 ) -> Partition:
-    """Ask the registry about every op node and group the accepted ones into engines-to-be; nodes named in `refused`
-    (node name -> reason: their converter failed on an earlier try) stay in MXNet with that reason."""
+    """Ask the registry about every op node and group the accepted ones into engines-to-be; nodes in `refused`
+    (node id -> reason: their converter failed on an earlier try) stay in MXNet with that reason."""
     options = options or PartitionOptions()
     registry = registry or REGISTRY
     refused = refused or {}
@@ -149,8 +149,8 @@ def partition(
     supported: set[int] = set()
     for n in graph.op_nodes:
         where = f"{n.op} '{n.name}'"
-        if n.name in refused:
-            placements[n.id] = Placement(n.name, n.op, MXNET, refused[n.name])
+        if n.id in refused:
+            placements[n.id] = Placement(n.name, n.op, MXNET, refused[n.id])
             continue
         if n.name in options.exclude_nodes:
             placements[n.id] = Placement(n.name, n.op, MXNET, f"{where}: excluded by exclude_nodes")
@@ -168,13 +168,17 @@ def partition(
             supported.add(n.id)
             placements[n.id] = Placement(n.name, n.op, TENSORRT, "converted")
 
-    used = {nid: _used_inputs(graph, nid, registry) for nid in supported}
+    used = {nid: used_inputs(graph, nid, registry) for nid in supported}
     clusters = _Clusters(graph, supported, used)
     merged = True
     while merged:  # a merge refused for a path through a third cluster may succeed once that cluster has merged
         merged = False
         for n in graph.op_nodes:
-            for e in used.get(n.id, ()):
+            if n.id not in supported:
+                continue
+            # Along every edge, even one the converter does not read (zeros_like's input): no data crosses it, so it
+            # cannot make a cycle, and the pair is better in one engine than split; cycles are judged on read edges.
+            for e in n.inputs:
                 if e.node in supported:
                     merged |= clusters.try_merge(clusters.of[e.node], clusters.of[n.id])
 
@@ -201,7 +205,7 @@ def partition(
     return Partition(graph, subgraphs, placements, op_nodes)
 
 
-def _used_inputs(graph: Graph, nid: int, registry: Registry) -> list[Entry]:
+def used_inputs(graph: Graph, nid: int, registry: Registry) -> list[Entry]:
     """The inputs a converter reads: all, or the first `data_inputs` (e.g. SoftmaxOutput ignores its label)."""
     node = graph.nodes[nid]
     spec = registry.get(node.op)

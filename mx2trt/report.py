@@ -120,7 +120,7 @@ def make_report(part: Partition, engines: dict[int, Any] | None = None) -> Repor
     rep = Report(rows)
     for nid, p in sorted(part.placements.items()):
         where = names[p.engine] if p.where == TENSORRT and p.engine is not None else "mxnet"
-        rows.append((p.node, p.op, where, "" if p.where == TENSORRT else p.reason))
+        rows.append((p.node, p.op, where, "" if p.where == TENSORRT and p.reason == "converted" else p.reason))
         m = macs(g, g.nodes[nid])
         rep.nodes_total += 1
         rep.macs_total += m

@@ -10,7 +10,7 @@ import mx2trt
 from mx2trt._mx import mx
 from mx2trt.errors import BuildError, ConversionError
 from mx2trt.graph import Graph
-from mx2trt.partition import PartitionOptions, _used_inputs, partition
+from mx2trt.partition import PartitionOptions, partition, used_inputs
 
 from .harness import check_graph, mxnet_only
 
@@ -142,10 +142,10 @@ def test_failing_subgraph_falls_back_to_mxnet(monkeypatch, failure):
             raise failure
         return real_build(nb)
 
-    def flaky_define(part, sg, params, precision):
+    def flaky_define(part, sg, params, precision, **kwargs):
         if part.graph.nodes[sg.nodes[0]].name == "conv0":
             raise ConversionError("conv0", "Convolution", "injected conversion failure", "kernel")
-        return real_define(part, sg, params, precision)
+        return real_define(part, sg, params, precision, **kwargs)
 
     if failure is not None:
         monkeypatch.setattr(api, "build_engine", flaky_build)
@@ -264,7 +264,7 @@ def test_engines_are_acyclic_and_maximal(nodes):
     succ: dict = {}
     ops = {m.id for m in graph.op_nodes}
     for n in graph.op_nodes:
-        for e in (_used_inputs(graph, n.id, mx2trt.REGISTRY) if n.id in owner else n.inputs):  # edges data flows on
+        for e in (used_inputs(graph, n.id, mx2trt.REGISTRY) if n.id in owner else n.inputs):  # edges data flows on
             if e.node in ops:
                 a, b = owner.get(e.node, ("mx", e.node)), owner.get(n.id, ("mx", n.id))
                 if a != b:
@@ -322,3 +322,25 @@ def test_node_whose_converter_fails_stays_alone_in_mxnet(error):
     reason = dict((r[0], r[3]) for r in c.report.rows)["relu1"]
     want = "injected converter bug" if error == "crash" else "attribute act_type: injected refusal"
     assert reason.startswith("fell back to MXNet: Activation 'relu1'") and want in reason, reason
+
+
+def test_refusal_names_the_node_not_its_namesakes():
+    """MXNet allows duplicate node names: a converter failing on one of them leaves only that node in MXNet."""
+    import dataclasses
+
+    spec = mx2trt.REGISTRY.get("Activation")
+
+    def failing(ctx, node, inputs):
+        if node.attrs.act_type == "sigmoid":
+            ctx.fail("injected refusal")
+        return spec.fn(ctx, node, inputs)
+
+    x = mx.sym.Activation(mx.sym.var("data"), act_type="tanh", name="r")
+    y = mx.sym.Activation(mx.sym.sin(x, name="s"), act_type="sigmoid", name="r")
+    mx2trt.REGISTRY.register(dataclasses.replace(spec, fn=failing), override=True)
+    try:
+        c = check_graph(y, data((2, 3)), {}, on_trt=["s"], engines=1)
+    finally:
+        mx2trt.REGISTRY.register(spec, override=True)
+    placed = [(r[1], r[2]) for r in c.report.rows if r[0] == "r"]
+    assert sorted(p[1] == "mxnet" for p in placed) == [False, True], c.report.op_table()

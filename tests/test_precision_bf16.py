@@ -213,22 +213,23 @@ def _distinct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return bits.view(np.float32).reshape(shape)
 
 
-def test_argmax_up_to_256_positions_converts_and_beyond_falls_back():
+def test_argmax_up_to_256_positions_converts_and_beyond_runs_in_float32():
     rng = np.random.default_rng(8)
     check_op("argmax", [_distinct(rng, (3, 256))], {"axis": 1}, precision=BF)
     check_op("argmax_channel", [_distinct(rng, (2, 200, 3))], precision=BF)
     sym = mx.sym.argmax(mx.sym.var("x0"), axis=1, name="node")
-    c = check_graph(sym, {"x0": _distinct(rng, (1, 300))}, {}, in_mxnet=["node"], precision=BF, min_subgraph_size=1)
-    assert "bf16" in _reason(c) and "256" in _reason(c)
+    c = check_graph(sym, {"x0": _distinct(rng, (1, 300))}, {}, on_trt=["node"], precision=BF, min_subgraph_size=1,
+                    rtol=0.0)
+    assert "runs in float32 inside the bf16 engine" in _reason(c)
 
 
-def test_topk_indices_beyond_256_fall_back_and_values_convert():
+def test_topk_indices_beyond_256_run_in_float32_and_values_convert():
     rng = np.random.default_rng(9)
     check_op("topk", [_distinct(rng, (2, 257))], dict(k=3, ret_typ="both"), precision=BF, rtol=0.0)
     x = _distinct(rng, (2, 300))
     sym = mx.sym.topk(mx.sym.var("x0"), k=3, ret_typ="indices", name="node")
-    c = check_graph(sym, {"x0": x}, {}, in_mxnet=["node"], precision=BF, min_subgraph_size=1)
-    assert "bf16" in _reason(c)
+    c = check_graph(sym, {"x0": x}, {}, on_trt=["node"], precision=BF, min_subgraph_size=1, rtol=0.0)
+    assert "runs in float32" in _reason(c)
     check_op("topk", [x], dict(k=3, ret_typ="value"), precision=BF, rtol=0.0)
 
 
@@ -253,13 +254,13 @@ def test_embedding_reads_large_indices_from_the_float32_input():
     _index_graph("Embedding", table, idx, dict(input_dim=1000, output_dim=3), computed=False)
 
 
-def test_computed_indices_beyond_256_fall_back_and_within_convert():
+def test_computed_indices_beyond_256_run_in_float32_and_within_convert():
     rng = np.random.default_rng(11)
     table = _bf(rng, (1000, 3))
-    # indices bf16 holds exactly (the engine computing them must not change them: the Embedding runs in MXNet)
-    c = _index_graph("Embedding", table, np.array([[256, 3, 512]], np.float32), dict(input_dim=1000, output_dim=3),
-                     computed=True, converts=False)
-    assert "bf16 indices are exact only up to 256" in _reason(c)
+    # 257 and 513 would round in bf16: the Embedding and the relu computing its indices run in float32
+    c = _index_graph("Embedding", table, np.array([[257, 3, 513]], np.float32), dict(input_dim=1000, output_dim=3),
+                     computed=True)
+    assert "runs in float32 inside the bf16 engine" in _reason(c) and "runs in float32" in _reason(c, "pre")
     _index_graph("Embedding", table[:200], np.array([[199, 3, 250.7]], np.float32), dict(input_dim=200, output_dim=3),
                  computed=True)
     # one_hot's indices beyond its depth <= 256 round to values beyond it too: all zeros either way

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mx2trt
-from harness import check_graph, check_op, check_property_tests, exact_in, sym_fn
+from harness import check_graph, check_op, check_property_tests, exact_in, mxnet_only, sym_fn
 from mx2trt._mx import mx
 from mx2trt.converters.contrib import MultiBoxPriorAttrs, multibox_prior
 
@@ -215,3 +215,16 @@ PROPERTY_TESTS = {
 
 def test_every_registered_op_has_a_property_test():
     check_property_tests(MODULE, PROPERTY_TESTS)
+
+
+def test_multibox_prior_engines_of_equal_output_shape_but_other_maps_are_distinct():
+    """Anchors depend on the feature map's H and W, the output only on H * W: 2x8 and 4x4 maps must not share an
+    engine (the engine key covers every input shape, read or not)."""
+    convs = []
+    for hw in ((2, 8), (4, 4)):
+        x = mx.sym.var("x")
+        # the map comes from MXNet (a CustomOp), so the engine has no input whose shape would tell the maps apart
+        y = mx.sym.relu(mx.sym.contrib.MultiBoxPrior(mxnet_only(x, "pre"), sizes=(0.5,), name="node"))
+        data = {"x": normal(0, (1, 2) + hw)}
+        convs.append(check_graph(y, data, {}, on_trt=["node"], engines=1))
+    assert convs[0].engines[0].key != convs[1].engines[0].key

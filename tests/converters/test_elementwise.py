@@ -554,3 +554,11 @@ def test_mod_scalar_keeps_a_float32_scalar_in_fp16():
     fp16-rounded 0.0999756 would give 0.0745."""
     x = np.array([100.25, -3.125, 0.375], np.float32)  # quotients 1002.5, -31.25, 3.75: far from integers
     check_op("_mod_scalar", [x], {"scalar": 0.1}, precision="fp16", rtol=1e-3)
+
+
+@pytest.mark.parametrize("op, scalar", [("_mod_scalar", 0.1), ("_plus_scalar", 0.1), ("_greater_scalar", 0.1)])
+def test_scalar_takes_the_float16_inputs_dtype(op, scalar):
+    """On a float16 MXNet tensor the scalar is first rounded to float16 (0.1 -> 0.0999755859375), as MXNet's kernel
+    casts it to the tensor's dtype; an fp32 engine must do the same."""
+    x = np.array([1.0, 2.0, 0.5, 3.0, 0.7, 0.0999755859375], np.float16)
+    check_op(op, [x], {"scalar": scalar}, rtol=1e-3)

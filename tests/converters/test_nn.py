@@ -587,8 +587,8 @@ def _index_graph_fp16(op: str, x: np.ndarray, idx: np.ndarray, attrs: dict[str, 
         sym, data, params = mx.sym.Embedding(i, mx.sym.var("w"), name="node", **attrs), {"idx": idx}, {"w": x}
     else:  # take's data as a parameter breaks mx2trt's shape inference (see takes()): it is data here
         sym, data, params = mx.sym.take(mx.sym.var("w"), i, name="node", **attrs), {"idx": idx, "w": x}, {}
-    return check_graph(sym, data, params, precision="fp16", rtol=1e-3, min_subgraph_size=1,
-                       **({"in_mxnet": ["node"]} if computed else {"on_trt": ["node"]}))
+    return check_graph(sym, data, params, precision="fp16", rtol=1e-3, min_subgraph_size=1, engines=1,
+                       on_trt=["node", "pre"] if computed else ["node"])
 
 
 def test_fp16_embedding_reads_large_indices_from_the_fp32_input():
@@ -599,19 +599,18 @@ def test_fp16_embedding_reads_large_indices_from_the_fp32_input():
     _index_graph_fp16("Embedding", table, idx, dict(input_dim=5000, output_dim=3), computed=False)
 
 
-def test_fp16_embedding_of_computed_large_indices_falls_back():
+@pytest.mark.parametrize("op, size, idx, attrs", [
+    ("Embedding", 5000, [2049, 4097, 3, 4999], dict(input_dim=5000, output_dim=3)),
+    ("take", 3, [0, 5, 4097, 7], dict(mode="wrap")),
+])
+def test_fp16_computed_large_indices_run_in_float32(op, size, idx, attrs):
+    """Indices computed in an fp16 engine (relu) would round (2049 -> 2048): the index consumer and the relu computing
+    its indices run in float32 inside the engine, and the report says so."""
     rng = np.random.default_rng(11)
-    # fp16-exact values: "pre" (relu) stays in its own fp16 engine once the node falls back alone
-    table, idx = _normal(rng, (5000, 3)), np.array([[2050, 4100, 3, 4996]], np.float32)
-    c = _index_graph_fp16("Embedding", table, idx, dict(input_dim=5000, output_dim=3), computed=True)
-    assert "fp16" in {r[0]: r[3] for r in c.report.rows}["node"]
-
-
-def test_fp16_take_wrap_of_computed_indices_falls_back():
-    rng = np.random.default_rng(12)
-    c = _index_graph_fp16("take", _normal(rng, (3, 4)), np.array([0, 5, 4100, 7], np.float32), dict(mode="wrap"),
-                          computed=True)
-    assert "fp16" in {r[0]: r[3] for r in c.report.rows}["node"]
+    c = _index_graph_fp16(op, _normal(rng, (size, 3) if op == "Embedding" else (size, 4)),
+                          np.array([idx] if op == "Embedding" else idx, np.float32), attrs, computed=True)
+    reasons = {r[0]: r[3] for r in c.report.rows}
+    assert all("runs in float32 inside the fp16 engine" in reasons[n] for n in ("node", "pre")), reasons
 
 
 def test_fp16_take_wrap_from_input_is_exact():
@@ -664,11 +663,11 @@ def test_topk_k_above_tensorrt_limit_is_refused():
     assert reason is not None and "3840" in reason
 
 
-def test_fp16_topk_indices_beyond_2048_fall_back_and_values_convert():
+def test_fp16_topk_indices_beyond_2048_run_in_float32_and_values_convert():
     x = _distinct(np.random.default_rng(15), (2, 2100))
     sym = mx.sym.topk(mx.sym.var("x0"), k=3, ret_typ="indices", name="node")
-    c = check_graph(sym, {"x0": x}, {}, in_mxnet=["node"], precision="fp16", min_subgraph_size=1)
-    assert "fp16" in {r[0]: r[3] for r in c.report.rows}["node"]
+    c = check_graph(sym, {"x0": x}, {}, on_trt=["node"], precision="fp16", min_subgraph_size=1, rtol=0.0)
+    assert "runs in float32" in {r[0]: r[3] for r in c.report.rows}["node"]
     check_op("topk", [x], dict(k=3, ret_typ="value"), precision="fp16", rtol=1e-3)
 
 

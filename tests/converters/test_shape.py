@@ -51,19 +51,24 @@ INT_POSITIONS = ("int_after", "int_before", "int_between")  # the same with the 
 def around(apply: Callable[[Any], Any], position: str, expose: bool, x: Any) -> Any:
     """`apply` (the op under test, named 'node') placed around compute nodes 'pre' (relu) and 'post' (relu/sigmoid);
     with `expose` the op's own output is a graph output too (it leaves the engine directly). The int_* positions put
-    the op on int32 tensors: Cast 'pre_cast' to int32 after 'pre', Cast 'post_cast' back to float32 before 'post'
-    (int_before: x itself is int32 data, so the engine takes an int32 input; int_after: it returns one)."""
+    the op on int32 tensors: 'pre' is x Cast to int32 ('pre_cast') plus 1, and Cast 'post_cast' goes back to float32
+    before 'post' (int_before: x itself is int32 data, so the engine takes an int32 input; int_after: it returns
+    one). The Cast reads the float32 input x, which fp16/bf16 engines take unrounded for it."""
     int32 = position.startswith("int_")
     position = position.removeprefix("int_")
-    to_int = (lambda t: mx.sym.Cast(t, dtype="int32", name="pre_cast")) if int32 else (lambda t: t)  # noqa: E731
+    if int32:
+        pre = lambda t: mx.sym._internal._plus_scalar(  # noqa: E731
+            mx.sym.Cast(t, dtype="int32", name="pre_cast"), scalar=1, name="pre")
+    else:
+        pre = lambda t: mx.sym.relu(t, name="pre")  # noqa: E731
     to_float = (lambda t: mx.sym.Cast(t, dtype="float32", name="post_cast")) if int32 else (lambda t: t)  # noqa: E731
     if position == "after":
-        y = out = apply(to_int(mx.sym.relu(x, name="pre")))
+        y = out = apply(pre(x))
     elif position == "before":
         y = apply(x)
         out = mx.sym.relu(to_float(y), name="post")
     else:
-        y = apply(to_int(mx.sym.relu(x, name="pre")))
+        y = apply(pre(x))
         out = mx.sym.sigmoid(to_float(y), name="post")
     return mx.sym.Group([out, y]) if expose and out is not y else out
 
@@ -843,3 +848,15 @@ def test_flatten_of_param_does_not_crash():
     sym = mx.sym.elemwise_add(mx.sym.relu(x, name="pre"), mx.sym.Flatten(w, name="node"), name="add")
     check_graph(sym, {"x": normal(0, (2, 6))}, {"w": normal(1, (2, 2, 3))}, on_trt=["add"])
 
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cast_to_int32_of_a_computed_float_runs_in_float32(precision):
+    """relu(x) -> Cast(int32) in an fp16/bf16 engine would truncate a rounded value (2049.5 -> 2048): the Cast and
+    the relu computing its input run in float32 inside the engine; the int32 arithmetic after it is exact anyway."""
+    x = mx.sym.var("x")
+    y = mx.sym.Cast(mx.sym.relu(x, name="pre"), dtype="int32", name="node")
+    out = mx.sym._internal._plus_scalar(y, scalar=1, name="post")  # an int32 output: exact in any engine
+    data = np.array([[2049.5, 257.25, 3.0, -4.0]], np.float32)
+    c = check_graph(out, {"x": data}, {}, on_trt=["pre", "node", "post"], engines=1, precision=precision, rtol=0.0)
+    assert "runs in float32" in {r[0]: r[3] for r in c.report.rows}["pre"]
