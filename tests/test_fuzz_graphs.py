@@ -401,18 +401,14 @@ def build(prog: Program, round16: bool = False) -> Built:
     for i, s in enumerate(prog.steps):
         nm, x, at = f"n{i}", [syms[j] for j in s.ins], s.attrs
         k = s.kind
-        if k == "conv":
-            kh = at["kernel"][0]
-            w = weight(f"{nm}_weight", (at["num_filter"], at["c_in"], kh, kh), 1 / math.sqrt(at["c_in"] * kh * kh))
-            b = {} if at["no_bias"] else {"bias": weight(f"{nm}_bias", (at["num_filter"],), 0.1)}
-            out = mx.sym.Convolution(x[0], weight=w, kernel=at["kernel"], pad=at["pad"], stride=at["stride"],
-                                     num_filter=at["num_filter"], no_bias=at["no_bias"], name=nm, **b)
-        elif k == "deconv":
-            kh = at["kernel"][0]
-            w = weight(f"{nm}_weight", (at["c_in"], at["num_filter"], kh, kh), 1 / math.sqrt(at["c_in"] * kh * kh))
-            b = {} if at["no_bias"] else {"bias": weight(f"{nm}_bias", (at["num_filter"],), 0.1)}
-            out = mx.sym.Deconvolution(x[0], weight=w, kernel=at["kernel"], pad=at["pad"], stride=at["stride"],
-                                       num_filter=at["num_filter"], no_bias=at["no_bias"], name=nm, **b)
+        if k in ("conv", "deconv"):  # weight (out, in, k, k) for Convolution, (in, out, k, k) for Deconvolution
+            kh, c_in, c_out = at["kernel"][0], at["c_in"], at["num_filter"]
+            w = weight(f"{nm}_weight", ((c_out, c_in) if k == "conv" else (c_in, c_out)) + (kh, kh),
+                       1 / math.sqrt(c_in * kh * kh))
+            b = {} if at["no_bias"] else {"bias": weight(f"{nm}_bias", (c_out,), 0.1)}
+            op = mx.sym.Convolution if k == "conv" else mx.sym.Deconvolution
+            out = op(x[0], weight=w, kernel=at["kernel"], pad=at["pad"], stride=at["stride"], num_filter=c_out,
+                     no_bias=at["no_bias"], name=nm, **b)
         elif k == "pool":
             out = mx.sym.Pooling(x[0], name=nm, **at)
         elif k == "pad":
