@@ -45,10 +45,10 @@ def _check_placement(c: mx2trt.Conversion, expected: dict[str, str], engines: in
     assert c.report.mac_coverage == 1.0, c.report.summary()
 
 
-def _convert_fp16(sym, data: dict, params: dict) -> tuple[mx2trt.Conversion, list, list]:
+def _convert_fp16(sym, data: dict, params: dict, precision: str = "fp16") -> tuple[mx2trt.Conversion, list, list]:
     want = run_symbol(sym, {**data, **params})
     nd = {k: mx.nd.array(v) for k, v in params.items()}
-    c = mx2trt.convert(sym, nd, {k: v.shape for k, v in data.items()}, precision="fp16", runtime="reference")
+    c = mx2trt.convert(sym, nd, {k: v.shape for k, v in data.items()}, precision=precision, runtime="reference")
     got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})
     return c, got, want
 
@@ -205,3 +205,24 @@ def test_simple_pose_fp16():
     as_index = lambda xy: xy[..., 1] * w + xy[..., 0]  # noqa: E731  (coords are zeroed only where max <= 0)
     assert (want_max > 0).all(), "pick another seed: a zeroed joint hides its index"
     assert _check_argmax(as_index(coords), as_index(want_coords), flat, 2, 2 * FP16_RTOL) <= 0.05
+
+
+# ---- bf16 -----------------------------------------------------------------------------------------------------------
+
+BF16_RTOL = 5e-2  # the zoo's bf16 tolerance (bf16's 8-bit significand: about 8x fp16's error)
+
+
+@pytest.mark.parametrize("model", ["ssd", "yolo3", "deeplab", "simple_pose"])
+def test_bf16_continuous_outputs(model):
+    """In bf16 each model is one engine with every MAC inside, and its continuous outputs (detector scores and boxes
+    before NMS, segmentation logits, pose heatmaps) stay within the zoo's bf16 tolerance. Index outputs (argmax over
+    more than 256 positions) run in float32 inside the engine."""
+    kwargs = {"postprocess": False} if model in ("ssd", "yolo3") else {}
+    sym, params, shapes = getattr(zoo, model)(batch=2, **kwargs)
+    data, prm = _inputs(shapes, params)
+    c, got, want = _convert_fp16(sym, data, prm, precision="bf16")
+    _check_placement(c, {}, engines=1, precision="bf16")
+    dense = got if model in ("ssd", "yolo3") else got[:1]
+    for k, (g, w) in enumerate(zip(dense, want)):
+        assert max_rel_error(g, w) <= BF16_RTOL, (k, max_rel_error(g, w))
+
