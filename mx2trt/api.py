@@ -134,19 +134,19 @@ def _define_all(
             try:
                 nb = networks.get(key) or define_network(part, sg, params, precision, fp32_nodes=key[1])
             except ConversionError as exc:
-                retry = True
-                if exc.node_id is None:
+                if exc.node_id is None:  # final: this subgraph leaves; the partition need not change
                     log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
                     part.drop(sg, f"fell back to MXNet: {exc}")
-                    retry = False
                 elif exc.needs_fp32 and precision != "fp32" and exc.node_id not in fp32_nodes:
                     promoted = _computing(graph, sg, exc)
                     log.info("%s runs in float32 inside the %s engine, with %d node(s) computing its inputs: %s",
                              graph.nodes[exc.node_id].name, precision, len(promoted) - 1, exc)
                     fp32_nodes |= promoted
+                    retry = True
                 else:
                     log.warning("%s stays in MXNet: %s", graph.nodes[exc.node_id].name, exc)
                     refused[exc.node_id] = f"fell back to MXNet: {exc}"
+                    retry = True
                 continue
             networks[key] = nb
             defined.append((sg, nb))

@@ -344,3 +344,35 @@ def test_refusal_names_the_node_not_its_namesakes():
         mx2trt.REGISTRY.register(spec, override=True)
     placed = [(r[1], r[2]) for r in c.report.rows if r[0] == "r"]
     assert sorted(p[1] == "mxnet" for p in placed) == [False, True], c.report.op_table()
+
+
+def test_refusal_survives_a_later_subgraph_falling_back(monkeypatch):
+    """One pass over the subgraphs: a node refused in the first (the partition is redone) must not be forgotten when
+    a later subgraph falls back whole in the same pass."""
+    import dataclasses
+
+    import mx2trt.api as api
+
+    spec = mx2trt.REGISTRY.get("Activation")
+    real_define = api.define_network
+
+    def failing(ctx, node, inputs):
+        if node.name == "relu0":
+            ctx.fail("injected refusal")
+        return spec.fn(ctx, node, inputs)
+
+    def flaky_define(part, sg, params, precision, **kwargs):
+        if any(part.graph.nodes[n].name == "conv1" for n in sg.nodes):
+            raise ConversionError("conv1", "Convolution", "injected failure no node owns")
+        return real_define(part, sg, params, precision, **kwargs)
+
+    p: dict = {}
+    x = relu(conv(mx.sym.var("data"), "conv0", 3, 4, p), "relu0")
+    y = relu(conv(mxnet_only(x, "sin"), "conv1", 4, 4, p), "relu1")
+    monkeypatch.setattr(api, "define_network", flaky_define)
+    mx2trt.REGISTRY.register(dataclasses.replace(spec, fn=failing), override=True)
+    try:
+        c = check_graph(y, data(), p, on_trt=["conv0"], in_mxnet=["relu0", "sin", "conv1", "relu1"], engines=1)
+    finally:
+        mx2trt.REGISTRY.register(spec, override=True)
+    assert "injected refusal" in dict((r[0], r[3]) for r in c.report.rows)["relu0"]
