@@ -136,7 +136,7 @@ def convert_arange_like(ctx: ConversionContext, node: OpNode, inputs: list[Any])
     a, out = node.attrs, node.outputs[0]
     count = int(np.prod(out.shape, dtype=np.int64))
     values = a.start + a.step * (np.arange(count) // a.repeat)
-    return [ctx.constant(values.reshape(out.shape), dtype=ctx.dtype if out.dtype.kind == "f" else out.dtype)]
+    return [ctx.constant(values.reshape(out.shape), dtype=ctx.out_dtype(node))]
 
 
 # ---- detection ---------------------------------------------------------------------------------------------------

@@ -61,7 +61,6 @@ class ConversionContext:
         self.network = network
         self.net = _NamingNetwork(self)
         self.recorder = recorder
-        self.engine_precision = precision
         self.use_precision(precision)
         self.node: OpNode | None = None
         self._keep: list[np.ndarray] = []  # TensorRT holds weights by reference until the build returns

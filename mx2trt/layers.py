@@ -16,11 +16,17 @@ def rank(t: Any) -> int:
     return len(t.shape)
 
 
+def _partner_dtype(a: Any, b: Any) -> np.dtype | None:
+    """The dtype a constant operand takes: that of the tensor beside it (int32 too); None (the engine dtype) when
+    both are constants."""
+    like = next((x for x in (a, b) if isinstance(x, trt.ITensor)), None)
+    return np_dtype(like.dtype) if like is not None else None
+
+
 def elementwise(ctx: ConversionContext, a: Any, b: Any, op: Any) -> Any:
     """a <op> b with numpy broadcasting: constants become tensors, ranks are equalised with leading 1s."""
     r = max(np.ndim(x) if not isinstance(x, trt.ITensor) else rank(x) for x in (a, b))
-    like = next((x for x in (a, b) if isinstance(x, trt.ITensor)), None)
-    dtype = np_dtype(like.dtype) if like is not None else None  # a constant takes its partner's dtype (int32 too)
+    dtype = _partner_dtype(a, b)
     ta, tb = ctx.tensor(a, r, dtype), ctx.tensor(b, r, dtype)
     return ctx.net.add_elementwise(ta, tb, op).get_output(0)
 
@@ -160,8 +166,7 @@ def select(ctx: ConversionContext, cond: Any, a: Any, b: Any) -> Any:
     """cond ? a : b elementwise (ISelectLayer, BOOL condition) with numpy broadcasting; ranks equalised with leading
     1s, a constant branch takes the other branch's dtype (the engine dtype when both are constants)."""
     r = max(rank(x) if isinstance(x, trt.ITensor) else np.ndim(x) for x in (cond, a, b))
-    like = next((x for x in (a, b) if isinstance(x, trt.ITensor)), None)
-    dtype = np_dtype(like.dtype) if like is not None else None
+    dtype = _partner_dtype(a, b)
     return ctx.net.add_select(ctx.tensor(cond, r), ctx.tensor(a, r, dtype), ctx.tensor(b, r, dtype)).get_output(0)
 
 
