@@ -1,6 +1,7 @@
 """Public entry points: optimize / convert / explain a Symbol, and optimize a Gluon HybridBlock."""
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -9,13 +10,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from . import converters  # noqa: F401  (registers the converter library)
-from . import _trt
+from . import _trt, inputs
 from ._mx import mx
-from .build import EngineSpec, build_engine, define_network, engine_spec, subgraph_key
+from .build import build_engine, define_network, engine_spec, subgraph_key
 from .context import PRECISIONS
+from .engine import EngineSpec
 from .errors import BuildError, ConversionError, InputError
 from .fold import fold_constants
-from .graph import Graph
+from .graph import Graph, _mx_call
 from .partition import Partition, PartitionOptions, partition, used_inputs
 from .registry import REGISTRY
 from .report import Report, make_report
@@ -42,6 +44,7 @@ class _Placeholder:
 
     shape: tuple[int, ...]
     dtype: Any = np.float32
+    _mx2trt_placeholder = True
 
 
 def _check_options(precision: str, runtime: str) -> None:
@@ -53,9 +56,17 @@ def _check_options(precision: str, runtime: str) -> None:
         raise InputError(f"runtime must be one of {list(RUNTIMES)}, not {runtime!r}")
 
 
-def _check_symbol(sym: Any) -> None:
-    if not isinstance(sym, mx.sym.Symbol):
-        raise InputError(f"expected an mxnet Symbol, got {type(sym).__name__}")
+def _options(graph: Graph, min_subgraph_size: Any, exclude_ops: Any, exclude_nodes: Any) -> PartitionOptions:
+    """The partitioner's options, checked against the graph: a node or op name that cannot match is a typo."""
+    ops, nodes = inputs.names("exclude_ops", exclude_ops), inputs.names("exclude_nodes", exclude_nodes)
+    unknown = sorted(nodes - {n.name for n in graph.op_nodes})
+    if unknown:
+        raise InputError(f"exclude_nodes: no op node is named {unknown}")
+    known_ops = set(mx.operator.get_all_registered_operators())
+    unknown = sorted(ops - known_ops)
+    if unknown:
+        raise InputError(f"exclude_ops: {unknown} {'is not an MXNet op' if len(unknown) == 1 else 'are not MXNet ops'}")
+    return PartitionOptions.make(inputs.positive_int("min_subgraph_size", min_subgraph_size), ops, nodes)
 
 
 def convert(
@@ -72,14 +83,17 @@ def convert(
     build_engines: bool = True,
 ) -> Conversion:
     """Partition `sym`, build one TensorRT engine per subgraph and rewrite the graph; see `optimize`."""
-    _check_symbol(sym)
+    inputs.symbol(sym)
     _check_options(precision, runtime)
-    params = {k[4:] if k.startswith(("arg:", "aux:")) else k: v for k, v in params.items()}
+    inputs.flag("build_engines", build_engines)
+    params = inputs.params(sym, params)
+    shapes = inputs.shapes(shapes)
+    dtypes = inputs.dtypes(dtypes, shapes)
     t0 = time.perf_counter()
     folded = fold_constants(sym, params, shapes)
     sym, params = folded.symbol, folded.params
     graph = Graph.from_symbol(sym, params, shapes, dtypes)
-    options = PartitionOptions.make(min_subgraph_size, exclude_ops, exclude_nodes)
+    options = _options(graph, min_subgraph_size, exclude_ops, exclude_nodes)
     part, defined, fp32_nodes = _define_all(graph, options, params, precision)
     for nid in fp32_nodes & set(part.placements):
         if part.placements[nid].where != "mxnet":
@@ -99,11 +113,10 @@ def convert(
             log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
             part.drop(sg, f"fell back to MXNet: {exc}")
             continue
-        register_engine(spec)
-        built.append((sg, spec))
+        built.append((sg, register_engine(spec)))
     new_sym = rewrite(graph, built, runtime) if built else sym
     still = set(new_sym.list_arguments()) | set(new_sym.list_auxiliary_states())
-    new_params = {k: v for k, v in params.items() if k in still}
+    new_params = inputs.as_ndarrays({k: v for k, v in params.items() if k in still})
     report = make_report(part, {sg.id: spec for sg, spec in built})
     report.partition_s = t_part
     report.folded = folded.nodes
@@ -194,8 +207,17 @@ def optimize(
     ('auto'|'tensorrt'|'reference'), `min_subgraph_size`, `exclude_ops`, `exclude_nodes`, `dtypes`. Bind the result
     exactly like the original.
     """
+    _known_options(options)
     c = convert(sym, params, shapes, **options)
     return c.symbol, c.params
+
+
+def _known_options(options: Mapping[str, Any]) -> None:
+    """A misspelt option is an error, not a TypeError from deep inside."""
+    known = [n for n, p in inspect.signature(convert).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(f"unknown option(s) {unknown}; the options are {known}")
 
 
 def explain(
@@ -209,19 +231,26 @@ def explain(
     dtypes: Mapping[str, Any] | None = None,
 ) -> Report:
     """Where each node would run and why, without building anything; arguments not in `shapes` count as weights."""
-    _check_symbol(sym)
+    inputs.symbol(sym)
+    shapes = inputs.shapes(shapes)
+    dtypes = inputs.dtypes(dtypes, shapes)
     if params is None:
-        arg_shapes, _, aux_shapes = sym.infer_shape_partial(**{k: tuple(v) for k, v in shapes.items()})
+        for name in shapes:
+            if name not in sym.list_arguments() + sym.list_auxiliary_states():
+                raise InputError(f"shapes: '{name}' is not an input of the symbol")
+        arg_shapes, _, aux_shapes = _mx_call(f"MXNet shape inference failed for shapes {shapes}",
+                                             sym.infer_shape_partial, **shapes)
         names = sym.list_arguments() + sym.list_auxiliary_states()
         params = {
             n: _Placeholder(tuple(s or ()))
             for n, s in zip(names, (arg_shapes or []) + (aux_shapes or []))
             if n not in shapes
         }
+    params = inputs.params(sym, params)
     folded = fold_constants(sym, params, shapes)
     graph = Graph.from_symbol(folded.symbol, folded.params, shapes, dtypes)
     t0 = time.perf_counter()
-    part = partition(graph, PartitionOptions.make(min_subgraph_size, exclude_ops, exclude_nodes))
+    part = partition(graph, _options(graph, min_subgraph_size, exclude_ops, exclude_nodes))
     rep = make_report(part)
     rep.partition_s = time.perf_counter() - t0
     rep.folded = folded.nodes
@@ -234,10 +263,11 @@ def optimize_block(block: Any, shapes: Mapping[str, Iterable[int]], **options: A
 
     if not isinstance(block, gluon.HybridBlock):
         raise InputError(f"optimize_block needs a gluon.HybridBlock, got {type(block).__name__}")
+    _known_options(options)
+    shapes = inputs.shapes(shapes)
     if any(p._deferred_init for p in block.collect_params().values()):
         block(*[mx.nd.zeros(tuple(s)) for s in shapes.values()])  # finish Gluon's deferred initialisation
-    inputs = [mx.sym.var(name) for name in shapes]
-    out = block(*inputs)
+    out = block(*[mx.sym.var(name) for name in shapes])
     sym = out if isinstance(out, mx.sym.Symbol) else mx.sym.Group(list(out))
     params = {p.name: p.data() for p in block.collect_params().values()}
     new_sym, new_params = optimize(sym, params, shapes, **options)

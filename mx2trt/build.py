@@ -5,7 +5,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -13,6 +13,7 @@ import numpy as np
 from . import _trt
 from ._trt import ErrorRecorder, create_builder, create_builder_config, create_network, trt, trt_dtype
 from .context import ConversionContext
+from .engine import EngineSpec
 from .errors import BuildError, ConversionError
 from .graph import Entry, Graph
 from .partition import Partition, Subgraph
@@ -32,26 +33,6 @@ class NetworkBuild:
     input_names: list[str]
     output_names: list[str]
     define_s: float
-
-
-@dataclass
-class EngineSpec:
-    """What the rewritten graph and the runtime need to know about one engine."""
-
-    key: str
-    name: str
-    nodes: list[str]
-    in_shapes: list[tuple[int, ...]]
-    in_dtypes: list[str]
-    out_shapes: list[tuple[int, ...]]
-    out_dtypes: list[str]
-    precision: str
-    plan: bytes = b""
-    program: Any = None  # reference.ReferenceProgram of the same network
-    num_layers: int = 0
-    define_s: float = 0.0
-    build_s: float = 0.0
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def _np_value(v: Any) -> np.ndarray:
@@ -211,6 +192,7 @@ def engine_spec(part: Partition, sg: Subgraph, key: str, nb: NetworkBuild, preci
         nodes=[graph.nodes[n].name for n in sg.nodes],
         in_shapes=[graph.shape(e) for e in sg.inputs],
         in_dtypes=[graph.dtype(e).name for e in sg.inputs],
+        in_names=[graph.entry_name(e) for e in sg.inputs],
         out_shapes=[graph.shape(e) for e in sg.outputs],
         out_dtypes=[graph.dtype(e).name for e in sg.outputs],
         precision=precision,

@@ -142,6 +142,12 @@ class Graph:
                     raise InputError(f"param '{k}' has shape {given} but the graph needs {tuple(need)}") from None
             raise InputError(f"MXNet shape inference failed for shapes {shapes}: {_first_line(exc)}") from None
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))
+        inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
+        for k, given in param_shapes.items():  # MXNet ignores the aux shapes it is given; compare them here
+            need = inferred.get(k)
+            if _known(need) and tuple(need) != given:
+                kind = "aux state" if k in aux else "param"
+                raise InputError(f"{kind} '{k}' has shape {given} but the graph needs {tuple(need)}")
         unresolved = [k for k in args if k not in params and not _known(inferred.get(k))]
         if unresolved or out_sh is None or not all(_known(s) for s in out_sh):
             raise InputError(

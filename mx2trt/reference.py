@@ -58,6 +58,23 @@ class ReferenceProgram:
         self.inputs = inputs
         self.outputs = outputs
         self.num_slots = num_slots
+        self._nbytes: int | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the steps hold (weights and constants), for the engine store's bound."""
+        if self._nbytes is None:
+            arrays: dict[int, int] = {}
+            for step in self.steps:
+                for cell in step.fn.__closure__ or ():
+                    try:
+                        v = cell.cell_contents
+                    except ValueError:  # an empty cell
+                        continue
+                    if isinstance(v, np.ndarray):
+                        arrays[id(v)] = v.nbytes
+            self._nbytes = sum(arrays.values())
+        return self._nbytes
 
     @property
     def input_names(self) -> list[str]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Se
 import numpy as np
 
 from .attrs import NoAttrs, parse_attrs
-from .errors import AttributeParseError
+from .errors import AttributeParseError, Mx2TrtError
 from .graph import Graph, Node, Shape
 
 T = TypeVar("T")
@@ -80,7 +80,7 @@ class ConverterSpec:
         return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
 
 
-class RegistryError(Exception):
+class RegistryError(Mx2TrtError):
     """Registering an op twice without `override=True`."""
 
 

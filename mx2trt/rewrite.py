@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from ._mx import mx
-from .build import EngineSpec
+from .engine import EngineSpec
 from .graph import Entry, Graph
 from .partition import Subgraph
 from .runtime import OP_TYPE
@@ -39,6 +39,10 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
                 "n_in": str(len(sg.inputs)),
                 "out_shapes": json.dumps([list(s) for s in spec.out_shapes]),
                 "out_dtypes": json.dumps(spec.out_dtypes),
+                "in_shapes": json.dumps([list(s) for s in spec.in_shapes]),
+                "in_dtypes": json.dumps(spec.in_dtypes),
+                "in_names": json.dumps(spec.in_names),
+                "engine_name": spec.name,
                 "runtime": runtime,
             },
             "_inputs": sg.inputs,

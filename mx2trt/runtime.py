@@ -1,48 +1,100 @@
-"""Runtime: the `_mx2trt_engine` Custom op; runs each engine with TensorRT on a GPU, or the reference interpreter."""
+"""Runtime: the `_mx2trt_engine` Custom op; runs each engine with TensorRT on a GPU, or the reference interpreter.
+
+An engine node declares the input shapes and dtypes its engine was built for, so MXNet's own inference fills them in
+and a conflicting shape or dtype is refused at bind time. MXNet 1.9.1 runs a custom op's callbacks inside C++ and only
+prints what they raise, then fails with a generic check: `EngineNodeError` carries mx2trt's message to the caller
+instead (see `_translate_errors`)."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 from . import _trt
 from ._mx import mx
-from .build import EngineSpec
-from .errors import Mx2TrtError
+from .engine import STORE, EngineSpec
+from .errors import InputError, Mx2TrtError
 
 log = logging.getLogger("mx2trt")
 
 OP_TYPE = "_mx2trt_engine"
 RUNTIMES = ("auto", "tensorrt", "reference")
 
-_ENGINES: dict[str, EngineSpec] = {}  # process-level store: engine key -> spec (plan + reference program)
 _lock = threading.Lock()
 _resolved: dict[str, tuple[str, str]] = {}
 
 
-def register_engine(spec: EngineSpec) -> None:
-    """Make an engine available to `_mx2trt_engine` nodes whose `key` names it."""
-    with _lock:
-        _ENGINES[spec.key] = spec
+class EngineNodeError(Mx2TrtError, mx.base.MXNetError):
+    """An engine node refused inside MXNet (bind, forward or backward); also an MXNetError, as MXNet's callers expect."""
 
 
-def get_engine(key: str) -> EngineSpec:
-    try:
-        return _ENGINES[key]
-    except KeyError:
-        raise Mx2TrtError(
-            f"engine '{key}' is not loaded in this process: run mx2trt.optimize on the original model first"
-        ) from None
+# mx2trt's message from the engine-node callback that failed last, for the MXNetError that MXNet raises next.
+_pending: list[str] = []
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _reported(fn: _F) -> _F:
+    """Record what an engine-node callback raises, so the MXNetError it turns into can carry it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            with _lock:
+                _pending[:] = [str(exc) if isinstance(exc, Mx2TrtError) else f"{type(exc).__name__}: {exc}"]
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _translate_errors() -> None:
+    """Wrap `mxnet.base.get_last_ffi_error`, through which every MXNet C API failure becomes a Python exception: a
+    failed custom-op check that follows an engine-node failure becomes an EngineNodeError with mx2trt's message."""
+    base = mx.base
+    original = base.get_last_ffi_error
+    if getattr(original, "_mx2trt", False):
+        return
+
+    def get_last_ffi_error() -> Exception:
+        err = original()
+        text = str(err)
+        if "custom.cc" not in text:
+            return err
+        with _lock:
+            message = _pending.pop() if _pending else None
+        if message is None:
+            return err
+        out = EngineNodeError(message)
+        out.__cause__ = err  # MXNet's own check, for the record
+        return out
+
+    get_last_ffi_error._mx2trt = True  # type: ignore[attr-defined]
+    base.get_last_ffi_error = get_last_ffi_error
+
+
+_translate_errors()
+
+
+def register_engine(spec: EngineSpec) -> EngineSpec:
+    """Make an engine available to `_mx2trt_engine` nodes whose `key` names it (see engine.py for its lifetime)."""
+    return STORE.register(spec)
+
+
+def get_engine(key: str, name: str = "") -> EngineSpec:
+    """The engine stored under `key`; EngineNotLoadedError if this process has none."""
+    return STORE.get(key, name)
 
 
 def resolve_runtime(requested: str) -> str:
     """'auto' -> 'tensorrt' where this process can execute engines, else 'reference'; logged once with the reason."""
     if requested not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, not {requested!r}")
+        raise InputError(f"runtime must be one of {list(RUNTIMES)}, not {requested!r}")
     with _lock:
         if requested not in _resolved:
             ok, why = _trt.can_execute_engines()
@@ -122,15 +174,13 @@ class _TensorRTRunner:
             op.assign(out_data[k], req[k], mx.nd.array(buf, ctx=out_data[k].context, dtype=out_data[k].dtype))
 
 
-_runners: dict[tuple[str, str, int], Any] = {}
-
-
 def _runner(spec: EngineSpec, runtime: str, device_id: int) -> Any:
-    key = (spec.key, runtime, device_id)
+    """The spec's runner for (runtime, device), created once; it lives and dies with the spec."""
+    key = (runtime, device_id)
     with _lock:
-        if key not in _runners:
-            _runners[key] = _ReferenceRunner(spec) if runtime == "reference" else _TensorRTRunner(spec, device_id)
-        return _runners[key]
+        if key not in spec.runners:
+            spec.runners[key] = _ReferenceRunner(spec) if runtime == "reference" else _TensorRTRunner(spec, device_id)
+        return spec.runners[key]
 
 
 class EngineOp(mx.operator.CustomOp):
@@ -140,26 +190,54 @@ class EngineOp(mx.operator.CustomOp):
         super().__init__()
         self.spec, self.runtime = spec, runtime
 
+    @_reported
     def forward(self, is_train: bool, req: list[str], in_data: list[Any], out_data: list[Any], aux: list[Any]) -> None:
         ctx = in_data[0].context if in_data else out_data[0].context
         device = ctx.device_id if ctx.device_type == "gpu" else 0
         _runner(self.spec, resolve_runtime(self.runtime), device).forward(self, req, in_data, out_data)
 
+    @_reported
     def backward(self, req: list[str], out_grad: list[Any], in_data: list[Any], out_data: list[Any], in_grad: list[Any], aux: list[Any]) -> None:
-        raise Mx2TrtError(f"{self.spec.name}: TensorRT engines are inference-only (no backward)")
+        raise EngineNodeError(
+            f"engine node '{self.spec.name}': TensorRT engines are inference-only (no backward); bind with "
+            "grad_req='null', or exclude the nodes you train with exclude_nodes="
+        )
+
+
+def _known(shape: list[int]) -> bool:
+    return bool(shape) and all(d > 0 for d in shape)
 
 
 @mx.operator.register(OP_TYPE)
 class EngineProp(mx.operator.CustomOpProp):
-    """Self-describing engine node: shapes and dtypes live in its attributes, the engine in the process store."""
+    """Self-describing engine node: shapes and dtypes live in its attributes, the engine in the store (engine.py);
+    the node holds its spec, which keeps the engine alive while the node exists."""
 
-    def __init__(self, key: str, n_in: str, out_shapes: str, out_dtypes: str, runtime: str = "auto") -> None:
+    def __init__(
+        self,
+        key: str,
+        n_in: str,
+        out_shapes: str,
+        out_dtypes: str,
+        runtime: str = "auto",
+        in_shapes: str = "",
+        in_dtypes: str = "",
+        in_names: str = "",
+        engine_name: str = "",
+    ) -> None:
         super().__init__(need_top_grad=False)
         self.key = key
         self.n_in = int(n_in)
         self.out_shapes = [tuple(s) for s in json.loads(out_shapes)]
         self.out_dtypes = [np.dtype(d) for d in json.loads(out_dtypes)]
         self.runtime = runtime
+        self.spec = STORE.find(key)
+        self.name = engine_name or (self.spec.name if self.spec else "")
+        self.in_shapes = [tuple(s) for s in json.loads(in_shapes)] if in_shapes else (
+            [tuple(s) for s in self.spec.in_shapes] if self.spec else None)
+        self.in_dtypes = [np.dtype(d) for d in json.loads(in_dtypes)] if in_dtypes else (
+            [np.dtype(d) for d in self.spec.in_dtypes] if self.spec else None)
+        self.in_names = json.loads(in_names) if in_names else [f"in{i}" for i in range(self.n_in)]
 
     def list_arguments(self) -> list[str]:
         return [f"in{i}" for i in range(self.n_in)]
@@ -167,18 +245,35 @@ class EngineProp(mx.operator.CustomOpProp):
     def list_outputs(self) -> list[str]:
         return [f"out{k}" for k in range(len(self.out_shapes))]
 
+    def _input(self, i: int) -> str:
+        return f"engine node '{self.name}': input {i} ('{self.in_names[i]}')"
+
+    @_reported
     def infer_shape(self, in_shape: list[list[int]]) -> tuple[list, list, list]:
-        return in_shape, [list(s) for s in self.out_shapes], []
-
-    def infer_type(self, in_type: list[Any]) -> tuple[list, list, list]:
-        return in_type, [d.type for d in self.out_dtypes], []
-
-    def create_operator(self, ctx: Any, in_shapes: list[list[int]], in_dtypes: list[int]) -> EngineOp:
-        spec = get_engine(self.key)
-        for i, (got, want) in enumerate(zip(in_shapes, spec.in_shapes)):
-            if tuple(got) != tuple(want):
-                raise Mx2TrtError(
-                    f"{spec.name}: input {i} has shape {tuple(got)} but the engine was built for {tuple(want)}; "
-                    "run mx2trt.optimize with the new shapes"
+        if self.in_shapes is None:
+            return in_shape, [list(s) for s in self.out_shapes], []
+        for i, (got, want) in enumerate(zip(in_shape, self.in_shapes)):
+            if _known(got) and tuple(got) != tuple(want):
+                raise EngineNodeError(
+                    f"{self._input(i)} has shape {tuple(got)} but the engine was built for {tuple(want)}: run "
+                    "mx2trt.optimize with the new shapes (engines have static shapes)"
                 )
-        return EngineOp(spec, self.runtime)
+        return [list(s) for s in self.in_shapes], [list(s) for s in self.out_shapes], []
+
+    @_reported
+    def infer_type(self, in_type: list[Any]) -> tuple[list, list, list]:
+        if self.in_dtypes is None:
+            return in_type, [d.type for d in self.out_dtypes], []
+        for i, (got, want) in enumerate(zip(in_type, self.in_dtypes)):
+            if got is not None and np.dtype(got) != want:
+                raise EngineNodeError(
+                    f"{self._input(i)} is {np.dtype(got).name} but the engine was built for {want.name}: pass "
+                    f"{want.name}, or run mx2trt.optimize with dtypes={{'{self.in_names[i]}': '{np.dtype(got).name}'}}"
+                )
+        return [d.type for d in self.in_dtypes], [d.type for d in self.out_dtypes], []
+
+    @_reported
+    def create_operator(self, ctx: Any, in_shapes: list[list[int]], in_dtypes: list[int]) -> EngineOp:
+        if self.spec is None:
+            self.spec = get_engine(self.key, self.name)
+        return EngineOp(self.spec, self.runtime)

@@ -29,3 +29,65 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "requires_engine" in item.keywords:
             item.add_marker(skip)
+
+
+# ---- what a run used: peak memory per process, and the tightest tolerance margins -----------------------------------
+import json  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+
+_WORKERS: list[dict] = []
+_RAISED: list[tuple[float, str]] = []  # (MiB the process's peak grew by, test) for the tests that raised it
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    before = _maxrss_mb()
+    yield
+    grew = _maxrss_mb() - before
+    if grew > 64:
+        _RAISED.append((grew, item.nodeid))
+
+
+def _own_summary() -> dict:
+    margins: dict[str, list] = {}
+    for mod in (sys.modules.get("harness"), sys.modules.get("tests.harness")):
+        for test, entry in getattr(mod, "MARGINS", {}).items():
+            if test not in margins or entry[0] > margins[test][0]:
+                margins[test] = entry
+    return {"peak_rss_mb": _maxrss_mb(), "margins": margins, "raised": sorted(_RAISED, reverse=True)[:5]}
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: hand the controller what it used
+        session.config.workeroutput["mx2trt"] = json.dumps(_own_summary())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    out = getattr(node, "workeroutput", {}).get("mx2trt")
+    if out:
+        _WORKERS.append(json.loads(out))
+
+
+def pytest_terminal_summary(terminalreporter):
+    runs = _WORKERS or [_own_summary()]
+    peaks = ", ".join(f"{r['peak_rss_mb']:.0f}" for r in runs)
+    tr = terminalreporter
+    tr.write_line(f"mx2trt: peak RSS per test process {peaks} MiB (machine: 24 GiB)")
+    raised = sorted((tuple(x) for r in runs for x in r["raised"]), reverse=True)[:5]
+    if raised:
+        tr.write_line("mx2trt: tests that raised a process's peak the most: "
+                      + "; ".join(f"{test} +{mb:.0f} MiB" for mb, test in raised))
+    margins: dict[str, list] = {}
+    for r in runs:
+        margins.update(r["margins"])
+    tight = sorted(margins.items(), key=lambda kv: -kv[1][0])[:8]
+    if tight:
+        tr.write_line("mx2trt: tightest tolerances (measured error / tolerance):")
+        for test, (ratio, err, rtol) in tight:
+            tr.write_line(f"  {ratio:5.2f}  {err:.3g} <= {rtol:g}  {test}")
