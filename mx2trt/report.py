@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .graph import Graph, Node
 from .partition import TENSORRT, Partition
@@ -36,6 +36,15 @@ def macs(graph: Graph, node: Node) -> int:
         return 0
 
 
+class Row(NamedTuple):
+    """One op node of the report: where it runs ('mxnet' or its engine's name) and why."""
+
+    node: str
+    op: str
+    placement: str
+    reason: str
+
+
 @dataclass
 class EngineReport:
     name: str
@@ -53,7 +62,7 @@ class EngineReport:
 class Report:
     """Placement of every op node, the engines, and coverage; `str(report)` is a printable table."""
 
-    rows: list[tuple[str, str, str, str]]  # (node, op, placement, reason)
+    rows: list[Row]
     engines: list[EngineReport] = field(default_factory=list)
     nodes_total: int = 0
     nodes_trt: int = 0
@@ -61,6 +70,13 @@ class Report:
     macs_trt: int = 0
     partition_s: float = 0.0
     folded: list[str] = field(default_factory=list)  # op nodes computed from parameters alone, evaluated once
+
+    def row(self, node: str) -> Row:
+        """The row of the op node named `node` (the first, where MXNet names several alike)."""
+        for r in self.rows:
+            if r.node == node:
+                return r
+        raise KeyError(f"no op node named {node!r} in the report")
 
     @property
     def node_coverage(self) -> float:
@@ -90,19 +106,20 @@ class Report:
     def op_table(self) -> str:
         """One line per op: count, how many in TensorRT, and the first reason one stayed in MXNet."""
         count, trt, why = Counter(), Counter(), {}
-        for _, op, where, reason in self.rows:
+        for r in self.rows:
+            op = r.op
             count[op] += 1
-            if where == TENSORRT:
+            if r.placement != "mxnet":
                 trt[op] += 1
             else:
-                why.setdefault(op, reason)
+                why.setdefault(op, r.reason)
         lines = [f"{'op':<24} {'count':>5} {'in TRT':>6}  reason (first node left in MXNet)"]
         for op in sorted(count, key=lambda o: (-count[o], o)):
             lines.append(f"{op:<24} {count[op]:>5} {trt[op]:>6}  {why.get(op, '')}")
         return "\n".join(lines)
 
     def node_table(self) -> str:
-        w = max([4] + [len(r[0]) for r in self.rows])
+        w = max([4] + [len(r.node) for r in self.rows])
         lines = [f"{'node':<{w}}  {'op':<20} {'placement':<18} reason"]
         lines += [f"{n:<{w}}  {op:<20} {where:<18} {reason}" for n, op, where, reason in self.rows]
         return "\n".join(lines)
@@ -120,7 +137,7 @@ def make_report(part: Partition, engines: dict[int, Any] | None = None) -> Repor
     rep = Report(rows)
     for nid, p in sorted(part.placements.items()):
         where = names[p.engine] if p.where == TENSORRT and p.engine is not None else "mxnet"
-        rows.append((p.node, p.op, where, "" if p.where == TENSORRT and p.reason == "converted" else p.reason))
+        rows.append(Row(p.node, p.op, where, "" if p.where == TENSORRT and p.reason == "converted" else p.reason))
         m = macs(g, g.nodes[nid])
         rep.nodes_total += 1
         rep.macs_total += m

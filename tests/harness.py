@@ -72,8 +72,8 @@ def check_graph(
     nd_params = {k: mx.nd.array(v, dtype=v.dtype) for k, v in params.items()}
     options.setdefault("runtime", "reference")
     c = mx2trt.convert(sym, nd_params, shapes, dtypes=dtypes, **options)
-    where = {row[0]: row[2] for row in c.report.rows}
-    reasons = {row[0]: row[3] for row in c.report.rows}
+    where = {row.node: row.placement for row in c.report.rows}
+    reasons = {row.node: row.reason for row in c.report.rows}
     for name in on_trt if on_trt is not None else []:
         assert where[name] != "mxnet", f"{name} stayed in MXNet: {reasons[name]}"
     for name in in_mxnet:

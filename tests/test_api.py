@@ -76,9 +76,9 @@ def test_explain_reports_placement_engines_and_coverage():
     x = mxnet_only(mx.sym.Activation(x, act_type="relu", name="relu"), "sort")
     y = mx.sym.FullyConnected(x, num_hidden=5, name="fc")
     rep = mx2trt.explain(y, {"data": (1, 3, 6, 6)})
-    rows = {r[0]: r for r in rep.rows}
-    assert rows["sort"][2] == "mxnet" and "no converter" in rows["sort"][3]
-    assert rows["conv"][2] == rows["relu"][2] != rows["fc"][2] != "mxnet"
+    rows = {r.node: r for r in rep.rows}
+    assert rows["sort"].placement == "mxnet" and "no converter" in rows["sort"].reason
+    assert rows["conv"].placement == rows["relu"].placement != rows["fc"].placement != "mxnet"
     assert len(rep.engines) == 2 and rep.engines[0].inputs == ["data"] and rep.engines[0].plan_bytes == 0
     assert rep.nodes_total == 4 and rep.nodes_trt == 3
     assert rep.macs_total == 4 * 27 * 16 + 5 * 64 and rep.mac_coverage == 1.0
@@ -116,4 +116,4 @@ def test_engine_key_covers_inputs_a_converter_does_not_read():
 
 def test_tensors_of_more_than_8_dims_stay_in_mxnet():
     c = mx2trt.convert(mx.sym.relu(mx.sym.var("x"), name="r"), {}, {"x": (1,) * 10}, runtime="reference")
-    assert c.report.rows[0][2] == "mxnet" and "rank 10" in c.report.rows[0][3]
+    assert c.report.rows[0].placement == "mxnet" and "rank 10" in c.report.rows[0].reason

@@ -31,7 +31,7 @@ def test_weight_computed_from_parameters_is_folded_and_converted():
 def test_folding_is_visible_in_explain():
     y, params = fused_qkv_dense()
     rep = mx2trt.explain(y, {"data": (3, 4)}, params={k: mx.nd.array(v) for k, v in params.items()})
-    assert {r[0]: r[2] for r in rep.rows}["fc"] != "mxnet"
+    assert {r.node: r.placement for r in rep.rows}["fc"] != "mxnet"
     assert len(rep.folded) == 4  # three reshapes and the concat
 
 

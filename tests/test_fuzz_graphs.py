@@ -551,11 +551,11 @@ def run_program(prog: Program) -> mx2trt.Conversion:
     rtol = rtol_of(prog, b)
     note(f"rtol {rtol:.3g}")
     c = check_graph(b.sym, b.data, b.params, in_mxnet=b.in_mxnet, rtol=rtol, precision=prog.precision)
-    rows = {r[0]: r for r in c.report.rows}
+    rows = {r.node: r for r in c.report.rows}
     assert set(rows) == set(b.names), "every op node has a report row"
     fell = [n for n, (_, _, _, why) in rows.items() if why.startswith("fell back to MXNet")]
     for n in fell:
-        assert any(e in rows[n][3] for e in EXPECTED_FALLBACKS), f"{n}: {rows[n][3]}"
+        assert any(e in rows[n].reason for e in EXPECTED_FALLBACKS), f"{n}: {rows[n].reason}"
     graph = c.partition.graph
     for n in graph.op_nodes:
         _, reason = mx2trt.REGISTRY.check(graph, n)

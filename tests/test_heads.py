@@ -119,7 +119,7 @@ def test_ssd_fp16_with_more_rows_than_fp16_indices_runs_them_in_float32():
     data, prm = _inputs(shapes, params)
     c, got, want = _convert_fp16(sym, data, prm)
     _check_placement(c, SSD_MXNET, engines=1, precision="fp16")
-    reasons = {r[0]: r[3] for r in c.report.rows}
+    reasons = {r.node: r.reason for r in c.report.rows}
     assert all("runs in float32" in reasons[n] for n in ("ssd_topk", "ssd_gather", "ssd_flat_idx")), reasons
     assert _match_detections(got, want, FP16_RTOL) >= 0.9
 

@@ -33,7 +33,7 @@ def data(shape=(2, 3, 8, 8)):
 
 
 def engine_of(c: mx2trt.Conversion) -> dict[str, str]:
-    return {row[0]: row[2] for row in c.report.rows}
+    return {row.node: row.placement for row in c.report.rows}
 
 
 def test_unsupported_op_in_the_middle_gives_two_engines():
@@ -44,7 +44,7 @@ def test_unsupported_op_in_the_middle_gives_two_engines():
     c = check_graph(x, data(), p, on_trt=["conv1", "relu1", "conv2", "relu2"], in_mxnet=["sin"], engines=2)
     where = engine_of(c)
     assert where["conv1"] == where["relu1"] != where["conv2"] == where["relu2"]
-    assert "no converter" in dict((r[0], r[3]) for r in c.report.rows)["sin"]
+    assert "no converter" in dict((r.node, r.reason) for r in c.report.rows)["sin"]
     assert set(c.params) == set(), "weights baked into engines must not be returned"
     nodes = __import__("json").loads(c.symbol.tojson())["nodes"]
     ops = [n["op"] for n in nodes if n["op"] != "null"]
@@ -101,12 +101,12 @@ def test_min_subgraph_size_and_exclusions():
     y = relu(conv(x, "conv1", 4, 4, p), "relu1")
     y = mx.sym.tanh(y, name="tanh1")
     c = check_graph(y, data(), p, in_mxnet=["conv0", "relu0"], on_trt=["conv1"], min_subgraph_size=3)
-    assert "min_subgraph_size=3" in dict((r[0], r[3]) for r in c.report.rows)["conv0"]
+    assert "min_subgraph_size=3" in dict((r.node, r.reason) for r in c.report.rows)["conv0"]
     assert "conv0_weight" in c.params and "conv1_weight" not in c.params
     c = check_graph(y, data(), p, in_mxnet=["relu0", "relu1"], engines=3, exclude_ops=["Activation"])
-    assert "exclude_ops" in dict((r[0], r[3]) for r in c.report.rows)["relu1"]
+    assert "exclude_ops" in dict((r.node, r.reason) for r in c.report.rows)["relu1"]
     c = check_graph(y, data(), p, in_mxnet=["conv1"], engines=2, exclude_nodes=["conv1"])
-    assert "exclude_nodes" in dict((r[0], r[3]) for r in c.report.rows)["conv1"]
+    assert "exclude_nodes" in dict((r.node, r.reason) for r in c.report.rows)["conv1"]
 
 
 def test_subgraph_without_compute_stays_in_mxnet():
@@ -114,7 +114,7 @@ def test_subgraph_without_compute_stays_in_mxnet():
     x = mx.sym.Flatten(x, name="flat")
     y = mxnet_only(x, "sin1")
     c = check_graph(y, data(), {}, in_mxnet=["flat"], engines=0)
-    assert "no compute" in dict((r[0], r[3]) for r in c.report.rows)["flat"]
+    assert "no compute" in dict((r.node, r.reason) for r in c.report.rows)["flat"]
 
 
 def test_options_are_validated():
@@ -152,7 +152,7 @@ def test_failing_subgraph_falls_back_to_mxnet(monkeypatch, failure):
     else:
         monkeypatch.setattr(api, "define_network", flaky_define)
     c = check_graph(y, data(), p, in_mxnet=["conv0", "relu0"], on_trt=["conv1", "relu1"], engines=1)
-    reason = dict((r[0], r[3]) for r in c.report.rows)["conv0"]
+    reason = dict((r.node, r.reason) for r in c.report.rows)["conv0"]
     assert "fell back to MXNet" in reason
     assert ("injected build failure" in reason) if failure else ("attribute 'kernel'" in reason or "kernel" in reason)
     assert "conv0_weight" in c.params
@@ -319,7 +319,7 @@ def test_node_whose_converter_fails_stays_alone_in_mxnet(error):
                         engines=2)
     finally:
         mx2trt.REGISTRY.register(spec, override=True)
-    reason = dict((r[0], r[3]) for r in c.report.rows)["relu1"]
+    reason = dict((r.node, r.reason) for r in c.report.rows)["relu1"]
     want = "injected converter bug" if error == "crash" else "attribute act_type: injected refusal"
     assert reason.startswith("fell back to MXNet: Activation 'relu1'") and want in reason, reason
 
@@ -342,7 +342,7 @@ def test_refusal_names_the_node_not_its_namesakes():
         c = check_graph(y, data((2, 3)), {}, on_trt=["s"], engines=1)
     finally:
         mx2trt.REGISTRY.register(spec, override=True)
-    placed = [(r[1], r[2]) for r in c.report.rows if r[0] == "r"]
+    placed = [(r.op, r.placement) for r in c.report.rows if r.node == "r"]
     assert sorted(p[1] == "mxnet" for p in placed) == [False, True], c.report.op_table()
 
 
@@ -375,4 +375,4 @@ def test_refusal_survives_a_later_subgraph_falling_back(monkeypatch):
         c = check_graph(y, data(), p, on_trt=["conv0"], in_mxnet=["relu0", "sin", "conv1", "relu1"], engines=1)
     finally:
         mx2trt.REGISTRY.register(spec, override=True)
-    assert "injected refusal" in dict((r[0], r[3]) for r in c.report.rows)["relu0"]
+    assert "injected refusal" in dict((r.node, r.reason) for r in c.report.rows)["relu0"]

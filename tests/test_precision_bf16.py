@@ -30,7 +30,7 @@ def _bf(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0) ->
 
 
 def _reason(c: mx2trt.Conversion, name: str = "node") -> str:
-    return {r[0]: r[3] for r in c.report.rows}[name]
+    return {r.node: r.reason for r in c.report.rows}[name]
 
 
 # ---- rounding --------------------------------------------------------------------------------------------------------

@@ -329,15 +329,15 @@ def test_softmax_family_rank1(op):
     sym = getattr(mx.sym, op)(*args, name="node")
     data = {"x": _x((5,))} | ({"label": np.zeros((), np.float32)} if op == "SoftmaxOutput" else {})
     c = check_graph(sym, data, {})
-    row = {r[0]: r for r in c.report.rows}["node"]
+    row = {r.node: r for r in c.report.rows}["node"]
     # Either fix is fine: converted (reshape to 2-D), or refused by the validator; the relu must keep its engine.
-    assert not row[3].startswith("fell back"), row[3]
-    assert {r[0]: r for r in c.report.rows}["r"][2] != "mxnet"
+    assert not row.reason.startswith("fell back"), row.reason
+    assert {r.node: r for r in c.report.rows}["r"].placement != "mxnet"
 
 
 def test_clip_a_min_above_a_max():
     c = check_op("clip", [_x((2, 5))], {"a_min": 0.5, "a_max": -0.5}, expect_trt=False)
-    assert "a_min 0.5 > a_max -0.5" in {r[0]: r[3] for r in c.report.rows}["node"]
+    assert "a_min 0.5 > a_max -0.5" in {r.node: r.reason for r in c.report.rows}["node"]
 
 
 def test_softmax_output_multi_output_and_preserve_shape():
@@ -374,8 +374,8 @@ def test_rrelu_mask_output_is_zeros():
 def test_softmax_activation_channel_below_rank_3_is_refused():
     """MXNet fails on mode='channel' below rank 3, so only the placement is checked."""
     sym = mx.sym.SoftmaxActivation(mx.sym.var("x"), mode="channel", name="node")
-    (row,) = [r for r in mx2trt.explain(sym, {"x": (2, 5)}, min_subgraph_size=1).rows if r[0] == "node"]
-    assert row[2] == "mxnet" and "rank >= 3" in row[3], row
+    (row,) = [r for r in mx2trt.explain(sym, {"x": (2, 5)}, min_subgraph_size=1).rows if r.node == "node"]
+    assert row.placement == "mxnet" and "rank >= 3" in row.reason, row
 
 
 def test_prelu_gamma_that_does_not_fit_is_refused():

@@ -48,8 +48,8 @@ def check_either_way(
         event("selected" if reason is None else "refused")
     c = check_op(op, inputs, attrs, params=params, expect_trt=reason is None, **options)
     if reason is not None:
-        row = {r[0]: r for r in c.report.rows}["node"]
-        assert row[3] == reason, f"report gives {row[3]!r}, the registry {reason!r}"
+        row = {r.node: r for r in c.report.rows}["node"]
+        assert row.reason == reason, f"report gives {row.reason!r}, the registry {reason!r}"
         assert reason.startswith(f"{op} 'node': ")
     return reason
 
@@ -364,8 +364,8 @@ def check_deconvolution_3d(inputs: Sequence[np.ndarray], attrs: dict[str, Any], 
     params = {v: mx.nd.array(a) for v, a in zip(names[1:], inputs[1:])}
     rtol = options.pop("rtol", 1e-5)
     c = mx2trt.convert(sym, params, {"x0": inputs[0].shape}, runtime="reference", min_subgraph_size=1, **options)
-    row = {r[0]: r for r in c.report.rows}["node"]
-    assert row[2] != "mxnet", row[3]
+    row = {r.node: r for r in c.report.rows}["node"]
+    assert row.placement != "mxnet", row.reason
     got = run_symbol(c.symbol, {"x0": inputs[0], **{k: v.asnumpy() for k, v in c.params.items()}})[0]
     want = deconvolution_reference(inputs, attrs)
     assert got.shape == want.shape
@@ -609,7 +609,7 @@ def test_fp16_computed_large_indices_run_in_float32(op, size, idx, attrs):
     rng = np.random.default_rng(11)
     c = _index_graph_fp16(op, _normal(rng, (size, 3) if op == "Embedding" else (size, 4)),
                           np.array([idx] if op == "Embedding" else idx, np.float32), attrs, computed=True)
-    reasons = {r[0]: r[3] for r in c.report.rows}
+    reasons = {r.node: r.reason for r in c.report.rows}
     assert all("runs in float32 inside the fp16 engine" in reasons[n] for n in ("node", "pre")), reasons
 
 
@@ -667,7 +667,7 @@ def test_fp16_topk_indices_beyond_2048_run_in_float32_and_values_convert():
     x = _distinct(np.random.default_rng(15), (2, 2100))
     sym = mx.sym.topk(mx.sym.var("x0"), k=3, ret_typ="indices", name="node")
     c = check_graph(sym, {"x0": x}, {}, on_trt=["node"], precision="fp16", min_subgraph_size=1, rtol=0.0)
-    assert "runs in float32" in {r[0]: r[3] for r in c.report.rows}["node"]
+    assert "runs in float32" in {r.node: r.reason for r in c.report.rows}["node"]
     check_op("topk", [x], dict(k=3, ret_typ="value"), precision="fp16", rtol=1e-3)
 
 
