@@ -11,7 +11,7 @@ from mx2trt import layers
 from mx2trt._trt import trt
 from mx2trt.attrs import attr, schema
 from mx2trt.context import ConversionContext
-from mx2trt.registry import OpNode, all_of, const_inputs, converter
+from mx2trt.registry import OpNode, all_of, const_inputs, converter, unless_quirk
 
 CudnnTune = Optional[Literal["fastest", "limited_workspace", "off"]]
 Layout = Optional[Literal["NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"]]
@@ -242,7 +242,7 @@ def _deconv_crops(node: OpNode) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def _deconv_ok(node: OpNode) -> str | None:
-    """1-D, 2-D or 3-D kernels with matching stride/dilate/pad/adj/target_shape; not stride > 1 with dilate > 1."""
+    """1-D, 2-D or 3-D kernels with matching stride/dilate/pad/adj/target_shape."""
     a, k = node.attrs, len(node.attrs.kernel)
     if k not in (1, 2, 3):
         return f"{node.where()}: kernel {a.kernel} must have 1, 2 or 3 dims"
@@ -252,15 +252,26 @@ def _deconv_ok(node: OpNode) -> str | None:
         v = getattr(a, name)
         if v and len(v) != k:
             return f"{node.where()}: {name}={v} does not match kernel {a.kernel}"
+    return None
+
+
+def _strided_dilated(node: OpNode) -> str | None:
+    """'stride .. with dilate ..' when some stride is > 1 and some dilation > 1 (on any axes), else None."""
+    a = node.attrs
     if any(s > 1 for s in a.stride) and any(d > 1 for d in a.dilate):
-        return f"{node.where()}: stride {a.stride} with dilate {a.dilate} (TensorRT cannot build strided dilation)"
+        return f"stride {a.stride} with dilate {a.dilate}"
     return None
 
 
 @converter(
     "Deconvolution",
     attrs=DeconvolutionAttrs,
-    validator=all_of(_layout_ok, _deconv_ok, const_inputs(1, 2, what="weight/bias")),
+    validator=all_of(
+        _layout_ok,
+        _deconv_ok,
+        unless_quirk("strided_dilated_deconv", "not stride > 1 with dilate > 1", _strided_dilated),
+        const_inputs(1, 2, what="weight/bias"),
+    ),
 )
 def convert_deconvolution(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Deconvolution -> IDeconvolutionLayer (pad/adj/target_shape as pre/post padding; adj > pad: a zero-fill slice)."""

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -17,6 +19,59 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 VERSION: str = trt.__version__
 log = logging.getLogger("mx2trt.trt")
+
+_FLAVOR_NAMES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX"}
+
+
+@dataclass(frozen=True)
+class Quirk:
+    """A network one TensorRT flavour's builder cannot build although its API accepts it."""
+
+    flavor: str  # the FLAVOR that has it
+    cannot: str  # what that builder cannot build, for messages
+    fixed_in: tuple[int, int] | None = None  # first major.minor that builds it; None: no known release does
+
+    def releases(self) -> str:
+        """The releases that have it, for docs: 'TensorRT-RTX' or, once fixed, 'TensorRT-RTX before 1.8'."""
+        name = flavor_name(self.flavor)
+        return name if self.fixed_in is None else f"{name} before {self.fixed_in[0]}.{self.fixed_in[1]}"
+
+
+# Build limitations by name, asked through `quirk(name)` so converters never test the flavour themselves. Both fail
+# in TensorRT-RTX 1.7.1's Myelin compiler, checked with its CPU-only build (1.7 is the newest TensorRT-RTX release,
+# and no later one is known to fix them). Full TensorRT is taken to build both; that is unchecked here (no full
+# TensorRT on these machines), and a bf16 deconvolution failing the same way was reported on TensorRT 11.0
+# (NVIDIA/TensorRT#4829): if that holds, widen that entry to full TensorRT.
+QUIRKS: Mapping[str, Quirk] = MappingProxyType({
+    # "Strided & Dilated Deconv are currently not supported": any stride > 1 with any dilation > 1, even on other axes
+    "strided_dilated_deconv": Quirk("tensorrt_rtx", "strided dilated deconvolution"),
+    # "Could not infer output types for operation ... deconv" when the deconvolution's tensors are bfloat16
+    "bf16_deconv": Quirk("tensorrt_rtx", "bf16 deconvolution"),
+})
+
+
+def flavor_name(flavor: str | None = None) -> str:
+    """Product name of a FLAVOR (default: the one in use): 'TensorRT' or 'TensorRT-RTX'."""
+    flavor = FLAVOR if flavor is None else flavor
+    return _FLAVOR_NAMES.get(flavor, flavor)
+
+
+def major_minor(version: str | None = None) -> tuple[int, int]:
+    """(major, minor) of a TensorRT version string (default: VERSION)."""
+    parts = (VERSION if version is None else version).split(".")
+    return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+
+
+def quirk(name: str) -> str | None:
+    """Why the TensorRT in use cannot build what QUIRKS[name] names ('TensorRT-RTX 1.7 cannot build ...'), or None."""
+    q = QUIRKS[name]
+    if FLAVOR != q.flavor:
+        return None
+    version = major_minor()
+    if q.fixed_in is not None and version >= q.fixed_in:
+        return None
+    return f"{flavor_name()} {version[0]}.{version[1]} cannot build {q.cannot}"
+
 
 _NP_OF_TRT = {
     trt.float32: np.dtype(np.float32),

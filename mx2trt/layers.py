@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._trt import BF16, layer_type, np_dtype, trt, trt_dtype
+from ._trt import BF16, layer_type, np_dtype, quirk, trt, trt_dtype
 from .context import ConversionContext
 
 EW = trt.ElementWiseOperation
@@ -129,9 +129,9 @@ def deconvolution(
 ) -> Any:
     """Transposed convolution (weight [C_in, K/G, *kernel]) over 1, 2 or 3 spatial dims, its full output cropped by
     `crop_pre`/`crop_post` per spatial axis; a negative `crop_post` extends it with zeros that still get the bias.
-    A bf16 engine deconvolves in float32 (casts around it): TensorRT-RTX 1.7 cannot build bf16 deconvolutions."""
+    A bf16 engine deconvolves in float32 (casts around it) where the TensorRT in use cannot build bf16 deconvolution."""
     x = ctx.tensor(x)
-    dtype = np.dtype(np.float32) if ctx.dtype == BF16 else ctx.dtype
+    dtype = np.dtype(np.float32) if ctx.dtype == BF16 and quirk("bf16_deconv") else ctx.dtype
     x = ctx.cast(x, dtype)
     n = len(kernel)
     w = np.asarray(weight)

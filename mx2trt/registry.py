@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Se
 
 import numpy as np
 
+from . import _trt
 from .attrs import NoAttrs, parse_attrs
 from .errors import AttributeParseError, Mx2TrtError
 from .graph import Graph, Node, Shape
@@ -232,4 +233,17 @@ def rank_in(*ranks: int, input: int = 0) -> Validator:
             return f"{node.where()}: input rank {r} is not supported (supported: {', '.join(map(str, ranks))})"
         return None
 
+    return check
+
+
+def unless_quirk(name: str, what: str, hit: Callable[[OpNode], Optional[str]]) -> Validator:
+    """Where the TensorRT in use has quirk `name` (`_trt.QUIRKS`), a node `hit` describes stays in MXNet (`hit` gives
+    the detail for the reason, None for a node the quirk spares); `what` describes those nodes in docs/ops.md."""
+
+    def check(node: OpNode) -> str | None:
+        reason = _trt.quirk(name)
+        detail = hit(node) if reason else None
+        return f"{node.where()}: {detail} ({reason})" if detail else None
+
+    check.__doc__ = f"on {_trt.QUIRKS[name].releases()} only: {what}"  # what docs/ops.md shows
     return check
