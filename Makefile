@@ -1,7 +1,8 @@
 # mx2trt developer entry points. `make demo` and `make test` are all a newcomer needs.
 #   make venv     create .venv and install the package with its test extra (once; re-runs only if pyproject.toml changes)
 #   make demo     convert a randomly initialised ResNet-18 and compare it with MXNet (DEMO_ARGS="--model lenet" etc.)
-#   make test     the test suite on 2 workers
+#   make test     the test suite on 2 workers (what CI runs)
+#   make test-fast  the suite without the whole-model tests marked slow, for iterating
 #   make ops-doc  regenerate docs/ops.md from the converter registry
 #   make clean    remove caches and build outputs (make distclean also removes .venv)
 
@@ -13,7 +14,7 @@ DEMO_ARGS ?=
 
 export MXNET_MKLDNN_ENABLED ?= 0
 
-.PHONY: venv demo test ops-doc clean distclean
+.PHONY: venv demo test test-fast ops-doc clean distclean
 
 venv: $(STAMP)
 
@@ -27,6 +28,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -n 2 -q
+
+test-fast: venv
+	$(PY) -m pytest -n 2 -q -m "not slow"
 
 ops-doc: venv
 	$(PY) tools/gen_op_table.py

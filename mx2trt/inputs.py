@@ -66,9 +66,7 @@ def shapes(values: Any) -> dict[str, tuple[int, ...]]:
             raise InputError(f"shapes: key {name!r} is not a string")
         if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
             raise InputError(f"shapes: '{name}' must be a tuple of dimensions like (1, 3, 224, 224), got {shape!r}")
-        dims = tuple(shape)
-        if not dims:
-            raise InputError(f"shapes: '{name}' has rank 0; engines take tensors of rank 1 or more")
+        dims = tuple(shape)  # () is MXNet's "unknown": inference fills it in (a label's shape, say)
         for d in dims:
             if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
                 raise InputError(f"shapes: '{name}' = {shape!r}: dimension {d!r} is not an integer")

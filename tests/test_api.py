@@ -11,7 +11,7 @@ import mx2trt
 from mx2trt import zoo
 from mx2trt._mx import mx
 
-from .harness import max_rel_error, mxnet_only, run_symbol
+from harness import max_rel_error, mxnet_only, run_symbol
 
 RNG = np.random.default_rng(3)
 

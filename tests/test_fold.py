@@ -7,7 +7,7 @@ import mx2trt
 from mx2trt._mx import mx
 from mx2trt.fold import fold_constants
 
-from .harness import check_graph
+from harness import check_graph
 
 RNG = np.random.default_rng(11)
 

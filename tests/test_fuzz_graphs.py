@@ -25,7 +25,7 @@ import mx2trt
 from mx2trt._mx import mx
 from mx2trt.partition import TENSORRT, PartitionOptions, partition
 
-from .harness import FP16_RTOL, check_graph, max_rel_error, mxnet_only, run_symbol
+from harness import FP16_RTOL, check_graph, max_rel_error, mxnet_only, run_symbol
 
 DATA_SHAPE = (2, 4, 6, 6)
 F32, F16, I32 = "float32", "float16", "int32"

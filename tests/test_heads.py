@@ -17,7 +17,7 @@ import mx2trt
 from mx2trt import zoo
 from mx2trt._mx import mx
 
-from .harness import check_graph, max_rel_error, run_symbol
+from harness import assert_close, check_graph, run_symbol
 
 FP16_RTOL = 5e-3
 NMS = "no converter for op '_contrib_box_nms'"  # NMS: data-dependent output count and greedy suppression
@@ -143,20 +143,26 @@ def test_yolo3_fp32_one_engine_up_to_nms():
     assert not c.params
 
 
+# YOLOv3's fp16 box sizes pass through exp(), which turns the absolute rounding of its input into relative error: the
+# measured error depends on the CPU's float32 BLAS (2.6e-3 and 3.6e-3 on two Intel machines, 5.7e-3 on an AMD EPYC).
+DETECTOR_FP16_RTOL = {"ssd": FP16_RTOL, "yolo3": 1.2e-2}
+
+
 @pytest.mark.parametrize("model, in_mxnet", [("ssd", SSD_MXNET), ("yolo3", YOLO_MXNET)])
 def test_detector_fp16(model, in_mxnet):
-    """The dense outputs (probabilities and boxes, before NMS) match within FP16_RTOL (measured: SSD 1.4e-3, YOLOv3
-    3.6e-3 after exp() of box sizes); after NMS, most of MXNet's detections are found one to one."""
+    """The dense outputs (probabilities and boxes, before NMS) match within DETECTOR_FP16_RTOL (measured: SSD 1.4e-3,
+    YOLOv3 up to 5.7e-3); after NMS, most of MXNet's detections are found one to one."""
+    rtol = DETECTOR_FP16_RTOL[model]
     build = getattr(zoo, model)
     sym, params, shapes = build(batch=2, postprocess=False)
     data, prm = _inputs(shapes, params)
-    c = check_graph(sym, data, prm, rtol=FP16_RTOL, precision="fp16", engines=1)
+    c = check_graph(sym, data, prm, rtol=rtol, precision="fp16", engines=1)
     assert c.report.nodes_trt == c.report.nodes_total
     sym, params, shapes = build(batch=2)
     data, prm = _inputs(shapes, params)
     c, got, want = _convert_fp16(sym, data, prm)
     _check_placement(c, in_mxnet, engines=1, precision="fp16")
-    assert _match_detections(got, want, FP16_RTOL) >= 0.9
+    assert _match_detections(got, want, rtol) >= 0.9
 
 
 # ---- DeepLabV3 ------------------------------------------------------------------------------------------------------
@@ -176,7 +182,7 @@ def test_deeplab_fp16():
     data, prm = _inputs(shapes, params)
     c, (logits, pred), (want_logits, want_pred) = _convert_fp16(sym, data, prm)
     _check_placement(c, {}, engines=1, precision="fp16")
-    assert max_rel_error(logits, want_logits) <= FP16_RTOL  # measured 1.2e-3
+    assert_close(logits, want_logits, FP16_RTOL)  # measured 1.2e-3
     assert _check_argmax(pred, want_pred, want_logits, 1, 2 * FP16_RTOL) <= 0.01
 
 
@@ -198,8 +204,8 @@ def test_simple_pose_fp16():
     data, prm = _inputs(shapes, params)
     c, (heat, coords, maxvals), (want_heat, want_coords, want_max) = _convert_fp16(sym, data, prm)
     _check_placement(c, {}, engines=1, precision="fp16")
-    assert max_rel_error(heat, want_heat) <= FP16_RTOL  # measured 1.8e-3
-    assert max_rel_error(maxvals, want_max) <= FP16_RTOL
+    assert_close(heat, want_heat, FP16_RTOL)  # measured 1.8e-3
+    assert_close(maxvals, want_max, FP16_RTOL)
     w = want_heat.shape[-1]
     flat = want_heat.reshape(*want_heat.shape[:2], -1)
     as_index = lambda xy: xy[..., 1] * w + xy[..., 0]  # noqa: E731  (coords are zeroed only where max <= 0)
@@ -224,5 +230,5 @@ def test_bf16_continuous_outputs(model):
     _check_placement(c, {}, engines=1, precision="bf16")
     dense = got if model in ("ssd", "yolo3") else got[:1]
     for k, (g, w) in enumerate(zip(dense, want)):
-        assert max_rel_error(g, w) <= BF16_RTOL, (k, max_rel_error(g, w))
+        assert_close(g, w, BF16_RTOL, f"output {k}")
 

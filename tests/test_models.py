@@ -6,7 +6,7 @@ import pytest
 
 from mx2trt import _trt, zoo
 
-from .harness import check_graph
+from harness import check_graph
 
 MODELS = ["lenet", *zoo.VISION_MODELS]
 

@@ -12,7 +12,7 @@ from mx2trt._mx import mx
 from mx2trt._trt import create_network, trt
 from mx2trt.reference import ReferenceProgram
 
-from .harness import max_rel_error, run_symbol
+from harness import max_rel_error, run_symbol
 
 pytest.importorskip("onnx", reason="the cross-check needs onnx<1.19 (pip install -e '.[test]')")
 

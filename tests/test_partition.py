@@ -12,7 +12,7 @@ from mx2trt.errors import BuildError, ConversionError
 from mx2trt.graph import Graph
 from mx2trt.partition import PartitionOptions, partition, used_inputs
 
-from .harness import check_graph, mxnet_only
+from harness import check_graph, mxnet_only
 
 RNG = np.random.default_rng(7)
 

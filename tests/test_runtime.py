@@ -10,7 +10,7 @@ import mx2trt
 from mx2trt import _trt, runtime, zoo
 from mx2trt._mx import mx
 
-from .harness import max_rel_error, run_symbol
+from harness import max_rel_error, run_symbol
 
 
 def test_auto_picks_reference_here_and_says_why(monkeypatch, caplog):
@@ -48,3 +48,27 @@ def test_real_engine_matches_mxnet(on_gpu):
     ex = sym2.simple_bind(ctx, data=shapes["data"], grad_req="null")
     ex.forward(is_train=False, data=mx.nd.array(x, ctx=ctx))
     assert max_rel_error(ex.outputs[0].asnumpy(), want) <= 1e-3  # TF32 and fused kernels on the GPU
+
+
+def test_symbol_loaded_in_a_fresh_process_without_its_engine_says_so(tmp_path):
+    """The rewritten JSON names engines by key; a new process that never built them gets mx2trt's message in the
+    exception it catches, not MXNet's generic custom-op check."""
+    import subprocess
+    import sys
+
+    sym = mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=3, name="fc")
+    sym2, _ = mx2trt.optimize(sym, {"fc_weight": mx.nd.ones((3, 4)), "fc_bias": mx.nd.zeros(3)}, {"data": (2, 4)},
+                              runtime="reference")
+    path = tmp_path / "model-symbol.json"
+    path.write_text(sym2.tojson())
+    script = (
+        "import mx2trt\nfrom mx2trt._mx import mx\n"
+        f"sym = mx.sym.load({str(path)!r})\n"
+        "try:\n    sym.simple_bind(mx.cpu(), data=(2, 4), grad_req='null').forward()\n"
+        "except RuntimeError as exc:\n    print('CAUGHT', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "CAUGHT" in out.stdout, out.stdout
+    caught = out.stdout.split("CAUGHT", 1)[1]  # before it, MXNet's own print of the callback's traceback
+    assert "is not loaded in this process" in caught and "Check failed" not in caught, caught

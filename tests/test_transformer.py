@@ -7,7 +7,7 @@ import pytest
 
 from mx2trt import zoo
 
-from .harness import check_graph
+from harness import check_graph
 
 
 PRECISIONS = [("fp32", 1e-5), ("fp16", 1e-2), ("bf16", 5e-2)]

@@ -396,7 +396,7 @@ SIGNED = {"reciprocal", "rcbrt", "square"}  # the domain's magnitudes, either si
 # fp16 engine tolerances (relative to max |MXNet|): rounding the output alone costs up to 4.9e-4 (1e-3 allows one more
 # rounding); composites round in between (measured over 60 draws each on the reference interpreter: log2 9.1e-4,
 # cbrt 9.2e-4, rcbrt 8.2e-4, log10 7.3e-4, rsqrt 5.9e-4, log1p 5.8e-4, every single-layer op <= 4.9e-4).
-FP16_RTOL = {"log2": 2e-3, "log10": 2e-3, "cbrt": 2e-3, "rcbrt": 2e-3}
+FP16_RTOL = {"log2": 2e-3, "log10": 2e-3, "cbrt": 2e-3, "rcbrt": 2e-3, "expm1": 2e-3}  # expm1: 6.9e-4 measured
 
 
 def unary_input(op: str, rng: np.random.Generator, shape: Sequence[int], zoom: bool) -> np.ndarray:
