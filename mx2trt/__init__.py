@@ -9,11 +9,12 @@ from ._trt import FLAVOR as TRT_FLAVOR
 from ._trt import VERSION as TRT_VERSION
 from .api import Conversion, convert, explain, optimize, optimize_block
 from .errors import AttributeParseError, BuildError, ConversionError, InputError, Mx2TrtError
-from .registry import REGISTRY, converter
+from .registry import REGISTRY, RegistryError, converter
+from .runtime import EngineNodeError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "optimize", "convert", "explain", "optimize_block", "Conversion", "converter", "REGISTRY",
-    "Mx2TrtError", "InputError", "ConversionError", "BuildError", "AttributeParseError", "TRT_FLAVOR", "TRT_VERSION",
+    "Mx2TrtError", "InputError", "ConversionError", "BuildError", "AttributeParseError", "RegistryError", "EngineNodeError", "TRT_FLAVOR", "TRT_VERSION",
 ]

@@ -10,8 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ._mx import mx
-from .graph import Entry
-from .rewrite import splice
+from .graph import Entry, splice
 
 log = logging.getLogger("mx2trt")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ._mx import mx
 from .engine import EngineSpec
-from .graph import Entry, Graph
+from .graph import Entry, Graph, splice
 from .partition import Subgraph
 from .runtime import OP_TYPE
 
@@ -49,59 +49,3 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
         }
 
     return mx.sym.load_json(json.dumps(splice(old, graph.heads, remap, customs)))
-
-
-def splice(
-    old: list[dict[str, Any]],
-    heads: list[Entry],
-    remap: dict[Entry, tuple[str, int]],
-    extra: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    """NNVM JSON of `old` where every entry in `remap` is read from output k of the new node `extra[key]` instead
-    (each new node lists its inputs as Entries under `_inputs`); nodes no head depends on any more are dropped."""
-    # Emit nodes depth-first from the heads so every node follows its inputs; appending Custom nodes at the end
-    # would not do, since their consumers can come earlier in the old order.
-    new_nodes: list[dict[str, Any]] = []
-    placed: dict[Any, int] = {}
-
-    def source(e: Entry) -> tuple[Any, int]:
-        if e in remap:
-            key, k = remap[e]
-            return key, k
-        return e.node, e.index
-
-    def visit(key: Any) -> int:
-        if key in placed:
-            return placed[key]
-        stack: list[tuple[Any, bool]] = [(key, False)]
-        while stack:
-            k, expanded = stack.pop()
-            if k in placed:
-                continue
-            ins = extra[k]["_inputs"] if isinstance(k, str) else old[k].get("inputs", [])
-            entries = [e if isinstance(e, Entry) else Entry(int(e[0]), int(e[1])) for e in ins]
-            if not expanded:
-                stack.append((k, True))
-                stack.extend((source(e)[0], False) for e in reversed(entries) if source(e)[0] not in placed)
-                continue
-            if isinstance(k, str):
-                node = {kk: v for kk, v in extra[k].items() if kk != "_inputs"}
-            else:
-                node = {kk: v for kk, v in old[k].items() if kk != "inputs"}
-            node["inputs"] = [[placed[source(e)[0]], source(e)[1], 0] for e in entries]
-            placed[k] = len(new_nodes)
-            new_nodes.append(node)
-        return placed[key]
-
-    new_heads = []
-    for h in heads:
-        key, k = source(h)
-        new_heads.append([visit(key), k, 0])
-    js = {
-        "nodes": new_nodes,
-        "arg_nodes": [i for i, n in enumerate(new_nodes) if n["op"] == "null"],
-        "heads": new_heads,
-        "attrs": {"mxnet_version": ["int", 10901]},
-    }
-    return js
-
