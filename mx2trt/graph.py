@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -140,7 +141,8 @@ class Graph:
                 need = inferred.get(k)
                 if need and tuple(need) != given and all(d > 0 for d in need):
                     raise InputError(f"param '{k}' has shape {given} but the graph needs {tuple(need)}") from None
-            raise InputError(f"MXNet shape inference failed for shapes {shapes}: {_first_line(exc)}") from None
+            why = re.sub(r"__n\d+\b", "", _first_line(exc))  # the node's own name, not its inference alias
+            raise InputError(f"MXNet shape inference failed for shapes {shapes}: {why}") from None
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))
         inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
         for k, given in param_shapes.items():  # MXNet ignores the aux shapes it is given; compare them here

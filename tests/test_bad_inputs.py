@@ -119,7 +119,7 @@ CASES: list[tuple[str, Callable[[], Any], type, str]] = [
     ("shape-unknown-input", lambda: convert(shapes={"dat": (1, 3, 8, 8)}), mx2trt.InputError,
      "shapes: 'dat' is not an input of the symbol"),
     ("shape-wrong-rank", lambda: convert(shapes={"data": (3, 8, 8)}), mx2trt.InputError,
-     "MXNet shape inference failed .*Error in operator conv"),
+     "MXNet shape inference failed .*Error in operator conv: "),
     ("shape-missing", lambda: convert(shapes={}), mx2trt.InputError, r"no value for \['data'\]"),
     # dtypes
     ("dtype-unknown", lambda: convert(dtypes={"data": "float17"}), mx2trt.InputError,
