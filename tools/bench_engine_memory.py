@@ -45,7 +45,8 @@ def main() -> None:
     print(f"{'calls':>5} {'RSS MiB':>8} {'growth':>7} {'engines alive':>13} {'store MiB':>9} {'s/call':>7}")
     t0 = time.perf_counter()
     for i in range(1, args.calls + 1):
-        new = {k: mx.nd.array(rng.standard_normal(v.shape).astype(np.float32) * 0.05) for k, v in params.items()}
+        new = {k: mx.nd.array(np.abs(rng.standard_normal(v.shape)).astype(np.float32) * 0.05 + ("var" in k))
+               for k, v in params.items()}  # positive variances
         c = mx2trt.convert(sym, new, {"data": shape}, runtime="reference")
         refs.extend(weakref.ref(e) for e in c.engines)
         del c, new
