@@ -17,8 +17,17 @@ import mxnet as mx  # noqa: E402
 __all__ = ["mx"]
 
 
+def canonical_op(op: str) -> str:
+    """The name MXNet writes into graphs for an op or one of its aliases ('flatten' -> 'Flatten')."""
+    return _atomic_info(op)[0]
+
+
 def op_arguments(op: str) -> dict[str, str]:
     """MXNet's own declaration of an op's attributes: name -> type string with its default (e.g. 'int, optional, default=1')."""
+    return _atomic_info(op)[1]
+
+
+def _atomic_info(op: str) -> tuple[str, dict[str, str]]:
     import ctypes
 
     from mxnet.base import _LIB, c_str, check_call, py_str
@@ -35,4 +44,4 @@ def op_arguments(op: str) -> dict[str, str]:
         )
     )
     out = {py_str(names[i]): py_str(types[i]) for i in range(num.value)}
-    return {k: v for k, v in out.items() if "NDArray" not in v and "Symbol" not in v}
+    return py_str(name.value), {k: v for k, v in out.items() if "NDArray" not in v and "Symbol" not in v}

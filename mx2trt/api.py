@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import numpy as np
 
 from . import converters  # noqa: F401  (registers the converter library)
 from . import _trt, inputs
-from ._mx import mx
+from ._mx import canonical_op, mx
 from .build import build_engine, define_network, engine_spec, subgraph_key
 from .context import PRECISIONS
 from .engine import EngineSpec
@@ -56,17 +57,20 @@ def _check_options(precision: str, runtime: str) -> None:
         raise InputError(f"runtime must be one of {list(RUNTIMES)}, not {runtime!r}")
 
 
-def _options(graph: Graph, min_subgraph_size: Any, exclude_ops: Any, exclude_nodes: Any) -> PartitionOptions:
-    """The partitioner's options, checked against the graph: a node or op name that cannot match is a typo."""
+def _options(sym: Any, min_subgraph_size: Any, exclude_ops: Any, exclude_nodes: Any) -> PartitionOptions:
+    """The partitioner's options; a node name no op node of `sym` has, or a name that is no MXNet op, is a typo.
+    Op aliases ('flatten') become the names MXNet writes into graphs ('Flatten')."""
+    size = inputs.positive_int("min_subgraph_size", min_subgraph_size)
     ops, nodes = inputs.names("exclude_ops", exclude_ops), inputs.names("exclude_nodes", exclude_nodes)
-    unknown = sorted(nodes - {n.name for n in graph.op_nodes})
+    names = {n["name"] for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null"}
+    unknown = sorted(nodes - names)
     if unknown:
         raise InputError(f"exclude_nodes: no op node is named {unknown}")
     known_ops = set(mx.operator.get_all_registered_operators())
     unknown = sorted(ops - known_ops)
     if unknown:
         raise InputError(f"exclude_ops: {unknown} {'is not an MXNet op' if len(unknown) == 1 else 'are not MXNet ops'}")
-    return PartitionOptions.make(inputs.positive_int("min_subgraph_size", min_subgraph_size), ops, nodes)
+    return PartitionOptions.make(size, frozenset(canonical_op(op) for op in ops), nodes)
 
 
 def convert(
@@ -89,11 +93,11 @@ def convert(
     params = inputs.params(sym, params)
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
+    options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
     t0 = time.perf_counter()
     folded = fold_constants(sym, params, shapes)
     sym, params = folded.symbol, folded.params
     graph = Graph.from_symbol(sym, params, shapes, dtypes)
-    options = _options(graph, min_subgraph_size, exclude_ops, exclude_nodes)
     part, defined, fp32_nodes = _define_all(graph, options, params, precision)
     for nid in fp32_nodes & set(part.placements):
         if part.placements[nid].where != "mxnet":
@@ -247,10 +251,11 @@ def explain(
             if n not in shapes
         }
     params = inputs.params(sym, params)
+    options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
     folded = fold_constants(sym, params, shapes)
     graph = Graph.from_symbol(folded.symbol, folded.params, shapes, dtypes)
     t0 = time.perf_counter()
-    part = partition(graph, _options(graph, min_subgraph_size, exclude_ops, exclude_nodes))
+    part = partition(graph, options)
     rep = make_report(part)
     rep.partition_s = time.perf_counter() - t0
     rep.folded = folded.nodes

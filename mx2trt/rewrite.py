@@ -30,9 +30,10 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
 
     customs: dict[str, dict[str, Any]] = {}
     for b, (sg, spec) in enumerate(built):
+        node_name = fresh(spec.name)
         customs[f"engine{b}"] = {
             "op": "Custom",
-            "name": fresh(spec.name),
+            "name": node_name,
             "attrs": {
                 "op_type": OP_TYPE,
                 "key": spec.key,
@@ -42,7 +43,7 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
                 "in_shapes": json.dumps([list(s) for s in spec.in_shapes]),
                 "in_dtypes": json.dumps(spec.in_dtypes),
                 "in_names": json.dumps(spec.in_names),
-                "engine_name": spec.name,
+                "engine_name": node_name,
                 "runtime": runtime,
             },
             "_inputs": sg.inputs,

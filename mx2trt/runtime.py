@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import json
+import re
 import logging
 import threading
 from typing import Any, Callable, TypeVar
@@ -33,29 +34,37 @@ class EngineNodeError(Mx2TrtError, mx.base.MXNetError):
     """An engine node refused inside MXNet (bind, forward or backward); also an MXNetError, as MXNet's callers expect."""
 
 
-# mx2trt's message from the engine-node callback that failed last, for the MXNetError that MXNet raises next.
-_pending: list[str] = []
+# What engine-node callbacks raised, oldest first: (MXNet's name of the callback, engine node, message). MXNet's check
+# that follows names the callback (and, for inference, the node), which pairs the two.
+_pending: list[tuple[str, str, str]] = []
+_CALLBACKS = {"infer_shape": "kCustomOpPropInferShape", "infer_type": "kCustomOpPropInferType",
+              "create_operator": "kCustomOpPropCreateOperator", "forward": "kCustomOpForward",
+              "backward": "kCustomOpBackward"}
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _reported(fn: _F) -> _F:
     """Record what an engine-node callback raises, so the MXNetError it turns into can carry it."""
+    callback = _CALLBACKS[fn.__name__]
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return fn(self, *args, **kwargs)
         except Exception as exc:
+            name = self.name
+            msg = str(exc) if isinstance(exc, Mx2TrtError) else f"engine node '{name}': {type(exc).__name__}: {exc}"
             with _lock:
-                _pending[:] = [str(exc) if isinstance(exc, Mx2TrtError) else f"{type(exc).__name__}: {exc}"]
+                _pending.append((callback, name, msg))
+                del _pending[:-64]  # failures nobody waited for do not pile up
             raise
 
     return wrapper  # type: ignore[return-value]
 
 
 def _translate_errors() -> None:
-    """Wrap `mxnet.base.get_last_ffi_error`, through which every MXNet C API failure becomes a Python exception: a
-    failed custom-op check that follows an engine-node failure becomes an EngineNodeError with mx2trt's message."""
+    """Wrap `mxnet.base.get_last_ffi_error`, through which every MXNet C API failure becomes a Python exception: the
+    failed check of an engine-node callback becomes an EngineNodeError with the message that callback raised."""
     base = mx.base
     original = base.get_last_ffi_error
     if getattr(original, "_mx2trt", False):
@@ -66,10 +75,14 @@ def _translate_errors() -> None:
         text = str(err)
         if "custom.cc" not in text:
             return err
+        node = re.search(r"Error in operator (\S+?):", text)
         with _lock:
-            message = _pending.pop() if _pending else None
-        if message is None:
-            return err
+            for i, (callback, name, message) in enumerate(_pending):
+                if callback in text and (node is None or node.group(1) == name):
+                    del _pending[i]
+                    break
+            else:
+                return err  # another custom op's failure: MXNet's own error, untouched
         out = EngineNodeError(message)
         out.__cause__ = err  # MXNet's own check, for the record
         return out
@@ -186,9 +199,9 @@ def _runner(spec: EngineSpec, runtime: str, device_id: int) -> Any:
 class EngineOp(mx.operator.CustomOp):
     """Forward of one engine; cheap to create (MXNet creates one per bind, or per call in imperative Gluon)."""
 
-    def __init__(self, spec: EngineSpec, runtime: str) -> None:
+    def __init__(self, spec: EngineSpec, runtime: str, name: str) -> None:
         super().__init__()
-        self.spec, self.runtime = spec, runtime
+        self.spec, self.runtime, self.name = spec, runtime, name
 
     @_reported
     def forward(self, is_train: bool, req: list[str], in_data: list[Any], out_data: list[Any], aux: list[Any]) -> None:
@@ -199,7 +212,7 @@ class EngineOp(mx.operator.CustomOp):
     @_reported
     def backward(self, req: list[str], out_grad: list[Any], in_data: list[Any], out_data: list[Any], in_grad: list[Any], aux: list[Any]) -> None:
         raise EngineNodeError(
-            f"engine node '{self.spec.name}': TensorRT engines are inference-only (no backward); bind with "
+            f"engine node '{self.name}': TensorRT engines are inference-only (no backward); bind with "
             "grad_req='null', or exclude the nodes you train with exclude_nodes="
         )
 
@@ -268,7 +281,7 @@ class EngineProp(mx.operator.CustomOpProp):
             if got is not None and np.dtype(got) != want:
                 raise EngineNodeError(
                     f"{self._input(i)} is {np.dtype(got).name} but the engine was built for {want.name}: pass "
-                    f"{want.name}, or run mx2trt.optimize with dtypes={{'{self.in_names[i]}': '{np.dtype(got).name}'}}"
+                    f"{want.name}, or run mx2trt.optimize with that input's dtype (dtypes= for a data input)"
                 )
         return [d.type for d in self.in_dtypes], [d.type for d in self.out_dtypes], []
 
@@ -276,4 +289,10 @@ class EngineProp(mx.operator.CustomOpProp):
     def create_operator(self, ctx: Any, in_shapes: list[list[int]], in_dtypes: list[int]) -> EngineOp:
         if self.spec is None:
             self.spec = get_engine(self.key, self.name)
-        return EngineOp(self.spec, self.runtime)
+        for i, (shape, dt) in enumerate(zip(in_shapes, in_dtypes)):  # nodes whose JSON predates in_shapes/in_dtypes
+            got_dt = np.dtype(mx.ndarray.ndarray._DTYPE_MX_TO_NP[dt])
+            want_shape, want_dt = tuple(self.spec.in_shapes[i]), np.dtype(self.spec.in_dtypes[i])
+            if tuple(shape) != want_shape or got_dt != want_dt:
+                raise EngineNodeError(f"{self._input(i)} is {tuple(shape)} {got_dt.name} but the engine was built for "
+                                      f"{want_shape} {want_dt.name}: run mx2trt.optimize for these inputs")
+        return EngineOp(self.spec, self.runtime, self.name)

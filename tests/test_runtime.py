@@ -72,3 +72,41 @@ def test_symbol_loaded_in_a_fresh_process_without_its_engine_says_so(tmp_path):
     assert "CAUGHT" in out.stdout, out.stdout
     caught = out.stdout.split("CAUGHT", 1)[1]  # before it, MXNet's own print of the callback's traceback
     assert "is not loaded in this process" in caught and "Check failed" not in caught, caught
+
+
+class _FailingShapeProp(mx.operator.CustomOpProp):
+    def __init__(self) -> None:
+        super().__init__(need_top_grad=False)
+
+    def infer_shape(self, in_shape):  # noqa: ANN001
+        raise ValueError("user op: bad shape")
+
+
+mx.operator.register("mx2trt_test_failing_shape")(_FailingShapeProp)
+
+
+@pytest.mark.parametrize("stale", [("kCustomOpForward", "trt_engine0", "an engine forward nobody waited for"),
+                                   ("kCustomOpPropInferShape", "trt_engine7", "another engine node's shape")])
+def test_a_users_own_custom_op_failure_is_not_given_an_engines_message(monkeypatch, stale):
+    """A recorded engine-node failure is paired only with MXNet's check of the same callback (and node): a user's
+    custom op failing afterwards keeps MXNet's own error."""
+    monkeypatch.setattr(runtime, "_pending", [stale])
+    sym = mx.sym.Custom(mx.sym.var("x"), op_type="mx2trt_test_failing_shape", name="userop")
+    with pytest.raises(mx.base.MXNetError) as info:
+        sym.infer_shape(x=(2, 3))
+    assert not isinstance(info.value, runtime.EngineNodeError) and stale[2] not in str(info.value)
+    assert runtime._pending == [stale], "the engine's message waits for its own check"
+
+
+def test_an_engine_failure_in_forward_names_its_engine(monkeypatch):
+    sym = mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=3, name="fc")
+    sym2, _ = mx2trt.optimize(sym, {"fc_weight": mx.nd.ones((3, 4)), "fc_bias": mx.nd.zeros(3)}, {"data": (2, 4)},
+                              runtime="reference")
+
+    def explode(self, *args):  # noqa: ANN001
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr(runtime._ReferenceRunner, "forward", explode)
+    ex = sym2.simple_bind(mx.cpu(), data=(2, 4), grad_req="null")
+    with pytest.raises(runtime.EngineNodeError, match="engine node 'trt_engine0': RuntimeError: device lost"):
+        ex.forward(is_train=False, data=mx.nd.ones((2, 4)))[0].asnumpy()
