@@ -60,17 +60,15 @@ def _check_options(precision: str, runtime: str) -> None:
 def _options(sym: Any, min_subgraph_size: Any, exclude_ops: Any, exclude_nodes: Any) -> PartitionOptions:
     """The partitioner's options; a node name no op node of `sym` has, or a name that is no MXNet op, is a typo.
     Op aliases ('flatten') become the names MXNet writes into graphs ('Flatten')."""
-    size = inputs.positive_int("min_subgraph_size", min_subgraph_size)
     ops, nodes = inputs.names("exclude_ops", exclude_ops), inputs.names("exclude_nodes", exclude_nodes)
     names = {n["name"] for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null"}
     unknown = sorted(nodes - names)
     if unknown:
         raise InputError(f"exclude_nodes: no op node is named {unknown}")
-    known_ops = set(mx.operator.get_all_registered_operators())
-    unknown = sorted(ops - known_ops)
+    unknown = sorted(ops - set(mx.operator.get_all_registered_operators())) if ops else []
     if unknown:
         raise InputError(f"exclude_ops: {unknown} {'is not an MXNet op' if len(unknown) == 1 else 'are not MXNet ops'}")
-    return PartitionOptions.make(size, frozenset(canonical_op(op) for op in ops), nodes)
+    return PartitionOptions.make(min_subgraph_size, frozenset(canonical_op(op) for op in ops), nodes)
 
 
 def convert(
@@ -239,12 +237,12 @@ def explain(
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
     if params is None:
+        names = sym.list_arguments() + sym.list_auxiliary_states()
         for name in shapes:
-            if name not in sym.list_arguments() + sym.list_auxiliary_states():
+            if name not in names:
                 raise InputError(f"shapes: '{name}' is not an input of the symbol")
         arg_shapes, _, aux_shapes = _mx_call(f"MXNet shape inference failed for shapes {shapes}",
                                              sym.infer_shape_partial, **shapes)
-        names = sym.list_arguments() + sym.list_auxiliary_states()
         params = {
             n: _Placeholder(tuple(s or ()))
             for n, s in zip(names, (arg_shapes or []) + (aux_shapes or []))

@@ -137,19 +137,12 @@ class Graph:
         try:
             arg_sh, out_sh, aux_sh = internals.infer_shape_partial(**shapes, **param_shapes)
         except mx.base.MXNetError as exc:
-            for k, given in param_shapes.items():  # name the parameter, where inference without them can tell
-                need = inferred.get(k)
-                if need and tuple(need) != given and all(d > 0 for d in need):
-                    raise InputError(f"param '{k}' has shape {given} but the graph needs {tuple(need)}") from None
+            _check_param_shapes(param_shapes, inferred, aux)  # name the parameter, where inference without it can
             why = re.sub(r"__n\d+\b", "", _first_line(exc))  # the node's own name, not its inference alias
             raise InputError(f"MXNet shape inference failed for shapes {shapes}: {why}") from None
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))
         inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
-        for k, given in param_shapes.items():  # MXNet ignores the aux shapes it is given; compare them here
-            need = inferred.get(k)
-            if _known(need) and tuple(need) != given:
-                kind = "aux state" if k in aux else "param"
-                raise InputError(f"{kind} '{k}' has shape {given} but the graph needs {tuple(need)}")
+        _check_param_shapes(param_shapes, inferred, aux)  # MXNet ignores the aux shapes it is given
         unresolved = [k for k in args if k not in params and not _known(inferred.get(k))]
         if unresolved or out_sh is None or not all(_known(s) for s in out_sh):
             raise InputError(
@@ -182,6 +175,15 @@ class Graph:
                 raise InputError(f"internal: could not align outputs of node '{n.name}' ({n.op})")
         heads = [Entry(int(h[0]), int(h[1])) for h in js["heads"]]
         return cls(js, nodes, heads)
+
+
+def _check_param_shapes(given: Mapping[str, Shape], inferred: Mapping[str, Any], aux: Iterable[str]) -> None:
+    """Name the first parameter or aux state whose shape differs from the one inference derived for it."""
+    for k, shape in given.items():
+        need = inferred.get(k)
+        if need and all(d > 0 for d in need) and tuple(need) != shape:
+            kind = "aux state" if k in aux else "param"
+            raise InputError(f"{kind} '{k}' has shape {shape} but the graph needs {tuple(need)}") from None
 
 
 def _mx_call(what: str, fn: Any, **kwargs: Any) -> Any:

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from .errors import InputError
+from .inputs import positive_int
 from .graph import Entry, Graph
 from .registry import REGISTRY, OpNode, Registry
 
@@ -27,9 +27,8 @@ class PartitionOptions:
     def make(
         cls, min_subgraph_size: int = 1, exclude_ops: Iterable[str] = (), exclude_nodes: Iterable[str] = ()
     ) -> "PartitionOptions":
-        if min_subgraph_size < 1:
-            raise InputError(f"min_subgraph_size must be at least 1, not {min_subgraph_size}")
-        return cls(min_subgraph_size, frozenset(exclude_ops), frozenset(exclude_nodes))
+        size = positive_int("min_subgraph_size", min_subgraph_size)
+        return cls(size, frozenset(exclude_ops), frozenset(exclude_nodes))
 
 
 @dataclass
