@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 from .graph import Graph, Node
-from .partition import TENSORRT, Partition
+from .partition import MXNET, TENSORRT, Partition
 
 # Multiply-accumulates of the heavy ops, from shapes alone (weights are inputs 1). Other ops count as 0: coverage by
 # MACs says how much of the arithmetic runs in TensorRT.
@@ -109,7 +109,7 @@ class Report:
         for r in self.rows:
             op = r.op
             count[op] += 1
-            if r.placement != "mxnet":
+            if r.placement != MXNET:
                 trt[op] += 1
             else:
                 why.setdefault(op, r.reason)

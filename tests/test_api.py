@@ -84,7 +84,8 @@ def test_explain_reports_placement_engines_and_coverage():
     assert rep.macs_total == 4 * 27 * 16 + 5 * 64 and rep.mac_coverage == 1.0
     text = str(rep)
     assert "sort" in text and "3/4 op nodes" in text
-    assert "Convolution" in rep.op_table()
+    table = {ln.split()[0]: ln.split()[1:3] for ln in rep.op_table().splitlines()[1:]}
+    assert table["Convolution"] == ["1", "1"] and table["Custom"] == ["1", "0"], rep.op_table()
 
 
 def test_optimize_block_returns_a_runnable_gluon_block():
