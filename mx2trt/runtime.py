@@ -6,7 +6,6 @@ prints what they raise, then fails with a generic check: `EngineNodeError` carri
 instead (see `_translate_errors`)."""
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import re
@@ -137,62 +136,17 @@ class _ReferenceRunner:
             op.assign(dst, req[k], mx.nd.array(outs[f"out{k}"], ctx=dst.context, dtype=dst.dtype))
 
 
-def _data_ptr(arr: Any) -> int:
-    p = ctypes.c_void_p()
-    mx.base.check_call(mx.base._LIB.MXNDArrayGetData(arr.handle, ctypes.byref(p)))
-    return int(p.value or 0)
-
-
-class _TensorRTRunner:
-    """Executes the engine on a GPU through cuda-python: GPU arrays zero-copy, CPU arrays staged."""
-
-    def __init__(self, spec: EngineSpec, device_id: int) -> None:
-        from .cuda import DeviceBuffers
-
-        self.spec = spec
-        self.io = DeviceBuffers(device_id)
-        self.runtime = _trt.trt.Runtime(_trt.LOGGER)
-        self.engine = self.runtime.deserialize_cuda_engine(spec.plan)
-        if self.engine is None:
-            raise Mx2TrtError(f"TensorRT could not deserialize engine {spec.name} ({spec.key}) on GPU {device_id}")
-        self.context = self.engine.create_execution_context()
-
-    def forward(self, op: mx.operator.CustomOp, req: list[str], in_data: list[Any], out_data: list[Any]) -> None:
-        io = self.io
-        io.activate()
-        for i, x in enumerate(in_data):
-            name = f"in{i}"
-            nbytes = x.size * np.dtype(x.dtype).itemsize
-            # MXNet hands a custom op its inputs computed, so a GPU array can be read in place.
-            ptr = _data_ptr(x) if x.context.device_type == "gpu" else io.upload(name, _data_ptr(x), nbytes)
-            self.context.set_tensor_address(name, ptr)
-        staged = []
-        for k, y in enumerate(out_data):
-            name = f"out{k}"
-            if y.context.device_type == "gpu" and req[k] == "write":
-                ptr = _data_ptr(y)
-            else:  # CPU outputs, and 'add' requests, go through a device buffer
-                ptr = io.buffer(name, y.size * np.dtype(y.dtype).itemsize)
-                staged.append((k, ptr))
-            self.context.set_tensor_address(name, ptr)
-        if not self.context.execute_async_v3(io.stream_handle):
-            raise Mx2TrtError(f"TensorRT execution of {self.spec.name} failed")
-        host = {}
-        for k, ptr in staged:
-            y = out_data[k]
-            host[k] = np.empty(y.shape, dtype=y.dtype)
-            io.download(host[k].ctypes.data, ptr, host[k].nbytes)
-        io.synchronize()  # MXNet treats outputs as ready when forward returns
-        for k, buf in host.items():
-            op.assign(out_data[k], req[k], mx.nd.array(buf, ctx=out_data[k].context, dtype=out_data[k].dtype))
-
-
 def _runner(spec: EngineSpec, runtime: str, device_id: int) -> Any:
     """The spec's runner for (runtime, device), created once; it lives and dies with the spec."""
     key = (runtime, device_id)
     with _lock:
         if key not in spec.runners:
-            spec.runners[key] = _ReferenceRunner(spec) if runtime == "reference" else _TensorRTRunner(spec, device_id)
+            if runtime == "reference":
+                spec.runners[key] = _ReferenceRunner(spec)
+            else:
+                from .trt_runner import TensorRTRunner
+
+                spec.runners[key] = TensorRTRunner(spec, device_id)
         return spec.runners[key]
 
 
