@@ -1,7 +1,8 @@
 """mx2trt: run Apache MXNet 1.9 models on NVIDIA TensorRT.
 
-Pipeline: graph (typed NNVM view) -> registry (per-op converters) -> partition -> build (network + engine)
--> rewrite (one Custom node per engine) -> runtime (TensorRT on a GPU, or the NumPy reference interpreter).
+Pipeline: fold -> graph (typed NNVM view) -> registry (per-op converters) -> partition -> build (network + engine;
+source, entry and cache keep built engines on disk) -> rewrite (one Custom node per engine) -> runtime (TensorRT on a
+GPU, or the NumPy reference interpreter); saved writes and reads whole optimized models.
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from .api import Conversion, convert, explain, optimize, optimize_block
 from .errors import AttributeParseError, BuildError, ConversionError, InputError, Mx2TrtError
 from .registry import REGISTRY, RegistryError, converter
 from .runtime import EngineNodeError
+from .saved import SavedModelError, load, load_block, save
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "optimize", "convert", "explain", "optimize_block", "Conversion", "converter", "REGISTRY",
+    "optimize", "convert", "explain", "optimize_block", "Conversion", "save", "load", "load_block", "SavedModelError", "converter", "REGISTRY",
     "Mx2TrtError", "InputError", "ConversionError", "BuildError", "AttributeParseError", "RegistryError", "EngineNodeError", "TRT_FLAVOR", "TRT_VERSION",
 ]

@@ -194,9 +194,41 @@ def create_network(builder: Any) -> Any:
     return builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
 
 
+# Every option mx2trt sets on a builder config: they are part of each engine's cache key (build.build_env).
+BUILDER_OPTIONS: Mapping[str, Any] = MappingProxyType({})
+
+
 def create_builder_config(builder: Any) -> Any:
-    """A builder config; on TensorRT-RTX the build is ahead-of-time and runs without a GPU."""
-    return builder.create_builder_config()
+    """A builder config with BUILDER_OPTIONS; on TensorRT-RTX the build is ahead-of-time and runs without a GPU."""
+    config = builder.create_builder_config()
+    for name, value in BUILDER_OPTIONS.items():
+        setattr(config, name, value)
+    return config
+
+
+_target: str | None = None
+
+
+def build_target() -> str:
+    """What a plan is built for beyond the TensorRT version: TensorRT-RTX's default compute-capability targets (it
+    builds ahead of time, for no particular GPU), or full TensorRT's GPU 0 compute capability (it builds for it)."""
+    global _target
+    if _target is None:
+        if FLAVOR == "tensorrt_rtx":
+            _target = "rtx-default-targets"
+        else:
+            _target = "no-gpu"
+            try:
+                from cuda.bindings import runtime as cudart  # type: ignore[import-not-found]
+
+                attr = cudart.cudaDeviceAttr
+                err, major = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMajor, 0)
+                err2, minor = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMinor, 0)
+                if int(err) == 0 and int(err2) == 0:
+                    _target = f"sm{major}{minor}"
+            except Exception:  # pragma: no cover - no CUDA at all
+                pass
+    return _target
 
 
 def layer_type(layer: Any) -> Any:

@@ -1,29 +1,34 @@
 """Public entry points: optimize / convert / explain a Symbol, and optimize a Gluon HybridBlock."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from . import converters  # noqa: F401  (registers the converter library)
 from . import _trt, inputs
 from ._mx import canonical_op, mx
-from .build import build_engine, define_network, engine_spec, subgraph_key
+from .build import build_engine, build_env, define_network, engine_key, engine_spec, reference_program
+from .cache import EngineCache, search
 from .context import PRECISIONS
 from .engine import EngineSpec
 from .errors import BuildError, ConversionError, InputError
 from .fold import fold_constants
 from .graph import Graph, _mx_call
-from .partition import Partition, PartitionOptions, partition, used_inputs
+from .partition import Partition, PartitionOptions, Subgraph, partition, used_inputs
+from .progress import BuildProgress
 from .registry import REGISTRY
 from .report import Report, make_report
 from .rewrite import rewrite
 from .runtime import RUNTIMES, register_engine, resolve_runtime
+from .source import SubgraphSource, WeightDigests
 
 log = logging.getLogger("mx2trt")
 
@@ -37,6 +42,16 @@ class Conversion:
     report: Report
     engines: list[EngineSpec]
     partition: Partition
+
+
+@dataclass
+class _Prepared:
+    """A subgraph ready to become an engine: its source and key, and its defined network or its cached engine."""
+
+    source: SubgraphSource
+    key: str
+    network: Any = None  # build.NetworkBuild, unless the cache had the engine
+    cached: EngineSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -83,11 +98,17 @@ def convert(
     exclude_ops: Iterable[str] = (),
     exclude_nodes: Iterable[str] = (),
     build_engines: bool = True,
+    cache: bool = True,
+    cache_dir: Any = None,
+    progress: bool | None = None,
 ) -> Conversion:
-    """Partition `sym`, build one TensorRT engine per subgraph and rewrite the graph; see `optimize`."""
+    """Partition `sym`, build one TensorRT engine per subgraph (or load it from the cache) and rewrite the graph;
+    see `optimize`."""
     inputs.symbol(sym)
     _check_options(precision, runtime)
     inputs.flag("build_engines", build_engines)
+    inputs.flag("cache", cache)
+    BuildProgress(progress, 0)  # validates the option before any work
     params = inputs.params(sym, params)
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
@@ -96,26 +117,39 @@ def convert(
     folded = fold_constants(sym, params, shapes)
     sym, params = folded.symbol, folded.params
     graph = Graph.from_symbol(sym, params, shapes, dtypes)
-    part, defined, fp32_nodes = _define_all(graph, options, params, precision)
+    engine_cache = engine_cache_for(cache, cache_dir) if build_engines else None
+    env, digests = build_env(), WeightDigests(params)
+
+    def prepare(sg: Subgraph, fp32: frozenset[int]) -> _Prepared:
+        source = SubgraphSource.of(graph, sg, params, precision, fp32)
+        key = engine_key(source, env, digests)
+        hit = engine_cache.load(key, env) if engine_cache is not None else None
+        return _Prepared(source, key, cached=hit)
+
+    part, defined, fp32_nodes = _define_all(graph, options, params, precision, prepare)
     for nid in fp32_nodes & set(part.placements):
         if part.placements[nid].where != "mxnet":
             part.placements[nid].reason = f"converted; runs in float32 inside the {precision} engine (exact indices)"
     # fold, graph and partition (with any retries); the engines' own network definition is reported per engine
-    t_part = time.perf_counter() - t0 - sum(nb.define_s for _, nb in defined)
+    t_part = time.perf_counter() - t0 - sum(p.network.define_s for _, p in defined if p.network is not None)
     needs_program = resolve_runtime(runtime) == "reference" or not build_engines
     built: list[tuple[Any, EngineSpec]] = []
-    while defined:  # popped as built, so one network's weights are alive at a time
-        sg, nb = defined.pop(0)
-        try:
-            spec = engine_spec(part, sg, subgraph_key(graph, sg, params, precision, fp32_nodes), nb, precision)
-            if build_engines:
-                spec.plan, spec.build_s = build_engine(nb)
-            spec.program = _reference_program(nb.network, nb.ctx.host_weights, required=needs_program)
-        except (ConversionError, BuildError) as exc:
-            log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
-            part.drop(sg, f"fell back to MXNet: {exc}")
-            continue
-        built.append((sg, register_engine(spec)))
+    by_key: dict[str, EngineSpec] = {}
+    bar = BuildProgress(progress, len({p.key for _, p in defined if p.cached is None}) if build_engines else 0)
+    try:
+        while defined:  # popped as built, so one network's weights are alive at a time
+            sg, prep = defined.pop(0)
+            try:
+                spec = by_key.get(prep.key) or _engine(part, sg, prep, precision, build_engines, needs_program,
+                                                        engine_cache, env, bar)
+            except (ConversionError, BuildError) as exc:
+                log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
+                part.drop(sg, f"fell back to MXNet: {exc}")
+                continue
+            by_key[prep.key] = spec
+            built.append((sg, register_engine(spec)))
+    finally:
+        bar.close()
     new_sym = rewrite(graph, built, runtime) if built else sym
     still = set(new_sym.list_arguments()) | set(new_sym.list_auxiliary_states())
     new_params = inputs.as_ndarrays({k: v for k, v in params.items() if k in still})
@@ -126,11 +160,51 @@ def convert(
     return Conversion(new_sym, new_params, report, [s for _, s in built], part)
 
 
+def engine_cache_for(cache: bool, cache_dir: Any) -> EngineCache | None:
+    """The engine cache `optimize` uses: `cache_dir`, else MX2TRT_CACHE_DIR, else the user's cache directory; none
+    with cache=False or MX2TRT_CACHE=0."""
+    if not cache or (cache_dir is None and os.environ.get("MX2TRT_CACHE", "1") == "0"):
+        return None
+    engine_cache = EngineCache(inputs.path("cache_dir", cache_dir) if cache_dir is not None else None)
+    search(engine_cache)
+    return engine_cache
+
+
+def _engine(
+    part: Partition, sg: Subgraph, prep: _Prepared, precision: str, build_engines: bool, needs_program: bool,
+    engine_cache: EngineCache | None, env: dict[str, Any], bar: BuildProgress,
+) -> EngineSpec:
+    """The engine of one prepared subgraph: from the cache, or built (and cached) from its network."""
+    spec = engine_spec(part, sg, prep.key, prep.network, precision)
+    spec.source = prep.source
+    found = prep.cached
+    if found is None and build_engines:
+        with engine_cache.lock(prep.key) if engine_cache is not None else contextlib.nullcontext():
+            found = engine_cache.load(prep.key, env) if engine_cache is not None else None  # built meanwhile?
+            if found is None:
+                spec.plan, spec.build_s = build_engine(prep.network, bar.monitor(spec.name))
+                bar.finished()
+                program = reference_program(prep.network.network, prep.network.ctx.host_weights, needs_program)
+                spec.program, spec.stats["reference_program"] = program, program is not None
+                if engine_cache is not None:
+                    engine_cache.store(spec, env, prep.source)
+                return spec
+    if found is None:  # build_engines=False: the network's program is the engine
+        spec.program = reference_program(prep.network.network, prep.network.ctx.host_weights, True)
+        return spec
+    spec.plan, spec.num_layers, spec.origin = found.plan, found.num_layers, "cache"
+    spec.define_s, spec.build_s, spec.stats = found.define_s, found.build_s, dict(found.stats)
+    if needs_program and not spec.stats.get("reference_program"):
+        spec.program = spec.reference_program()  # the cached engine was never evaluated here: prove it now
+    return spec
+
+
 def _define_all(
-    graph: Graph, options: PartitionOptions, params: Mapping[str, Any], precision: str
-) -> tuple[Partition, list[tuple[Any, Any]], frozenset[int]]:
-    """Partition and define every subgraph's network; returns the partition, (subgraph, network) pairs and the nodes
-    that run in float32 inside an fp16/bf16 engine.
+    graph: Graph, options: PartitionOptions, params: Mapping[str, Any], precision: str,
+    prepare: Callable[[Subgraph, frozenset[int]], _Prepared],
+) -> tuple[Partition, list[tuple[Subgraph, _Prepared]], frozenset[int]]:
+    """Partition and define every subgraph's network, unless `prepare` finds its engine in the cache; returns the
+    partition, (subgraph, prepared) pairs and the nodes that run in float32 inside an fp16/bf16 engine.
 
     A node whose converter fails stays in MXNet with the reason and the graph is partitioned again without it (its
     neighbours keep their engines); a failure no single node owns sends its whole subgraph back to MXNet. A node that
@@ -138,7 +212,7 @@ def _define_all(
     nodes computing those inputs. Networks of subgraphs that come back unchanged are reused."""
     refused: dict[int, str] = {}
     fp32_nodes: set[int] = set()
-    networks: dict[tuple[frozenset[int], frozenset[int]], Any] = {}
+    networks: dict[tuple[frozenset[int], frozenset[int]], _Prepared] = {}
     while True:
         part = partition(graph, options, refused=refused)
         keys = {sg.id: (frozenset(sg.nodes), frozenset(fp32_nodes & set(sg.nodes))) for sg in part.subgraphs}
@@ -147,7 +221,9 @@ def _define_all(
         for sg in list(part.subgraphs):
             key = keys[sg.id]
             try:
-                nb = networks.get(key) or define_network(part, sg, params, precision, fp32_nodes=key[1])
+                prep = networks.get(key) or prepare(sg, key[1])
+                if prep.cached is None and prep.network is None:
+                    prep.network = define_network(part, sg, params, precision, fp32_nodes=key[1])
             except ConversionError as exc:
                 if exc.node_id is None:  # final: this subgraph leaves; the partition need not change
                     log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
@@ -163,8 +239,8 @@ def _define_all(
                     refused[exc.node_id] = f"fell back to MXNet: {exc}"
                     retry = True
                 continue
-            networks[key] = nb
-            defined.append((sg, nb))
+            networks[key] = prep
+            defined.append((sg, prep))
         if not retry:
             return part, defined, frozenset(fp32_nodes)
 
@@ -183,18 +259,6 @@ def _computing(graph: Graph, sg: Any, exc: ConversionError) -> set[int]:
     return out
 
 
-def _reference_program(network: Any, host_weights: Mapping[tuple[str, str], Any], required: bool) -> Any:
-    from .reference import ReferenceProgram, UnsupportedLayerError
-
-    try:
-        return ReferenceProgram.from_network(network, host_weights)
-    except UnsupportedLayerError as exc:
-        if required:
-            raise BuildError(f"the reference interpreter cannot evaluate this engine: {exc}") from None
-        log.debug("no reference program: %s", exc)
-        return None
-
-
 def optimize(
     sym: Any,
     params: Mapping[str, Any],
@@ -206,17 +270,35 @@ def optimize(
     `params` holds arg params and aux states (plain names or `arg:`/`aux:` prefixed); `shapes` gives every data
     input's shape. Options: `precision` ('fp32'|'fp16'|'bf16': the dtype of weights and activations inside engines;
     inputs and outputs keep MXNet's dtypes and are cast at the engine boundary), `runtime`
-    ('auto'|'tensorrt'|'reference'), `min_subgraph_size`, `exclude_ops`, `exclude_nodes`, `dtypes`. Bind the result
-    exactly like the original.
+    ('auto'|'tensorrt'|'reference'), `min_subgraph_size`, `exclude_ops`, `exclude_nodes`, `dtypes`, `cache`
+    (default True: engines are loaded from and saved to the on-disk engine cache), `cache_dir`, `progress` (None: a
+    bar on a terminal, log lines otherwise; False: quiet), `enabled` (False, or MX2TRT_ENABLE=0: return the model
+    unchanged). Bind the result exactly like the original.
     """
     _known_options(options)
+    if not _enabled(options.pop("enabled", None)):
+        return sym, dict(params)
     c = convert(sym, params, shapes, **options)
     return c.symbol, c.params
 
 
+def _enabled(enabled: Any) -> bool:
+    """The on/off switch: `enabled=` if given, else MX2TRT_ENABLE (default on); logs when off."""
+    if enabled is None:
+        raw = os.environ.get("MX2TRT_ENABLE", "1").strip().lower()
+        if raw not in ("0", "1", "false", "true", "no", "yes", "off", "on", ""):
+            raise InputError(f"MX2TRT_ENABLE must be 0 or 1, not {raw!r}")
+        on, why = raw not in ("0", "false", "no", "off"), "MX2TRT_ENABLE=0"
+    else:
+        on, why = inputs.flag("enabled", enabled), "enabled=False"
+    if not on:
+        log.warning("mx2trt is disabled (%s): the model runs in MXNet unchanged", why)
+    return on
+
+
 def _known_options(options: Mapping[str, Any]) -> None:
     """A misspelt option is an error, not a TypeError from deep inside."""
-    known = [n for n, p in inspect.signature(convert).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    known = [n for n, p in inspect.signature(convert).parameters.items() if p.kind is p.KEYWORD_ONLY] + ["enabled"]
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise InputError(f"unknown option(s) {unknown}; the options are {known}")
@@ -267,6 +349,8 @@ def optimize_block(block: Any, shapes: Mapping[str, Iterable[int]], **options: A
     if not isinstance(block, gluon.HybridBlock):
         raise InputError(f"optimize_block needs a gluon.HybridBlock, got {type(block).__name__}")
     _known_options(options)
+    if not _enabled(options.pop("enabled", None)):
+        return block
     shapes = inputs.shapes(shapes)
     if any(p._deferred_init for p in block.collect_params().values()):
         block(*[mx.nd.zeros(tuple(s)) for s in shapes.values()])  # finish Gluon's deferred initialisation
@@ -274,11 +358,18 @@ def optimize_block(block: Any, shapes: Mapping[str, Iterable[int]], **options: A
     sym = out if isinstance(out, mx.sym.Symbol) else mx.sym.Group(list(out))
     params = {p.name: p.data() for p in block.collect_params().values()}
     new_sym, new_params = optimize(sym, params, shapes, **options)
-    net = gluon.SymbolBlock(new_sym, [mx.sym.var(n) for n in shapes])
+    return symbol_block(new_sym, new_params, list(shapes))
+
+
+def symbol_block(sym: Any, params: Mapping[str, Any], input_names: list[str]) -> Any:
+    """A Gluon SymbolBlock of `sym` over data inputs `input_names`, its parameters set from `params`."""
+    from mxnet import gluon
+
+    net = gluon.SymbolBlock(sym, [mx.sym.var(n) for n in input_names])
     for name, p in net.collect_params().items():
-        if name not in new_params:
-            raise InputError(f"optimize_block: parameter '{name}' of the optimized graph has no value")
-        p.shape = new_params[name].shape
-        p.initialize(ctx=new_params[name].context)
-        p.set_data(new_params[name])
+        if name not in params:
+            raise InputError(f"parameter '{name}' of the optimized graph has no value")
+        p.shape = params[name].shape
+        p.initialize(ctx=params[name].context)
+        p.set_data(params[name])
     return net

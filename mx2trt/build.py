@@ -1,14 +1,14 @@
 """Network builder: one subgraph -> INetworkDefinition through the converters -> serialized engine."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
+import xxhash
 
 from . import _trt
 from ._trt import ErrorRecorder, create_builder, create_builder_config, create_network, trt, trt_dtype
@@ -18,6 +18,7 @@ from .errors import BuildError, ConversionError
 from .graph import Entry, Graph
 from .partition import Partition, Subgraph
 from .registry import REGISTRY, Registry
+from .source import SubgraphSource, WeightDigests, np_value
 
 log = logging.getLogger("mx2trt")
 
@@ -35,43 +36,38 @@ class NetworkBuild:
     define_s: float
 
 
-def _np_value(v: Any) -> np.ndarray:
-    return v.asnumpy() if hasattr(v, "asnumpy") else np.asarray(v)
+_code_hash: str | None = None
+BUILDS = 0  # engines this process has built (what cache hits and mx2trt.load are proven by)
 
 
-def subgraph_key(
-    graph: Graph, sg: Subgraph, params: Mapping[str, Any], precision: str, fp32_nodes: frozenset[int] = frozenset()
-) -> str:
-    """Content hash of a subgraph: ops, attributes, edges, input shapes/dtypes, weight bytes, precision (and which
-    nodes run in float32), TensorRT."""
-    h = hashlib.sha256()
-    local = {nid: i for i, nid in enumerate(sg.nodes)}
-    ins = {e: i for i, e in enumerate(sg.inputs)}
-    desc: list[Any] = [_trt.FLAVOR, _trt.VERSION, precision, sorted(local[n] for n in fp32_nodes if n in local)]
-    desc.append([[list(graph.shape(e)), str(graph.dtype(e))] for e in sg.inputs])
-    for nid in sg.nodes:
-        n = graph.nodes[nid]
-        refs = []
-        for e in n.inputs:
-            if e.node in local:
-                refs.append(["n", local[e.node], e.index])
-            elif e in ins:
-                refs.append(["i", ins[e]])
-            else:
-                refs.append(["w", graph.nodes[e.node].name])
-        # Every input's shape and dtype, read or not (MultiBoxPrior's anchors depend on H and W, its output only on
-        # H * W), and the output shapes.
-        ins_desc = [[list(graph.shape(e)), str(graph.dtype(e))] for e in n.inputs]
-        desc.append([n.op, sorted(n.attrs.items()), refs, ins_desc, [list(x) for x in n.out_shapes],
-                     [str(d) for d in n.out_dtypes]])
-    desc.append([[local[e.node], e.index] for e in sg.outputs])
-    h.update(json.dumps(desc, sort_keys=True).encode())
-    for w in sg.weights:
-        a = np.ascontiguousarray(_np_value(params[graph.nodes[w].name]))
-        h.update(graph.nodes[w].name.encode())
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:24]
+def _mx2trt_code_hash() -> str:
+    """Hash of mx2trt's own source: a changed converter must not be served an engine the old one defined."""
+    global _code_hash
+    if _code_hash is None:
+        from . import converters as converters_pkg
+
+        h = xxhash.xxh3_128()
+        for root in (Path(__file__).parent, Path(converters_pkg.__file__).parent):
+            for path in sorted(root.glob("*.py")):
+                h.update(path.name.encode())
+                h.update(path.read_bytes())
+        _code_hash = h.hexdigest()
+    return _code_hash
+
+
+def build_env() -> dict[str, Any]:
+    """Everything besides the subgraph that decides a plan: mx2trt's code, the TensorRT flavour, version, target
+    and builder options."""
+    return {"mx2trt": _mx2trt_code_hash(), "flavor": _trt.FLAVOR, "version": _trt.VERSION,
+            "target": _trt.build_target(), "builder": {k: str(v) for k, v in _trt.BUILDER_OPTIONS.items()}}
+
+
+def engine_key(source: SubgraphSource, env: Mapping[str, Any], digests: WeightDigests | None = None) -> str:
+    """The engine's cache key: its source's content hash (ops, attributes, edges, shapes, dtypes, weights,
+    precision) and the build environment."""
+    h = xxhash.xxh3_128(source.content_hash(digests).encode())
+    h.update(json.dumps(env, sort_keys=True).encode())
+    return h.hexdigest()[:32]
 
 
 def define_network(
@@ -117,7 +113,7 @@ def define_network(
             elif e in tensors:
                 inputs.append(_in_dtype(ctx, raw.get(e), tensors[e]))
             else:  # a parameter or aux state: converters get its value
-                inputs.append(_np_value(params[graph.nodes[e.node].name]))
+                inputs.append(np_value(params[graph.nodes[e.node].name]))
         try:
             outs = ctx.run(op_node, spec.fn, inputs)
             if len(outs) < node.num_outputs:
@@ -170,12 +166,19 @@ def _in_dtype(ctx: ConversionContext, raw: Any, t: Any) -> Any:
     return ctx.cast(t, ctx.dtype)
 
 
-def build_engine(nb: NetworkBuild) -> tuple[bytes, float]:
-    """Build the serialized engine (ahead-of-time on TensorRT-RTX, so this runs without a GPU)."""
+def build_engine(nb: NetworkBuild, monitor: Any = None) -> tuple[bytes, float]:
+    """Build the serialized engine (ahead-of-time on TensorRT-RTX, so this runs without a GPU); `monitor` is a
+    TensorRT IProgressMonitor (progress.py). KeyboardInterrupt if the monitor saw Ctrl-C: the build was cancelled."""
+    global BUILDS
     t0 = time.perf_counter()
     config = create_builder_config(nb.builder)
+    if monitor is not None:
+        config.progress_monitor = monitor
+    BUILDS += 1
     plan = nb.builder.build_serialized_network(nb.network, config)
     errors = nb.ctx.recorder.take()
+    if monitor is not None and (monitor.interrupted or (plan is None and any("BuildCanceled" in e for e in errors))):
+        raise KeyboardInterrupt  # Ctrl-C in a progress callback: TensorRT cancelled the build
     if plan is None:
         raise BuildError(
             f"TensorRT could not build engine for subgraph {nb.subgraph.id}: {'; '.join(errors) or 'no reason given'}"
@@ -183,7 +186,36 @@ def build_engine(nb: NetworkBuild) -> tuple[bytes, float]:
     return bytes(memoryview(plan)), time.perf_counter() - t0
 
 
-def engine_spec(part: Partition, sg: Subgraph, key: str, nb: NetworkBuild, precision: str) -> EngineSpec:
+def reference_program(network: Any, host_weights: Mapping[tuple[str, str], Any], required: bool) -> Any:
+    """The reference interpreter's program of a defined network; None if it has a layer the interpreter cannot
+    evaluate and none is `required` (the TensorRT runtime does not need one)."""
+    from .reference import ReferenceProgram, UnsupportedLayerError
+
+    try:
+        return ReferenceProgram.from_network(network, host_weights)
+    except UnsupportedLayerError as exc:
+        if required:
+            raise BuildError(f"the reference interpreter cannot evaluate this engine: {exc}") from None
+        log.debug("no reference program: %s", exc)
+        return None
+
+
+def define_source(source: SubgraphSource, registry: Registry | None = None) -> NetworkBuild:
+    """Define the network of a stored subgraph again (no model needed)."""
+    part, sg, fp32 = source.partition()
+    return define_network(part, sg, source.weights, source.desc["precision"], registry, fp32_nodes=fp32)
+
+
+def reference_program_of(source: SubgraphSource, name: str = "") -> Any:
+    """The reference program of a stored subgraph, defined again from it (engines loaded from disk)."""
+    try:
+        nb = define_source(source)
+    except ConversionError as exc:
+        raise BuildError(f"engine {name}: its stored subgraph no longer defines a network: {exc}") from None
+    return reference_program(nb.network, nb.ctx.host_weights, required=True)
+
+
+def engine_spec(part: Partition, sg: Subgraph, key: str, nb: NetworkBuild | None, precision: str) -> EngineSpec:
     """Describe the engine of `sg` for the rewrite and the runtime."""
     graph = part.graph
     return EngineSpec(
@@ -196,9 +228,10 @@ def engine_spec(part: Partition, sg: Subgraph, key: str, nb: NetworkBuild, preci
         out_shapes=[graph.shape(e) for e in sg.outputs],
         out_dtypes=[graph.dtype(e).name for e in sg.outputs],
         precision=precision,
-        num_layers=nb.network.num_layers,
-        define_s=nb.define_s,
+        num_layers=nb.network.num_layers if nb is not None else 0,
+        define_s=nb.define_s if nb is not None else 0.0,
     )
 
 
-__all__ = ["NetworkBuild", "EngineSpec", "define_network", "build_engine", "engine_spec", "subgraph_key", "trt"]
+__all__ = ["NetworkBuild", "EngineSpec", "define_network", "build_engine", "engine_spec", "engine_key", "build_env",
+           "define_source", "reference_program", "reference_program_of", "trt"]

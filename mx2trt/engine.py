@@ -4,7 +4,8 @@ store that engine nodes find their engines in, by key.
 Lifetime: every `_mx2trt_engine` node of a live Symbol or executor holds its spec, so an engine lives exactly as long
 as something can still run it. The store itself holds specs weakly, plus the most recently registered or used ones
 strongly up to `MX2TRT_ENGINE_STORE_MB` (default 256 MiB), so that a symbol re-created from its JSON in the same
-process still finds recent engines. Nothing else keeps engines alive: repeated `optimize` does not grow memory."""
+process still finds recent engines. Nothing else keeps engines alive: repeated `optimize` does not grow memory.
+An engine the store does not hold is looked for in the engine cache and in models loaded with `mx2trt.load`."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .errors import Mx2TrtError
 
@@ -37,6 +38,26 @@ class EngineSpec:
     build_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
     runners: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)  # (runtime, device) -> runner
+    # source.SubgraphSource it was built from, or a callable reading it from disk (defines the reference program of
+    # an engine whose plan came from a file); `origin`: 'built', 'reused' (an identical subgraph's), 'cache', 'saved'
+    source: Any = field(default=None, repr=False)
+    origin: str = "built"
+
+    def reference_program(self) -> Any:
+        """The reference interpreter's program of this engine, defined from its source the first time if needed."""
+        if self.program is None:
+            with _program_lock:
+                if self.program is None:
+                    if self.source is None:
+                        raise Mx2TrtError(
+                            f"engine {self.name} ({self.key}) has no reference program and no stored subgraph to "
+                            "define one from: save it with include_source=True, or optimize the original model here"
+                        )
+                    from .build import reference_program_of
+
+                    source = self.source() if callable(self.source) else self.source
+                    self.program = reference_program_of(source, self.name)
+        return self.program
 
     @property
     def nbytes(self) -> int:
@@ -44,15 +65,18 @@ class EngineSpec:
         return len(self.plan) + (self.program.nbytes if self.program is not None else 0)
 
 
+_program_lock = threading.Lock()
+
+
 class EngineNotLoadedError(Mx2TrtError):
     """An engine node's key names no engine this process has."""
 
     def __init__(self, key: str, name: str = "") -> None:
         self.key = key
-        who = f"engine node '{name}'" if name else "engine"
+        who = f"engine node '{name}': " if name else ""
         super().__init__(
-            f"{who}: engine {key} is not loaded in this process (engines live only as long as a symbol or executor "
-            "that uses them, plus the most recent ones): run mx2trt.optimize on the original model in this process"
+            f"{who}engine {key} is not in this process, the engine cache or any model loaded with mx2trt.load: "
+            "load the saved model with mx2trt.load (not mx.sym.load), or run mx2trt.optimize on the original model"
         )
 
 
@@ -73,6 +97,13 @@ class EngineStore:
         self._live: weakref.WeakValueDictionary[str, EngineSpec] = weakref.WeakValueDictionary()
         self._recent: OrderedDict[str, EngineSpec] = OrderedDict()
         self._lock = threading.Lock()
+        self._finders: list[Callable[[str], EngineSpec | None]] = []
+
+    def add_finder(self, finder: Callable[[str], EngineSpec | None]) -> None:
+        """Where `get` looks for an engine it does not hold (the cache, saved models), in the order added."""
+        with self._lock:
+            if finder not in self._finders:
+                self._finders.append(finder)
 
     def register(self, spec: EngineSpec) -> EngineSpec:
         """Make `spec` findable by its key (nodes holding an earlier spec of the same key keep theirs)."""
@@ -89,8 +120,15 @@ class EngineStore:
             return spec
 
     def get(self, key: str, name: str = "") -> EngineSpec:
+        """The engine of `key`: held here, else from the first finder that has it; EngineNotLoadedError if none."""
         spec = self.find(key)
         if spec is None:
+            with self._lock:
+                finders = list(self._finders)
+            for finder in finders:
+                spec = finder(key)
+                if spec is not None:
+                    return self.register(spec)
             raise EngineNotLoadedError(key, name)
         return spec
 

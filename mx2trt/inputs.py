@@ -2,6 +2,9 @@
 before MXNet sees it (MXNet truncates float dims, ignores aux shapes and fails with its own messages)."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -121,6 +124,13 @@ def flag(option: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise InputError(f"{option} must be True or False, not {value!r}")
     return bool(value)
+
+
+def path(option: str, value: Any) -> Path:
+    """A filesystem path option (str or os.PathLike)."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise InputError(f"{option} must be a path (str or os.PathLike), not {value!r}")
+    return Path(value).expanduser()
 
 
 def as_ndarrays(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class EngineReport:
     define_s: float = 0.0
     build_s: float = 0.0
     plan_bytes: int = 0
+    origin: str = ""  # 'built', 'reused' (an identical subgraph's engine), 'cache' or 'saved'
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Report:
             + (f" -> {e.layers} layers" if e.key else "")
             + f", {len(e.inputs)} in / {len(e.outputs)} out"
             + (f", define {e.define_s:.2f}s, build {e.build_s:.2f}s, plan {e.plan_bytes / 2**20:.1f} MiB" if e.key else "")
+            + (f" (from the {e.origin})" if e.origin in ("cache", "saved") else "")
             for e in self.engines
         )
         return (
@@ -157,6 +159,7 @@ def make_report(part: Partition, engines: dict[int, Any] | None = None) -> Repor
                 define_s=spec.define_s if spec else 0.0,
                 build_s=spec.build_s if spec else 0.0,
                 plan_bytes=len(spec.plan) if spec else 0,
+                origin=spec.origin if spec else "",
             )
         )
     return rep

@@ -129,7 +129,7 @@ class _ReferenceRunner:
         self.spec = spec
 
     def forward(self, op: mx.operator.CustomOp, req: list[str], in_data: list[Any], out_data: list[Any]) -> None:
-        prog = self.spec.program
+        prog = self.spec.reference_program()
         feeds = {f"in{i}": x.asnumpy() for i, x in enumerate(in_data)}
         outs = prog.run(feeds)
         for k, dst in enumerate(out_data):

@@ -4,6 +4,11 @@ import os
 os.environ.setdefault("MXNET_MKLDNN_ENABLED", "0")
 os.environ.setdefault("MXNET_SUBGRAPH_BACKEND", "NONE")
 os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
+# The suite never touches the user's engine cache, and builds every engine it converts: the cache's own tests (and
+# the CLI's) turn it on with a cache_dir of their own.
+os.environ["MX2TRT_CACHE"] = "0"
+os.environ.pop("MX2TRT_CACHE_DIR", None)
+os.environ.pop("MX2TRT_ENABLE", None)
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -57,7 +57,7 @@ def test_engine_nodes_reference_the_store_by_key(resnet):
     attrs = custom[0]["attrs"]
     assert attrs["op_type"] == "_mx2trt_engine" and attrs["key"] == c1.engines[0].key
     assert sum(len(v) for v in attrs.values()) < 1000, "no engine bytes in node attributes"
-    with pytest.raises(mx2trt.errors.Mx2TrtError, match="not loaded in this process"):
+    with pytest.raises(mx2trt.errors.Mx2TrtError, match="is not in this process"):
         mx2trt.runtime.get_engine("0" * 24)
 
 

@@ -272,7 +272,7 @@ BIND_CASES = [
     (_bind_float16, r"input 0 \('data'\) is float16 but the engine was built for float32: pass float32, or run "
                     r"mx2trt.optimize with that input's dtype"),
     (_backward, "TensorRT engines are inference-only"),
-    (_engine_not_loaded, "is not loaded in this process"),
+    (_engine_not_loaded, "is not in this process"),
     (_gluon_call_other_shape, r"has shape \(3, 4\) but the engine was built for \(2, 4\)"),
 ]
 

@@ -89,7 +89,7 @@ def test_recent_engines_are_kept_up_to_the_bound_and_evicted_oldest_first():
     store.register(_spec("d", 100))
     gc.collect()
     assert sorted(store.keys()) == ["b", "d"]
-    with pytest.raises(EngineNotLoadedError, match="engine c is not loaded in this process"):
+    with pytest.raises(EngineNotLoadedError, match="engine c is not in this process"):
         store.get("c")
 
 

@@ -136,11 +136,11 @@ def test_failing_subgraph_falls_back_to_mxnet(monkeypatch, failure):
     calls = {"n": 0}
     real_build, real_define = api.build_engine, api.define_network
 
-    def flaky_build(nb):
+    def flaky_build(nb, *args):
         calls["n"] += 1
         if calls["n"] == 1:
             raise failure
-        return real_build(nb)
+        return real_build(nb, *args)
 
     def flaky_define(part, sg, params, precision, **kwargs):
         if part.graph.nodes[sg.nodes[0]].name == "conv0":

@@ -1,0 +1,140 @@
+"""One engine as a file: a checksummed container of JSON metadata, the plan and (optionally) the engine's source.
+
+Layout: 8-byte magic (`MX2TRT` + NUL + format), 8-byte little-endian header length, the header's xxh3-128 digest
+(32 hex bytes), the JSON header, then the sections it lists as {name: [offset, size, xxh3-128]}. No pickle: the source
+is JSON plus an .npz read with allow_pickle=False. The cache and saved models both use it."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from .engine import EngineSpec
+from .errors import Mx2TrtError
+from .source import SourceError, SubgraphSource
+
+MAGIC = b"MX2TRT\x00\x01"
+_PREFIX = len(MAGIC) + 8 + 32
+SUFFIX = ".engine"
+_SPEC_FIELDS = ("key", "name", "nodes", "in_shapes", "in_dtypes", "out_shapes", "out_dtypes", "precision", "in_names",
+                "num_layers", "define_s", "build_s", "stats")
+
+
+class EntryError(Mx2TrtError):
+    """An engine file that is corrupt, truncated, foreign or of another format."""
+
+
+def _digest(data: bytes | memoryview) -> str:
+    return xxhash.xxh3_128(data).hexdigest()
+
+
+def encode(spec: EngineSpec, env: dict[str, Any], source: SubgraphSource | None) -> list[bytes]:
+    """The file's bytes, in pieces: header and sections (plan, then source JSON and weights if given)."""
+    sections = {"plan": spec.plan}
+    if source is not None:
+        sections["source"] = json.dumps(source.desc).encode()
+        sections["weights"] = source.weights_npz()
+    table, offset = {}, 0
+    for name, data in sections.items():
+        table[name] = [offset, len(data), _digest(data)]
+        offset += len(data)
+    meta = {"spec": {f: getattr(spec, f) for f in _SPEC_FIELDS}, "env": env, "sections": table}
+    header = json.dumps(meta, sort_keys=True).encode()
+    return [MAGIC, struct.pack("<Q", len(header)), _digest(header).encode(), header, *sections.values()]
+
+
+def write(path: Path, pieces: list[bytes]) -> None:
+    """Write atomically: a temporary file in the same directory, flushed to disk, then renamed over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for p in pieces:
+                f.write(p)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from its other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class EngineFile:
+    """A read, verified engine file: `meta` (spec fields, env, sections) and lazy, checksum-verified sections."""
+
+    def __init__(self, path: Path, data: bytes, meta: dict[str, Any], base: int) -> None:
+        self.path, self._data, self.meta, self._base = path, data, meta, base
+
+    @classmethod
+    def read(cls, path: Path, header_only: bool = False) -> "EngineFile":
+        """Read `path`; EntryError (with the reason) unless it is a whole mx2trt engine file of this format."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read(_PREFIX) if header_only else f.read()
+                if header_only and len(data) == _PREFIX:
+                    (n,) = struct.unpack("<Q", data[len(MAGIC):len(MAGIC) + 8])
+                    data += f.read(min(n, 1 << 26))
+        except OSError as exc:
+            raise EntryError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if len(data) < _PREFIX or data[:6] != MAGIC[:6]:
+            raise EntryError(f"{path}: not an mx2trt engine file")
+        if data[:len(MAGIC)] != MAGIC:
+            raise EntryError(f"{path}: engine file format {data[len(MAGIC) - 1]}, this mx2trt reads {MAGIC[-1]}")
+        (n,) = struct.unpack("<Q", data[len(MAGIC):len(MAGIC) + 8])
+        header = data[_PREFIX:_PREFIX + n]
+        if len(header) != n:
+            raise EntryError(f"{path}: truncated (header)")
+        if _digest(header).encode() != data[len(MAGIC) + 8:_PREFIX]:
+            raise EntryError(f"{path}: header checksum mismatch (corrupt)")
+        base = _PREFIX + n
+        try:
+            meta = json.loads(header)
+            end = max((o + s for o, s, _ in meta["sections"].values()), default=0)
+            meta["spec"], meta["env"]  # noqa: B018 (both must be there)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise EntryError(f"{path}: malformed header ({type(exc).__name__}: {exc})") from None
+        if not header_only and len(data) != base + end:
+            raise EntryError(f"{path}: {len(data)} bytes, its header says {base + end} (truncated or appended to)")
+        return cls(path, data, meta, base)
+
+    @property
+    def env(self) -> dict[str, Any]:
+        return self.meta["env"]
+
+    @property
+    def has_source(self) -> bool:
+        return "source" in self.meta["sections"]
+
+    def section(self, name: str) -> bytes:
+        offset, size, digest = self.meta["sections"][name]
+        data = memoryview(self._data)[self._base + offset:self._base + offset + size]
+        if _digest(data) != digest:
+            raise EntryError(f"{self.path}: section '{name}' checksum mismatch (corrupt)")
+        return bytes(data)
+
+    def source(self) -> SubgraphSource:
+        try:
+            return SubgraphSource.from_bytes(self.section("source"), self.section("weights"))
+        except SourceError as exc:
+            raise EntryError(f"{self.path}: {exc}") from None
+
+    def spec(self, with_plan: bool = True) -> EngineSpec:
+        """The EngineSpec it describes (plan verified and loaded; no reference program)."""
+        fields = dict(self.meta["spec"])
+        fields["in_shapes"] = [tuple(s) for s in fields["in_shapes"]]
+        fields["out_shapes"] = [tuple(s) for s in fields["out_shapes"]]
+        try:
+            spec = EngineSpec(**fields)
+        except TypeError as exc:
+            raise EntryError(f"{self.path}: header describes no engine ({exc})") from None
+        if with_plan:
+            spec.plan = self.section("plan")
+        return spec
+
+
+__all__ = ["EngineFile", "EntryError", "encode", "write", "SUFFIX"]
