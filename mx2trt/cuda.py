@@ -206,7 +206,9 @@ class Scratch:
         self.ptr = 0
         self.nbytes = 0
         self.users = 0
-        self._lock = threading.Lock()
+        # Re-entrant: a runner freed by the garbage collector inside a lease, in the leasing thread, releases its share
+        # without deadlock (the leasing runner is still a user, so the memory stays).
+        self._lock = threading.RLock()
 
     def _grow(self, nbytes: int) -> None:
         """Hold at least `nbytes` (256-byte aligned, as cudaMalloc gives); call with the lock held."""

@@ -345,3 +345,19 @@ def test_scratch_lease_is_exclusive_across_threads(fresh_scratch):
     s.release()
     assert not errors, errors
     assert leases[0] == 32
+
+
+def test_scratch_released_inside_a_lease_by_the_same_thread(fresh_scratch):
+    """A runner freed by the garbage collector while its thread leases the scratch releases its share at once."""
+    s = fresh_scratch
+    s.retain(1024)
+    s.retain(1024)
+    io = _cuda_module().DeviceBuffers(0)
+    try:
+        with s.lease(1024, io.stream) as ptr:
+            s.release()
+            assert (s.ptr, s.users) == (ptr, 1), "the leasing user keeps the memory"
+    finally:
+        io.close()
+        s.release()
+    assert s.ptr == 0
