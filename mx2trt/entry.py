@@ -99,7 +99,8 @@ class EngineFile:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EntryError(f"{path}: malformed header ({type(exc).__name__}: {exc})") from None
         if not header_only and len(data) != base + end:
-            raise EntryError(f"{path}: {len(data)} bytes, its header says {base + end} (truncated or appended to)")
+            what = "truncated" if len(data) < base + end else "longer than written"
+            raise EntryError(f"{path}: {what}: {len(data)} bytes, its header says {base + end}")
         return cls(path, data, meta, base)
 
     @property

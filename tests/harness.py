@@ -5,6 +5,8 @@ from typing import Any, Mapping, Sequence
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -198,3 +200,18 @@ def exact_in(precision: str, *arrays: np.ndarray) -> list[np.ndarray]:
     if precision != "fp16":
         return list(arrays)
     return [a.astype(np.float16).astype(np.float32) for a in arrays]
+
+
+def run_python(script: str, env: Mapping[str, str] | None = None, timeout: float = 300, check: bool = True) -> Any:
+    """Run `script` in a fresh interpreter like this one, with `env` added to this environment (subprocess.run's
+    result); with `check`, a non-zero exit fails the test showing the child's stderr."""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, **(env or {})})
+    if check:
+        assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
+    return out
+
+
+def last_json(stdout: str) -> Any:
+    """The JSON object on the last line of a child's stdout."""
+    return json.loads(stdout.strip().splitlines()[-1])
