@@ -129,7 +129,7 @@ class EngineCache:
                 continue
             key = path.name[: -len(SUFFIX)]
             try:
-                meta = EngineFile.read(path, header_only=True).meta
+                meta = EngineFile.read(path).meta
                 spec, env = meta["spec"], meta["env"]
                 out.append(CacheEntry(key, path, st.st_size, st.st_mtime, spec["name"], len(spec["nodes"]),
                                       spec["precision"], f"{env['flavor']} {env['version']}"))

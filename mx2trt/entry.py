@@ -9,6 +9,7 @@ import json
 import os
 import struct
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -65,28 +66,45 @@ def write(path: Path, pieces: list[bytes]) -> None:
 
 
 class EngineFile:
-    """A read, verified engine file: `meta` (spec fields, env, sections) and lazy, checksum-verified sections."""
+    """A verified engine file: `meta` (spec fields, env, sections) read at once; sections read and checksummed on
+    demand (a cache hit reads the plan, not the stored weights) from the file as it was opened, even if another
+    process has since replaced it."""
 
-    def __init__(self, path: Path, data: bytes, meta: dict[str, Any], base: int) -> None:
-        self.path, self._data, self.meta, self._base = path, data, meta, base
+    def __init__(self, path: Path, meta: dict[str, Any], base: int, f: Any) -> None:
+        self.path, self.meta, self._base, self._f = path, meta, base, f
+        self._lock = threading.Lock()
+
+    def __del__(self) -> None:
+        f = getattr(self, "_f", None)
+        if f is not None:
+            f.close()
 
     @classmethod
-    def read(cls, path: Path, header_only: bool = False) -> "EngineFile":
-        """Read `path`; EntryError (with the reason) unless it is a whole mx2trt engine file of this format."""
+    def read(cls, path: Path) -> "EngineFile":
+        """Read `path`'s header; EntryError (with the reason) unless it is a whole mx2trt engine file of this format."""
         try:
-            with open(path, "rb") as f:
-                data = f.read(_PREFIX) if header_only else f.read()
-                if header_only and len(data) == _PREFIX:
-                    (n,) = struct.unpack("<Q", data[len(MAGIC):len(MAGIC) + 8])
-                    data += f.read(min(n, 1 << 26))
+            f = open(path, "rb")
+        except OSError as exc:
+            raise EntryError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        try:
+            return cls._read(path, f)
+        except BaseException:
+            f.close()
+            raise
+
+    @classmethod
+    def _read(cls, path: Path, f: Any) -> "EngineFile":
+        try:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(_PREFIX)
+            n = struct.unpack("<Q", data[len(MAGIC):len(MAGIC) + 8])[0] if len(data) == _PREFIX else 0
+            header = f.read(min(n, size))
         except OSError as exc:
             raise EntryError(f"{path}: cannot read: {exc.strerror or exc}") from None
         if len(data) < _PREFIX or data[:6] != MAGIC[:6]:
             raise EntryError(f"{path}: not an mx2trt engine file")
         if data[:len(MAGIC)] != MAGIC:
             raise EntryError(f"{path}: engine file format {data[len(MAGIC) - 1]}, this mx2trt reads {MAGIC[-1]}")
-        (n,) = struct.unpack("<Q", data[len(MAGIC):len(MAGIC) + 8])
-        header = data[_PREFIX:_PREFIX + n]
         if len(header) != n:
             raise EntryError(f"{path}: truncated (header)")
         if _digest(header).encode() != data[len(MAGIC) + 8:_PREFIX]:
@@ -98,10 +116,10 @@ class EngineFile:
             meta["spec"], meta["env"]  # noqa: B018 (both must be there)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EntryError(f"{path}: malformed header ({type(exc).__name__}: {exc})") from None
-        if not header_only and len(data) != base + end:
-            what = "truncated" if len(data) < base + end else "longer than written"
-            raise EntryError(f"{path}: {what}: {len(data)} bytes, its header says {base + end}")
-        return cls(path, data, meta, base)
+        if size != base + end:
+            what = "truncated" if size < base + end else "longer than written"
+            raise EntryError(f"{path}: {what}: {size} bytes, its header says {base + end}")
+        return cls(path, meta, base, f)
 
     @property
     def env(self) -> dict[str, Any]:
@@ -112,11 +130,17 @@ class EngineFile:
         return "source" in self.meta["sections"]
 
     def section(self, name: str) -> bytes:
+        """One section's bytes, verified against its checksum."""
         offset, size, digest = self.meta["sections"][name]
-        data = memoryview(self._data)[self._base + offset:self._base + offset + size]
-        if _digest(data) != digest:
+        try:
+            with self._lock:
+                self._f.seek(self._base + offset)
+                data = self._f.read(size)
+        except OSError as exc:
+            raise EntryError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        if len(data) != size or _digest(data) != digest:
             raise EntryError(f"{self.path}: section '{name}' checksum mismatch (corrupt)")
-        return bytes(data)
+        return data
 
     def source(self) -> SubgraphSource:
         try:
