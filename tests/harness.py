@@ -202,11 +202,12 @@ def exact_in(precision: str, *arrays: np.ndarray) -> list[np.ndarray]:
     return [a.astype(np.float16).astype(np.float32) for a in arrays]
 
 
-def run_python(script: str, env: Mapping[str, str] | None = None, timeout: float = 300, check: bool = True) -> Any:
+def run_python(script: str, env: Mapping[str, str] | None = None, timeout: float = 300, check: bool = True,
+               cwd: Any = None) -> Any:
     """Run `script` in a fresh interpreter like this one, with `env` added to this environment (subprocess.run's
     result); with `check`, a non-zero exit fails the test showing the child's stderr."""
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, **(env or {})})
+                         env={**os.environ, **(env or {})}, cwd=cwd)
     if check:
         assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
     return out
@@ -215,3 +216,20 @@ def run_python(script: str, env: Mapping[str, str] | None = None, timeout: float
 def last_json(stdout: str) -> Any:
     """The JSON object on the last line of a child's stdout."""
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+
+
+def readme_block(marker: str) -> tuple[str, int]:
+    """The python block right after README.md's `<!-- marker: ... -->` line, and the README line it starts on."""
+    import re
+
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    tag = f"<!-- {marker}:"
+    assert text.count(tag) == 1, f"README.md must have exactly one {tag!r} marker"
+    head, _, tail = text.partition(tag)
+    m = re.match(r"[^\n]*-->\n```python\n(.*?)\n```\n", tail, re.S)
+    assert m, f"README.md: the {tag!r} marker must be followed directly by a ```python block"
+    return m.group(1) + "\n", head.count("\n") + 3  # marker line, fence line, then the code

@@ -9,7 +9,6 @@ variant must fail the same check.
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 import types
 from pathlib import Path
@@ -20,25 +19,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import check_op, rtol_for
+from harness import check_op, readme_block, rtol_for
 from mx2trt import REGISTRY
 from mx2trt._trt import trt
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-MARKER = "<!-- contributor-example:"
 OP = "_contrib_quadratic"
 MODULE = "readme_contributor_example"
 
 
 def readme_example() -> tuple[str, int]:
     """The source of the one python block following the marker, and the README line it starts on."""
-    text = README.read_text(encoding="utf-8")
-    assert text.count(MARKER) == 1, f"README.md must have exactly one {MARKER!r} marker"
-    head, _, tail = text.partition(MARKER)
-    m = re.match(r"[^\n]*-->\n```python\n(.*?)\n```\n", tail, re.S)
-    assert m, f"README.md: the {MARKER!r} marker must be followed directly by a ```python block"
-    first = head.count("\n") + 3  # marker line, fence line, then the code
-    return m.group(1) + "\n", first
+    return readme_block("contributor-example")
 
 
 @pytest.fixture(scope="module")
