@@ -108,6 +108,8 @@ def convert(
     _check_options(precision, runtime)
     inputs.flag("build_engines", build_engines)
     inputs.flag("cache", cache)
+    if cache_dir is not None:
+        inputs.path("cache_dir", cache_dir)
     BuildProgress(progress, 0)  # validates the option before any work
     params = inputs.params(sym, params)
     shapes = inputs.shapes(shapes)
