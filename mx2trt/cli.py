@@ -1,0 +1,396 @@
+"""The `mx2trt` command: explain, convert, cache ls|clear and bench, on MXNet checkpoints or symbol/params files.
+
+Exit codes: 0 ok, 1 an mx2trt error (one line on stderr, no traceback), 2 a usage error (argparse's message)."""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+PROG = "mx2trt"
+EXAMPLES = """examples:
+  mx2trt explain resnet50 0 --shape data=1,3,224,224
+  mx2trt convert resnet50 0 --shape data=8,3,224,224 --precision fp16 -o resnet50-trt
+  mx2trt convert --symbol net-symbol.json --params net-0000.params --shape data=1,3,32,32
+  mx2trt cache ls
+  mx2trt cache clear
+
+exit codes: 0 ok, 1 conversion error (message on stderr), 2 usage error"""
+
+
+class _Shape(argparse.Action):
+    """--shape name=d1,d2,...: repeatable, collected into {name: dims}; a bad value or a repeated name is a usage
+    error naming it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
+                 option: str | None = None) -> None:
+        shapes = dict(getattr(namespace, self.dest, None) or {})
+        name, sep, dims = value.partition("=")
+        name = name.strip()
+        try:
+            shape = tuple(int(d) for d in dims.split(",")) if sep and name else None
+        except ValueError:
+            shape = None
+        if shape is None or any(d < 1 for d in shape):
+            parser.error(f"argument --shape: bad value {value!r}: expected NAME=D1,D2,... with positive integers, "
+                         "like data=1,3,224,224")
+        if name in shapes:
+            parser.error(f"argument --shape: {name!r} is given twice")
+        shapes[name] = shape
+        setattr(namespace, self.dest, shapes)
+
+
+class _Dtype(argparse.Action):
+    """--dtype name=float16: repeatable, collected into {name: dtype string}."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
+                 option: str | None = None) -> None:
+        name, sep, dt = value.partition("=")
+        if not (sep and name and dt):
+            parser.error(f"argument --dtype: bad value {value!r}: expected NAME=DTYPE, like data=float16")
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), name: dt})
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    """The model (checkpoint prefix + epoch, or --symbol/--params files) and the partitioning options."""
+    p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT",
+                   help="checkpoint prefix: reads CHECKPOINT-symbol.json and CHECKPOINT-EPOCH.params")
+    p.add_argument("epoch", nargs="?", type=int, metavar="EPOCH", help="checkpoint epoch (an integer)")
+    p.add_argument("--symbol", metavar="FILE", help="a -symbol.json file (instead of CHECKPOINT EPOCH)")
+    p.add_argument("--params", metavar="FILE", help="its .params file (keys with or without arg:/aux:)")
+    p.add_argument("--shape", action=_Shape, required=True, metavar="NAME=D1,D2,...",
+                   help="shape of a data input; repeat for each input")
+    p.add_argument("--dtype", action=_Dtype, metavar="NAME=DTYPE", help="dtype of a data input (default float32)")
+    p.add_argument("--exclude-op", action="append", default=[], metavar="OP", help="keep every node of OP in MXNet")
+    p.add_argument("--exclude-node", action="append", default=[], metavar="NODE", help="keep node NODE in MXNet")
+    p.add_argument("--min-subgraph-size", type=int, default=1, metavar="N",
+                   help="smallest number of op nodes worth an engine (default %(default)s)")
+
+
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
+                   help="inside engines (default %(default)s)")
+    p.add_argument("--runtime", choices=["auto", "tensorrt", "reference"], default="auto",
+                   help="how engine nodes run (default %(default)s: TensorRT on a capable GPU, else NumPy)")
+    p.add_argument("--no-progress", action="store_true", help="no build progress bar")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="mx2trt's log at INFO (-vv: DEBUG)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success (warnings still show)")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of `mx2trt`."""
+    top = argparse.ArgumentParser(prog=PROG, description="Convert Apache MXNet 1.9 models to TensorRT engines.",
+                                  epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    subs = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = subs.add_parser("explain", help="where each node would run and why (builds nothing)",
+                        description="Print where each op node would run (an engine or MXNet) and why; builds nothing.")
+    _model_args(p)
+    p.add_argument("--ops", action="store_true", help="also print the per-op table")
+    _common(p)
+    p.set_defaults(run=cmd_explain, _parser=p)
+
+    p = subs.add_parser("convert", help="build the engines and save the optimized model",
+                        description="Build one TensorRT engine per convertible region and save the optimized model "
+                                    "(OUT-symbol.json, OUT-0000.params, OUT-engines/, OUT-mx2trt.json; load it "
+                                    "with mx2trt.load(OUT)).")
+    _model_args(p)
+    _build_args(p)
+    p.add_argument("-o", "--output", metavar="OUT", help="prefix of the saved model (default: CHECKPOINT-trt)")
+    p.add_argument("--cache-dir", metavar="DIR", help="engine cache directory (default: MX2TRT_CACHE_DIR, else the "
+                                                      "user's cache directory)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the engine cache")
+    _common(p)
+    p.set_defaults(run=cmd_convert, _parser=p)
+
+    p = subs.add_parser("cache", help="list or clear the engine cache",
+                        description="List (ls) or empty (clear) the on-disk engine cache.")
+    p.add_argument("action", choices=["ls", "clear"])
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache directory (default: MX2TRT_CACHE_DIR, else the "
+                                                      "user's cache directory)")
+    _common(p)
+    p.set_defaults(run=cmd_cache, _parser=p)
+
+    p = subs.add_parser("bench", help="a quick look at convert, cache-hit and save/load times",
+                        description="A quick, in-process look at one model's timings: convert with the cache off, "
+                                    "into an empty cache, from a warm cache, then save and load. For careful "
+                                    "figures (fresh processes, medians over runs) use the benchmarks in tools/, "
+                                    "e.g. tools/bench_cache.py.")
+    _model_args(p)
+    _build_args(p)
+    p.add_argument("--repeat", type=int, default=3, metavar="N", help="runs of each quick step (default %(default)s)")
+    _common(p)
+    p.set_defaults(run=cmd_bench, _parser=p)
+    return top
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mx2trt")
+    except Exception:  # not installed: the source tree's version is in mx2trt/__init__.py
+        return "unknown"
+
+
+# ---- inputs ------------------------------------------------------------------------------------------------------
+
+
+def _usage(args: argparse.Namespace, message: str) -> None:
+    args._parser.error(message)  # exits 2
+
+
+def _source(args: argparse.Namespace) -> tuple[Path, int | None]:
+    """(prefix, epoch) of a checkpoint, or (symbol file, None); usage errors for a wrong combination."""
+    if args.symbol:
+        if args.checkpoint is not None:
+            _usage(args, "give either CHECKPOINT EPOCH or --symbol/--params, not both")
+        return Path(args.symbol), None
+    if args.params:
+        _usage(args, "--params needs --symbol")
+    if args.checkpoint is None:
+        _usage(args, "give CHECKPOINT EPOCH, or --symbol FILE --params FILE")
+    if args.epoch is None:
+        _usage(args, f"CHECKPOINT {args.checkpoint!r} needs an EPOCH (e.g. 0)")
+    prefix = args.checkpoint[: -len("-symbol.json")] if args.checkpoint.endswith("-symbol.json") else args.checkpoint
+    return Path(prefix), args.epoch
+
+
+def _load(args: argparse.Namespace, need_params: bool) -> tuple[Any, dict[str, Any] | None, Path, list[Path]]:
+    """(symbol, params or None, default output prefix, files read) of the model the command line names."""
+    from ._mx import mx
+    from .errors import InputError
+
+    where, epoch = _source(args)
+    if epoch is None:
+        if need_params and not args.params:
+            _usage(args, f"{args.command} needs --params with --symbol")
+        files = [where] + ([Path(args.params)] if args.params else [])
+    else:
+        files = [Path(f"{where}-symbol.json"), Path(f"{where}-{epoch:04d}.params")]
+    for f in files:
+        if not f.is_file():
+            found = _epochs(where) if epoch is not None else []
+            raise InputError(f"cannot read the model: {f} does not exist"
+                             + (f" (checkpoint {where} has epoch(s) {', '.join(found)})" if found else ""))
+    try:
+        sym = mx.sym.load(str(files[0]))
+        if epoch is not None:
+            _, arg, aux = mx.model.load_checkpoint(str(where), epoch)
+            params = {**arg, **aux}
+        else:
+            params = mx.nd.load(str(files[1])) if len(files) > 1 else None
+    except (mx.base.MXNetError, OSError, ValueError) as exc:
+        raise InputError(f"cannot read the model from {', '.join(map(str, files))}: {_first_line(exc)}") from None
+    if isinstance(params, list):
+        raise InputError(f"{files[1]} holds a list of arrays, not named parameters")
+    out = where if epoch is not None else Path(str(where).removesuffix(".json").removesuffix("-symbol"))
+    return sym, params, Path(f"{out}-trt"), files
+
+
+def _epochs(prefix: Path) -> list[str]:
+    """The epochs of the checkpoint files `prefix`-NNNN.params on disk."""
+    pattern = re.compile(re.escape(prefix.name) + r"-(\d{4})\.params")
+    found = (pattern.fullmatch(p.name) for p in prefix.parent.glob(f"{glob.escape(prefix.name)}-*.params"))
+    return sorted(str(int(m.group(1))) for m in found if m)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"dtypes": args.dtype, "exclude_ops": args.exclude_op, "exclude_nodes": args.exclude_node,
+            "min_subgraph_size": args.min_subgraph_size}
+
+
+def _coverage(report: Any) -> dict[str, Any]:
+    return {"nodes_trt": report.nodes_trt, "nodes_total": report.nodes_total, "nodes": report.node_coverage,
+            "macs": report.mac_coverage}
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], text: Callable[[], str]) -> None:
+    """Print `obj` as JSON with --json, else `text()` unless --quiet."""
+    if args.json:
+        print(json.dumps(obj, indent=1, default=str))
+    elif not args.quiet:
+        print(text())
+
+
+# ---- subcommands -------------------------------------------------------------------------------------------------
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """mx2trt explain: the placement table."""
+    import mx2trt
+
+    sym, params, _, _ = _load(args, need_params=False)
+    rep = mx2trt.explain(sym, args.shape, params, **_options(args))
+    obj = {"rows": [r._asdict() for r in rep.rows], "engines": [asdict(e) for e in rep.engines],
+           "coverage": _coverage(rep), "folded": rep.folded}
+    _emit(args, obj, lambda: str(rep) + ("\n\n" + rep.op_table() if args.ops else ""))
+    return 0
+
+
+def _convert(args: argparse.Namespace, sym: Any, params: Any, **cache: Any) -> Any:
+    import mx2trt
+
+    progress = False if args.no_progress or args.quiet or args.json else None
+    return mx2trt.convert(sym, params, args.shape, precision=args.precision, runtime=args.runtime, progress=progress,
+                          **_options(args), **cache)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """mx2trt convert: build the engines and save the optimized model."""
+    import mx2trt
+    from .errors import InputError
+
+    sym, params, default_out, read = _load(args, need_params=True)
+    out = Path(args.output) if args.output else default_out
+    clash = {f.resolve() for f in read} & {Path(f"{out}{s}").resolve() for s in ("-symbol.json", "-0000.params")}
+    if clash:
+        raise InputError(f"-o {out} would overwrite the input {sorted(map(str, clash))[0]}; choose another prefix")
+    c = _convert(args, sym, params, cache=not args.no_cache, cache_dir=args.cache_dir)
+    files = [str(f) for f in mx2trt.save(out, c.symbol, c.params)]
+    obj = {"output": str(out), "engines": [asdict(e) for e in c.report.engines], "files": files,
+           "coverage": _coverage(c.report)}
+    _emit(args, obj, lambda: c.report.summary() + "\nwrote:\n" + "\n".join(f"  {f}" for f in files))
+    return 0
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """mx2trt cache ls|clear."""
+    from . import inputs
+    from .cache import EngineCache, age
+
+    cache = EngineCache(inputs.path("--cache-dir", args.cache_dir) if args.cache_dir else None)
+    if args.action == "clear":
+        n = cache.clear()
+        _emit(args, {"root": str(cache.root), "removed": n}, lambda: f"removed {n} engine(s) from {cache.root}")
+        return 0
+    entries = cache.entries()
+    obj = {"root": str(cache.root), "entries": [{**asdict(e), "path": str(e.path)} for e in entries],
+           "bytes": sum(e.size for e in entries)}
+
+    def table() -> str:
+        head = f"{cache.root}: {len(entries)} engine(s), {_size(obj['bytes'])}"
+        if not entries:
+            return head
+        lines = [head, f"{'key':<18} {'engine':<14} {'nodes':>5} {'prec':<5} {'size':>9} {'used':>7}  tensorrt"]
+        for e in entries:
+            what = f"unusable: {e.problem}" if e.problem else e.trt
+            lines.append(f"{e.key[:16] + '..':<18} {e.name:<14} {e.nodes:>5} {e.precision:<5} {_size(e.size):>9} "
+                         f"{age(e.mtime):>7}  {what}")
+        return "\n".join(lines)
+
+    _emit(args, obj, table)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """mx2trt bench: in-process timings of convert (cache off, empty, warm) and save/load."""
+    import mx2trt
+
+    if args.repeat < 1:
+        _usage(args, "--repeat must be at least 1")
+    sym, params, _, _ = _load(args, need_params=True)
+    args.no_progress = True
+    rows: list[dict[str, Any]] = []
+
+    def timed(step: str, runs: int, fn: Callable[[], Any]) -> Any:
+        times, result = [], None
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            result = fn()
+            times.append(time.perf_counter() - t0)
+        rows.append({"step": step, "runs": runs, "median_s": statistics.median(times), "min_s": min(times)})
+        return result
+
+    with tempfile.TemporaryDirectory(prefix="mx2trt-bench-") as tmp:
+        cache_dir, saved = Path(tmp) / "cache", Path(tmp) / "model"
+        c = timed("convert, cache off", 1, lambda: _convert(args, sym, params, cache=False))
+        timed("convert into an empty cache", 1, lambda: _convert(args, sym, params, cache=True, cache_dir=cache_dir))
+        hit = timed("convert, cache hit", args.repeat,
+                    lambda: _convert(args, sym, params, cache=True, cache_dir=cache_dir))
+        timed("save", args.repeat, lambda: mx2trt.save(saved, c.symbol, c.params))
+        quiet = logging.getLogger()
+        level, quiet.level = quiet.level, logging.ERROR  # MXNet warns that a params file all in engines is empty
+        try:
+            timed("load", args.repeat, lambda: mx2trt.load(saved))
+        finally:
+            quiet.setLevel(level)
+    hits = sum(e.origin == "cache" for e in hit.engines)
+    obj = {"shapes": args.shape, "precision": args.precision, "engines": len(c.engines), "cache_hits": hits,
+           "coverage": _coverage(c.report), "timings": rows}
+
+    def table() -> str:
+        lines = [f"{c.report.summary().splitlines()[0]}; precision {args.precision}",
+                 f"{'step':<30} {'runs':>4} {'median':>9} {'min':>9}"]
+        lines += [f"{r['step']:<30} {r['runs']:>4} {r['median_s']:>8.3f}s {r['min_s']:>8.3f}s" for r in rows]
+        lines.append(f"cache hit: {hits}/{len(hit.engines)} engine(s) from the cache. In-process, a quick look: "
+                     "tools/bench_cache.py measures in fresh processes.")
+        return "\n".join(lines)
+
+    _emit(args, obj, table)
+    return 0
+
+
+# ---- entry point -------------------------------------------------------------------------------------------------
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [s for s in str(exc).strip().splitlines() if s.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    args = parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    logging.getLogger("mx2trt").setLevel(level)
+    try:
+        from .errors import Mx2TrtError
+        from ._mx import mx
+
+        try:
+            return args.run(args)
+        except Mx2TrtError as exc:
+            return _error(str(exc).strip())
+        except mx.base.MXNetError as exc:
+            return _error(f"MXNet: {_first_line(exc)}")
+        except BrokenPipeError:  # `mx2trt ... | head`: the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            return 0
+        except OSError as exc:
+            return _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else _first_line(exc))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "parser"]
