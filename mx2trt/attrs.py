@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import typing
 from typing import Any, Literal, Mapping, TypeVar, get_args, get_origin
 
@@ -101,10 +102,15 @@ def _none_elem(elem: Any) -> None:
     raise ValueError("None is not allowed here")
 
 
+@functools.lru_cache(maxsize=None)
+def _schema_fields(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A schema's type hints and fields, resolved once per class (every node of every model asks)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+
 def parse_attrs(cls: type[T], raw: Mapping[str, str], *, op: str, node: str) -> T:
     """Parse raw NNVM attribute strings into `cls`, filling MXNet's defaults; unknown attributes are errors."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints, fields = _schema_fields(cls)
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key.startswith(_META_PREFIX):

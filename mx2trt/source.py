@@ -39,11 +39,33 @@ class WeightDigests:
 
     def __call__(self, name: str) -> str:
         if name not in self._digests:
-            a = np.ascontiguousarray(np_value(self.params[name]))
-            h = xxhash.xxh3_128(f"{a.dtype.str}{a.shape}".encode())
-            h.update(memoryview(a).cast("B"))
+            v = self.params[name]
+            raw = _ndarray_bytes(v)
+            if raw is None:
+                a = np.ascontiguousarray(np_value(v))
+                dtype, shape, raw = a.dtype, a.shape, memoryview(a).cast("B")
+            else:
+                dtype, shape = np.dtype(v.dtype), tuple(v.shape)
+            h = xxhash.xxh3_128(f"{dtype.str}{shape}".encode())
+            h.update(raw)
             self._digests[name] = h.hexdigest()
         return self._digests[name]
+
+
+def _ndarray_bytes(v: Any) -> memoryview | None:
+    """The bytes of a dense CPU NDArray in place (no host copy: the key is paid on every cache hit), else None."""
+    import ctypes
+
+    from ._mx import mx
+
+    if not isinstance(v, mx.nd.NDArray) or v.stype != "default" or v.context.device_type != "cpu" or v.size == 0:
+        return None
+    v.wait_to_read()
+    ptr = ctypes.c_void_p()
+    mx.base.check_call(mx.base._LIB.MXNDArrayGetData(v.handle, ctypes.byref(ptr)))
+    if not ptr.value:
+        return None
+    return memoryview((ctypes.c_char * (v.size * np.dtype(v.dtype).itemsize)).from_address(ptr.value)).cast("B")
 
 
 @dataclass
