@@ -17,6 +17,7 @@ from . import _trt, inputs
 from ._mx import canonical_op, mx
 from .build import build_engine, build_env, define_network, engine_key, engine_spec, reference_program
 from .cache import EngineCache, search
+from .entry import SourceReader
 from .context import PRECISIONS
 from .engine import EngineSpec
 from .errors import BuildError, ConversionError, InputError
@@ -188,13 +189,14 @@ def _engine(
                 bar.finished()
                 program = reference_program(prep.network.network, prep.network.ctx.host_weights, needs_program)
                 spec.program, spec.stats["reference_program"] = program, program is not None
-                if engine_cache is not None:
-                    engine_cache.store(spec, env, prep.source)
+                if engine_cache is not None and engine_cache.store(spec, env, prep.source):
+                    spec.source = SourceReader(engine_cache.path(prep.key))  # no weights held meanwhile
                 return spec
     if found is None:  # build_engines=False: the network's program is the engine
         spec.program = reference_program(prep.network.network, prep.network.ctx.host_weights, True)
         return spec
     spec.plan, spec.num_layers, spec.origin = found.plan, found.num_layers, "cache"
+    spec.source = SourceReader(engine_cache.path(prep.key))
     spec.define_s, spec.build_s, spec.stats = found.define_s, found.build_s, dict(found.stats)
     if needs_program and not spec.stats.get("reference_program"):
         spec.program = spec.reference_program()  # the cached engine was never evaluated here: prove it now

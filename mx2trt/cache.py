@@ -20,7 +20,7 @@ import filelock
 import platformdirs
 
 from .engine import STORE, EngineSpec
-from .entry import SUFFIX, EngineFile, EntryError, encode, write
+from .entry import SUFFIX, EngineFile, EntryError, SourceReader, encode, write
 from .errors import InputError
 from .source import SubgraphSource
 
@@ -98,7 +98,7 @@ class EngineCache:
         spec = self.load(key, build_env())
         if spec is not None:
             path = self.path(key)
-            spec.origin, spec.source = "cache", lambda: EngineFile.read(path).source()
+            spec.origin, spec.source = "cache", SourceReader(path)
         return spec
 
     def store(self, spec: EngineSpec, env: dict[str, Any], source: SubgraphSource | None) -> bool:

@@ -61,8 +61,10 @@ class EngineSpec:
 
     @property
     def nbytes(self) -> int:
-        """Host memory this spec holds: the plan and the reference program's weights."""
-        return len(self.plan) + (self.program.nbytes if self.program is not None else 0)
+        """Host memory this spec holds: the plan, the reference program's weights and the source's weights (held
+        only where no engine file has them: cache=False)."""
+        held = self.program.nbytes if self.program is not None else 0
+        return len(self.plan) + held + getattr(self.source, "nbytes", 0)
 
 
 _program_lock = threading.Lock()

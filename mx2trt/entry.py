@@ -162,4 +162,18 @@ class EngineFile:
         return spec
 
 
-__all__ = ["EngineFile", "EntryError", "encode", "write", "SUFFIX"]
+class SourceReader:
+    """An engine's source, read from its engine file when first needed (so no weights stay in memory meanwhile)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self) -> SubgraphSource:
+        try:
+            return EngineFile.read(self.path).source()
+        except EntryError as exc:
+            raise EntryError(f"the engine's stored subgraph cannot be read (was its cache entry evicted or "
+                             f"cleared? optimize the model again): {exc}") from None
+
+
+__all__ = ["EngineFile", "EntryError", "SourceReader", "encode", "write", "SUFFIX"]

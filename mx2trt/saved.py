@@ -16,7 +16,7 @@ from . import inputs
 from ._mx import mx
 from .build import build_engine, build_env, define_source
 from .engine import STORE, EngineSpec
-from .entry import SUFFIX, EngineFile, EntryError, encode, write
+from .entry import SUFFIX, EngineFile, EntryError, SourceReader, encode, write
 from .errors import InputError, Mx2TrtError
 from .runtime import OP_TYPE
 
@@ -152,7 +152,7 @@ def _register(path: Path, key: str) -> EngineSpec:
                     spec.name, built_for, this)
         spec.plan, spec.build_s = build_engine(define_source(f.source()))
     if f.has_source:
-        spec.source = lambda: EngineFile.read(path).source()
+        spec.source = SourceReader(path)
     spec.origin = "saved"
     _loaded[key] = path
     return STORE.register(spec)

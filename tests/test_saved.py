@@ -152,3 +152,15 @@ def test_the_on_off_switch_returns_the_model_unchanged(monkeypatch, caplog):
     monkeypatch.setenv("MX2TRT_ENABLE", "maybe")
     with pytest.raises(mx2trt.InputError, match="MX2TRT_ENABLE must be 0 or 1"):
         mx2trt.optimize(sym, params, shapes)
+
+
+def test_with_the_cache_engines_hold_no_weights_and_save_reads_them_from_the_entries(tmp_path):
+    sym, params, shapes, xv, want = _model(0)
+    c = mx2trt.convert(sym, params, shapes, runtime="reference", cache_dir=tmp_path / "cache")
+    assert all(getattr(e.source, "weights", None) is None for e in c.engines), "a reader, not the weights"
+    mx2trt.save(tmp_path / "m", c.symbol, c.params)
+    assert all(EngineFile.read(p).has_source for p in (tmp_path / "m-engines").glob("*.engine"))
+    mx2trt.cache.EngineCache(tmp_path / "cache").clear()
+    with pytest.raises(mx2trt.Mx2TrtError, match="was its cache entry evicted or cleared"):
+        mx2trt.save(tmp_path / "again", c.symbol, c.params)
+    mx2trt.save(tmp_path / "plans", c.symbol, c.params, include_source=False)  # the plans are in memory
