@@ -179,7 +179,6 @@ def _engine(
 ) -> EngineSpec:
     """The engine of one prepared subgraph: from the cache, or built (and cached) from its network."""
     spec = engine_spec(part, sg, prep.key, prep.network, precision)
-    spec.source = prep.source
     found = prep.cached
     if found is None and build_engines:
         with engine_cache.lock(prep.key) if engine_cache is not None else contextlib.nullcontext():
@@ -189,8 +188,10 @@ def _engine(
                 bar.finished()
                 program = reference_program(prep.network.network, prep.network.ctx.host_weights, needs_program)
                 spec.program, spec.stats["reference_program"] = program, program is not None
+                # The source (for save and rebuilds) is read back from the entry when needed; without an entry it
+                # is not kept, since holding it would keep the model's weights alive as long as the engine.
                 if engine_cache is not None and engine_cache.store(spec, env, prep.source):
-                    spec.source = SourceReader(engine_cache.path(prep.key))  # no weights held meanwhile
+                    spec.source = SourceReader(engine_cache.path(prep.key))
                 return spec
     if found is None:  # build_engines=False: the network's program is the engine
         spec.program = reference_program(prep.network.network, prep.network.ctx.host_weights, True)

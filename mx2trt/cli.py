@@ -114,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT", help="prefix of the saved model (default: CHECKPOINT-trt)")
     p.add_argument("--cache-dir", metavar="DIR", help="engine cache directory (default: MX2TRT_CACHE_DIR, else the "
                                                       "user's cache directory)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the engine cache")
+    p.add_argument("--no-cache", action="store_true", help="build every engine, neither reading nor writing the engine cache")
     _common(p)
     p.set_defaults(run=cmd_convert, _parser=p)
 
@@ -261,8 +261,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     clash = {f.resolve() for f in read} & {Path(f"{out}{s}").resolve() for s in ("-symbol.json", "-0000.params")}
     if clash:
         raise InputError(f"-o {out} would overwrite the input {sorted(map(str, clash))[0]}; choose another prefix")
-    c = _convert(args, sym, params, cache=not args.no_cache, cache_dir=args.cache_dir)
-    files = [str(f) for f in mx2trt.save(out, c.symbol, c.params)]
+    with tempfile.TemporaryDirectory(prefix="mx2trt-nocache-") as private:
+        # --no-cache builds into a private cache that goes afterwards: the saved model still gets each engine's
+        # subgraph, which mx2trt keeps only in engine files.
+        c = _convert(args, sym, params, cache=True, cache_dir=private if args.no_cache else args.cache_dir)
+        files = [str(f) for f in mx2trt.save(out, c.symbol, c.params)]
     obj = {"output": str(out), "engines": [asdict(e) for e in c.report.engines], "files": files,
            "coverage": _coverage(c.report)}
     _emit(args, obj, lambda: c.report.summary() + "\nwrote:\n" + "\n".join(f"  {f}" for f in files))
@@ -327,8 +330,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mx2trt-bench-") as tmp:
         cache_dir, saved = Path(tmp) / "cache", Path(tmp) / "model"
-        c = timed("convert, cache off", 1, lambda: _convert(args, sym, params, cache=False))
-        timed("convert into an empty cache", 1, lambda: _convert(args, sym, params, cache=True, cache_dir=cache_dir))
+        timed("convert, cache off", 1, lambda: _convert(args, sym, params, cache=False))
+        c = timed("convert into an empty cache", 1,
+                  lambda: _convert(args, sym, params, cache=True, cache_dir=cache_dir))
         hit = timed("convert, cache hit", args.repeat,
                     lambda: _convert(args, sym, params, cache=True, cache_dir=cache_dir))
         timed("save", args.repeat, lambda: mx2trt.save(saved, c.symbol, c.params))

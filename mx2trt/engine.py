@@ -38,8 +38,9 @@ class EngineSpec:
     build_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
     runners: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)  # (runtime, device) -> runner
-    # source.SubgraphSource it was built from, or a callable reading it from disk (defines the reference program of
-    # an engine whose plan came from a file); `origin`: 'built', 'reused' (an identical subgraph's), 'cache', 'saved'
+    # a callable giving the source.SubgraphSource it was built from, read from its engine file (cache entry or saved
+    # model; None without one): saved with the plan, and defines the reference program of an engine loaded from disk.
+    # `origin`: 'built', 'cache' or 'saved'.
     source: Any = field(default=None, repr=False)
     origin: str = "built"
 
@@ -61,10 +62,9 @@ class EngineSpec:
 
     @property
     def nbytes(self) -> int:
-        """Host memory this spec holds: the plan, the reference program's weights and the source's weights (held
-        only where no engine file has them: cache=False)."""
-        held = self.program.nbytes if self.program is not None else 0
-        return len(self.plan) + held + getattr(self.source, "nbytes", 0)
+        """Host memory this spec holds: the plan and the reference program's weights (its source is read from its
+        engine file when needed)."""
+        return len(self.plan) + (self.program.nbytes if self.program is not None else 0)
 
 
 _program_lock = threading.Lock()

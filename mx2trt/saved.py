@@ -69,8 +69,10 @@ def save(
         if include_source:
             source = spec.source() if callable(spec.source) else spec.source
             if source is None:
-                raise SavedModelError(f"engine node '{node}': engine {spec.name} has no stored subgraph to save "
-                                      "(save with include_source=False to keep only its plan)")
+                raise SavedModelError(
+                    f"engine node '{node}': engine {spec.name} has no stored subgraph to save (it was built without "
+                    "the engine cache, which is where its subgraph is kept): optimize with the cache on (the default), "
+                    "or save with include_source=False to keep only its plan")
         path = engine_dir / f"{key}{SUFFIX}"
         write(path, encode(spec, env, source))
         written.append(path)

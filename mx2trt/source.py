@@ -112,11 +112,6 @@ class SubgraphSource:
         }
         return cls(desc, {graph.nodes[w].name: params[graph.nodes[w].name] for w in sg.weights})
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the weights it holds."""
-        return sum(int(v.size) * np.dtype(v.dtype).itemsize for v in self.weights.values())
-
     def content_hash(self, digests: WeightDigests | None = None) -> str:
         """Hash of what the engine computes: ops, attributes, edges, shapes, dtypes, weight bytes, precision; node
         names are left out, so identical subgraphs of one model (same weights) share one engine."""

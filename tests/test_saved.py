@@ -24,7 +24,7 @@ TESTS = str(Path(__file__).parent)
 
 def _saved(tmp_path: Path, **save_options: object) -> tuple[str, np.ndarray, np.ndarray]:
     sym, params, shapes, xv, want = _model(0)
-    sym2, params2 = mx2trt.optimize(sym, params, shapes, runtime="reference", cache=False)
+    sym2, params2 = mx2trt.optimize(sym, params, shapes, runtime="reference", cache_dir=tmp_path / "cache")
     prefix = str(tmp_path / "saved" / "model")
     mx2trt.save(prefix, sym2, params2, **save_options)
     np.save(tmp_path / "x.npy", xv)
@@ -125,7 +125,7 @@ def test_gluon_block_saved_and_loaded_in_a_fresh_process(tmp_path):
     net.initialize(mx.init.Xavier())
     xv = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
     want = net(mx.nd.array(xv)).asnumpy()
-    block = mx2trt.optimize_block(net, {"data": (3, 5)}, runtime="reference", cache=False)
+    block = mx2trt.optimize_block(net, {"data": (3, 5)}, runtime="reference", cache_dir=tmp_path / "cache")
     prefix = str(tmp_path / "gluon")
     mx2trt.save(prefix, block)
     np.save(tmp_path / "x.npy", xv)
@@ -164,3 +164,12 @@ def test_with_the_cache_engines_hold_no_weights_and_save_reads_them_from_the_ent
     with pytest.raises(mx2trt.Mx2TrtError, match="was its cache entry evicted or cleared"):
         mx2trt.save(tmp_path / "again", c.symbol, c.params)
     mx2trt.save(tmp_path / "plans", c.symbol, c.params, include_source=False)  # the plans are in memory
+
+
+def test_engines_built_without_the_cache_keep_no_subgraph_and_save_says_so(tmp_path):
+    sym, params, shapes, _, _ = _model(0)
+    sym2, params2 = mx2trt.optimize(sym, params, shapes, runtime="reference", cache=False)
+    with pytest.raises(SavedModelError, match="built without the engine cache.*include_source=False"):
+        mx2trt.save(tmp_path / "m", sym2, params2)
+    mx2trt.save(tmp_path / "m", sym2, params2, include_source=False)
+    assert mx2trt.load(tmp_path / "m")[0] is not None

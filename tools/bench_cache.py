@@ -49,7 +49,7 @@ def _child(step: str, work: Path) -> dict:
     params = {**arg, **aux}
     mx.nd.waitall()
     cache = {"cold": {"cache": False}, "hit": {"cache_dir": work / "cache"},
-             "save": {"cache": False}}[step]
+             "save": {"cache_dir": work / "save-cache"}}[step]
     t0 = time.perf_counter()
     c = mx2trt.convert(sym, params, shapes, progress=False, **cache)
     s = time.perf_counter() - t0
