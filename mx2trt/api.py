@@ -17,7 +17,6 @@ from . import _trt, inputs
 from ._mx import canonical_op, mx
 from .build import build_engine, build_env, define_network, engine_key, engine_spec, reference_program
 from .cache import EngineCache, search
-from .entry import SourceReader
 from .context import PRECISIONS
 from .engine import EngineSpec
 from .errors import BuildError, ConversionError, InputError
@@ -187,17 +186,17 @@ def _engine(
                 spec.plan, spec.build_s = build_engine(prep.network, bar.monitor(spec.name))
                 bar.finished()
                 program = reference_program(prep.network.network, prep.network.ctx.host_weights, needs_program)
-                spec.program, spec.stats["reference_program"] = program, program is not None
+                spec.stats["reference_program"] = program is not None
+                spec.program = program if needs_program else None  # the TensorRT runtime does not need its weights
                 # The source (for save and rebuilds) is read back from the entry when needed; without an entry it
                 # is not kept, since holding it would keep the model's weights alive as long as the engine.
                 if engine_cache is not None and engine_cache.store(spec, env, prep.source):
-                    spec.source = SourceReader(engine_cache.path(prep.key))
+                    spec.source = engine_cache.reader(prep.key)
                 return spec
     if found is None:  # build_engines=False: the network's program is the engine
         spec.program = reference_program(prep.network.network, prep.network.ctx.host_weights, True)
         return spec
-    spec.plan, spec.num_layers, spec.origin = found.plan, found.num_layers, "cache"
-    spec.source = SourceReader(engine_cache.path(prep.key))
+    spec.plan, spec.num_layers, spec.origin, spec.source = found.plan, found.num_layers, "cache", found.source
     spec.define_s, spec.build_s, spec.stats = found.define_s, found.build_s, dict(found.stats)
     if needs_program and not spec.stats.get("reference_program"):
         spec.program = spec.reference_program()  # the cached engine was never evaluated here: prove it now

@@ -62,11 +62,46 @@ def build_env() -> dict[str, Any]:
             "target": _trt.build_target(), "builder": {k: str(v) for k, v in _trt.BUILDER_OPTIONS.items()}}
 
 
+def _code_fingerprint(code: Any, h: Any) -> None:
+    """Feed a code object's bytecode and constants (nested functions too, without addresses) to `h`."""
+    h.update(code.co_code)
+    for c in code.co_consts:
+        if hasattr(c, "co_code"):
+            _code_fingerprint(c, h)
+        else:
+            h.update(repr(c).encode())
+    h.update(repr(code.co_names).encode())
+
+
+def converter_fingerprints(source: SubgraphSource, registry: Registry | None = None) -> list[str]:
+    """Fingerprints of the converters of the subgraph's ops that live outside mx2trt (registered by the user), whose
+    code the key's mx2trt hash does not cover: a changed converter must not get the old engine."""
+    registry = registry or REGISTRY
+    out = set()
+    for n in source.desc["nodes"]:
+        spec = registry.get(n["op"]) if n["op"] != "null" else None
+        if spec is None:
+            continue
+        parts = [spec.fn] + ([spec.validator] if spec.validator is not None else [])
+        if all(getattr(f, "__module__", "").startswith("mx2trt.") for f in parts):
+            continue
+        h = xxhash.xxh3_128(f"{n['op']}{spec.attrs.__qualname__}{spec.data_inputs}{sorted(map(str, spec.dtypes))}"
+                            .encode())
+        for f in parts:
+            h.update(f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', '')}".encode())
+            code = getattr(f, "__code__", None)
+            if code is not None:
+                _code_fingerprint(code, h)
+        out.add(h.hexdigest())
+    return sorted(out)
+
+
 def engine_key(source: SubgraphSource, env: Mapping[str, Any], digests: WeightDigests | None = None) -> str:
     """The engine's cache key: its source's content hash (ops, attributes, edges, shapes, dtypes, weights,
-    precision) and the build environment."""
+    precision), the build environment, and the code of any converter from outside mx2trt."""
     h = xxhash.xxh3_128(source.content_hash(digests).encode())
     h.update(json.dumps(env, sort_keys=True).encode())
+    h.update(json.dumps(converter_fingerprints(source)).encode())
     return h.hexdigest()[:32]
 
 

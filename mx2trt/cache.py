@@ -74,7 +74,9 @@ class EngineCache:
     def load(self, key: str, env: dict[str, Any]) -> EngineSpec | None:
         """The cached engine of `key` with its plan, or None; a bad entry is logged and removed (then rebuilt)."""
         path = self.path(key)
-        if not path.exists():
+        try:
+            inode = path.stat().st_ino
+        except OSError:
             return None
         try:
             f = EngineFile.read(path)
@@ -83,13 +85,25 @@ class EngineCache:
             spec = f.spec()
         except EntryError as exc:
             log.warning("mx2trt cache: ignoring bad entry, it will be rebuilt: %s", exc)
-            path.unlink(missing_ok=True)
+            try:  # only the file found bad: a writer may have renamed a whole new entry over it meanwhile
+                if path.stat().st_ino == inode:
+                    path.unlink()
+            except OSError:
+                pass
             return None
         try:
             os.utime(path)  # least recently used goes first
         except OSError:
             pass
+        spec.source = SourceReader(f)
         return spec
+
+    def reader(self, key: str) -> SourceReader | None:
+        """The source of the entry just written for `key` (None if it cannot be read back)."""
+        try:
+            return SourceReader(EngineFile.read(self.path(key)))
+        except EntryError:
+            return None
 
     def find(self, key: str) -> EngineSpec | None:
         """The cached engine of `key` for an engine node that has none in memory (its source is read on demand)."""
@@ -97,13 +111,12 @@ class EngineCache:
 
         spec = self.load(key, build_env())
         if spec is not None:
-            path = self.path(key)
-            spec.origin, spec.source = "cache", SourceReader(path)
+            spec.origin = "cache"
         return spec
 
     def store(self, spec: EngineSpec, env: dict[str, Any], source: SubgraphSource | None) -> bool:
         """Write `spec` (and its source, so another TensorRT can rebuild it) under its key; False if not writable."""
-        if not self._writable():
+        if not self.writable():
             return False
         try:
             write(self.path(spec.key), encode(spec, env, source))
@@ -113,11 +126,24 @@ class EngineCache:
         self.evict(keep=spec.key)
         return True
 
-    def lock(self, key: str) -> Any:
-        """A lock held while building `key`, so concurrent processes build it once (a no-op when not writable)."""
-        if not self._writable():
-            return contextlib.nullcontext()
-        return filelock.FileLock(str(self.root / f".{key}.lock"), timeout=LOCK_TIMEOUT_S)
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Held while building `key`, so concurrent processes build it once (nothing to hold when not writable; a
+        holder that takes longer than LOCK_TIMEOUT_S is not waited for any more)."""
+        if not self.writable():
+            yield
+            return
+        lock = filelock.FileLock(str(self.root / f".{key}.lock"))
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except (filelock.Timeout, OSError) as exc:
+            log.warning("mx2trt cache: building %s without its lock (%s: %s)", key, type(exc).__name__, exc)
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     def entries(self) -> list[CacheEntry]:
         """Every engine file, oldest use first, with what its header says (or why it is unusable)."""
@@ -138,14 +164,15 @@ class EngineCache:
         return sorted(out, key=lambda e: e.mtime)
 
     def clear(self) -> int:
-        """Remove every entry (and stale temporary and lock files); returns the number of engine files removed."""
+        """Remove every entry (and stale temporary files; lock files stay, another process may hold one); returns the
+        number of engine files removed."""
         n = 0
         for path in list(self._files()):
             path.unlink(missing_ok=True)
             n += 1
         if self.root.is_dir():
             for path in self.root.glob(".*"):
-                if path.suffix in (".tmp", ".lock"):
+                if path.suffix == ".tmp":
                     path.unlink(missing_ok=True)
         return n
 
@@ -172,7 +199,7 @@ class EngineCache:
     def _files(self) -> Iterator[Path]:
         return self.root.glob(f"*{SUFFIX}") if self.root.is_dir() else iter(())
 
-    def _writable(self) -> bool:
+    def writable(self) -> bool:
         with self._guard:
             if self.root in self._unwritable:
                 return False

@@ -17,6 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .errors import mxnet_message
+
 PROG = "mx2trt"
 EXAMPLES = """examples:
   mx2trt explain resnet50 0 --shape data=1,3,224,224
@@ -196,7 +198,7 @@ def _load(args: argparse.Namespace, need_params: bool) -> tuple[Any, dict[str, A
         else:
             params = mx.nd.load(str(files[1])) if len(files) > 1 else None
     except (mx.base.MXNetError, OSError, ValueError) as exc:
-        raise InputError(f"cannot read the model from {', '.join(map(str, files))}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read the model from {', '.join(map(str, files))}: {mxnet_message(exc)}") from None
     if isinstance(params, list):
         raise InputError(f"{files[1]} holds a list of arrays, not named parameters")
     out = where if epoch is not None else Path(str(where).removesuffix(".json").removesuffix("-symbol"))
@@ -262,9 +264,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if clash:
         raise InputError(f"-o {out} would overwrite the input {sorted(map(str, clash))[0]}; choose another prefix")
     with tempfile.TemporaryDirectory(prefix="mx2trt-nocache-") as private:
-        # --no-cache builds into a private cache that goes afterwards: the saved model still gets each engine's
-        # subgraph, which mx2trt keeps only in engine files.
-        c = _convert(args, sym, params, cache=True, cache_dir=private if args.no_cache else args.cache_dir)
+        # Without a usable cache (--no-cache, MX2TRT_CACHE=0, unwritable) build into a private one that goes
+        # afterwards: the saved model still gets each engine's subgraph, which mx2trt keeps only in engine files.
+        from .api import engine_cache_for
+
+        shared = None if args.no_cache else engine_cache_for(True, args.cache_dir)
+        usable = shared is not None and shared.writable()
+        c = _convert(args, sym, params, cache=True, cache_dir=shared.root if usable else private)
         files = [str(f) for f in mx2trt.save(out, c.symbol, c.params)]
     obj = {"output": str(out), "engines": [asdict(e) for e in c.report.engines], "files": files,
            "coverage": _coverage(c.report)}
@@ -386,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Mx2TrtError as exc:
             return _error(str(exc).strip())
         except mx.base.MXNetError as exc:
-            return _error(f"MXNet: {_first_line(exc)}")
+            return _error(f"MXNet: {mxnet_message(exc)}")
         except BrokenPipeError:  # `mx2trt ... | head`: the reader left
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
             return 0

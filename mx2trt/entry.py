@@ -112,8 +112,12 @@ class EngineFile:
         base = _PREFIX + n
         try:
             meta = json.loads(header)
-            end = max((o + s for o, s, _ in meta["sections"].values()), default=0)
-            meta["spec"], meta["env"]  # noqa: B018 (both must be there)
+            end = max((int(o) + int(s) for o, s, _ in meta["sections"].values()), default=0)
+            if not isinstance(meta["spec"], dict) or not isinstance(meta["env"], dict):
+                raise TypeError("spec and env must be objects")
+            missing = [f for f in _SPEC_FIELDS if f not in meta["spec"]]
+            if missing or "plan" not in meta["sections"]:
+                raise KeyError(f"no {missing or 'plan section'}")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EntryError(f"{path}: malformed header ({type(exc).__name__}: {exc})") from None
         if size != base + end:
@@ -150,30 +154,27 @@ class EngineFile:
 
     def spec(self, with_plan: bool = True) -> EngineSpec:
         """The EngineSpec it describes (plan verified and loaded; no reference program)."""
-        fields = dict(self.meta["spec"])
-        fields["in_shapes"] = [tuple(s) for s in fields["in_shapes"]]
-        fields["out_shapes"] = [tuple(s) for s in fields["out_shapes"]]
         try:
+            fields = {f: self.meta["spec"][f] for f in _SPEC_FIELDS}
+            fields["in_shapes"] = [tuple(int(d) for d in s) for s in fields["in_shapes"]]
+            fields["out_shapes"] = [tuple(int(d) for d in s) for s in fields["out_shapes"]]
             spec = EngineSpec(**fields)
-        except TypeError as exc:
-            raise EntryError(f"{self.path}: header describes no engine ({exc})") from None
+        except (TypeError, ValueError, KeyError) as exc:
+            raise EntryError(f"{self.path}: header describes no engine ({type(exc).__name__}: {exc})") from None
         if with_plan:
             spec.plan = self.section("plan")
         return spec
 
 
 class SourceReader:
-    """An engine's source, read from its engine file when first needed (so no weights stay in memory meanwhile)."""
+    """An engine's source, read when first needed from its engine file as opened (so no weights stay in memory, and
+    an entry evicted or replaced meanwhile is still read: the open handle keeps the file's contents)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, f: EngineFile) -> None:
+        self.file = f
 
     def __call__(self) -> SubgraphSource:
-        try:
-            return EngineFile.read(self.path).source()
-        except EntryError as exc:
-            raise EntryError(f"the engine's stored subgraph cannot be read (was its cache entry evicted or "
-                             f"cleared? optimize the model again): {exc}") from None
+        return self.file.source()
 
 
 __all__ = ["EngineFile", "EntryError", "SourceReader", "encode", "write", "SUFFIX"]

@@ -40,3 +40,12 @@ class ConversionError(Mx2TrtError):
 
 class BuildError(Mx2TrtError):
     """TensorRT failed to build an engine for a subgraph."""
+
+
+def mxnet_message(exc: BaseException) -> str:
+    """The line of an MXNetError that says what failed (MXNet 1.9 starts its text with a traceback)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln or "Check failed" in ln or "error" in ln:
+            return ln
+    return lines[-1] if lines else type(exc).__name__

@@ -17,7 +17,7 @@ from ._mx import mx
 from .build import build_engine, build_env, define_source
 from .engine import STORE, EngineSpec
 from .entry import SUFFIX, EngineFile, EntryError, SourceReader, encode, write
-from .errors import InputError, Mx2TrtError
+from .errors import InputError, Mx2TrtError, mxnet_message
 from .runtime import OP_TYPE
 
 log = logging.getLogger("mx2trt")
@@ -110,6 +110,8 @@ def _load(prefix: str | Path) -> tuple[Any, dict[str, Any], list[str]]:
     try:
         manifest = json.loads(manifest_file.read_text())
         engines, names = dict(manifest["engines"]), list(manifest["inputs"])
+        if not all(isinstance(v, str) for v in [*engines, *engines.values(), *names]):
+            raise TypeError("engines and inputs must be names")
     except FileNotFoundError:
         raise SavedModelError(f"{manifest_file} does not exist: {prefix} is not a model saved by mx2trt.save "
                               "(or its saving did not finish)") from None
@@ -121,7 +123,7 @@ def _load(prefix: str | Path) -> tuple[Any, dict[str, Any], list[str]]:
     try:
         sym, arg, aux = mx.model.load_checkpoint(str(prefix), EPOCH)
     except (mx.base.MXNetError, OSError) as exc:
-        raise SavedModelError(f"cannot read {sym_file} / {params_file}: {str(exc).splitlines()[0]}") from None
+        raise SavedModelError(f"cannot read {sym_file} / {params_file}: {mxnet_message(exc)}") from None
     unknown = sorted({k for k, _ in engine_keys(sym)} - set(engines))
     if unknown:
         raise SavedModelError(f"{sym_file} has engine nodes whose engines {unknown} are not in {manifest_file}")
@@ -154,7 +156,7 @@ def _register(path: Path, key: str) -> EngineSpec:
                     spec.name, built_for, this)
         spec.plan, spec.build_s = build_engine(define_source(f.source()))
     if f.has_source:
-        spec.source = SourceReader(path)
+        spec.source = SourceReader(f)
     spec.origin = "saved"
     _loaded[key] = path
     return STORE.register(spec)

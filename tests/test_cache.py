@@ -298,3 +298,59 @@ def test_build_environment_names_what_decides_a_plan():
     assert set(env) == {"mx2trt", "flavor", "version", "target", "builder"}
     assert env["flavor"] == mx2trt.TRT_FLAVOR and env["version"] == mx2trt.TRT_VERSION
     assert json.dumps(env)  # JSON, as stored in every entry
+
+
+def test_a_converter_registered_by_the_user_is_part_of_the_key(tmp_path):
+    """Overriding a converter with code outside mx2trt changes its engines' keys: no engine the old code defined is
+    served to the new one (mx2trt's own converters are covered by the hash of mx2trt's source)."""
+    import dataclasses
+
+    from mx2trt import REGISTRY
+
+    sym, params, shapes, _, _ = _model(0)
+    first = mx2trt.convert(sym, params, shapes, runtime="reference", cache_dir=tmp_path)
+    shipped = REGISTRY.get("relu")
+
+    def relu_again(ctx, node, inputs):  # noqa: ANN001 - the same mapping, in a module of the user's
+        return shipped.fn(ctx, node, inputs)
+
+    REGISTRY.register(dataclasses.replace(shipped, fn=relu_again), override=True)
+    try:
+        again = mx2trt.convert(sym, params, shapes, runtime="reference", cache_dir=tmp_path)
+    finally:
+        REGISTRY.register(shipped, override=True)
+    assert [e.origin for e in again.engines] == ["built", "built"]
+    assert {e.key for e in again.engines}.isdisjoint(e.key for e in first.engines)
+    back = mx2trt.convert(sym, params, shapes, runtime="reference", cache_dir=tmp_path)
+    assert [e.key for e in back.engines] == [e.key for e in first.engines] and back.engines[0].origin == "cache"
+
+
+@pytest.mark.parametrize("meta_change", ["spec-not-an-object", "spec-without-in_shapes", "in_shapes-a-number",
+                                         "no-plan-section"])
+def test_a_well_checksummed_header_of_the_wrong_shape_is_a_bad_entry(tmp_path, caplog, meta_change):
+    import struct
+
+    from mx2trt import entry
+
+    sym, params, shapes, xv, want, paths = _cached(tmp_path)
+    path = paths[0]
+    f = EngineFile.read(path)
+    plan = f.section("plan")
+    meta = json.loads(json.dumps(f.meta))
+    meta["sections"] = {"plan": [0, len(plan), meta["sections"]["plan"][2]]}
+    if meta_change == "spec-not-an-object":
+        meta["spec"] = []
+    elif meta_change == "spec-without-in_shapes":
+        del meta["spec"]["in_shapes"]
+    elif meta_change == "in_shapes-a-number":
+        meta["spec"]["in_shapes"] = 5
+    else:
+        meta["sections"] = {}
+        plan = b""
+    header = json.dumps(meta).encode()
+    write(path, [entry.MAGIC, struct.pack("<Q", len(header)), entry._digest(header).encode(), header, plan])
+    with caplog.at_level(logging.WARNING, logger="mx2trt"):
+        c = mx2trt.convert(sym, params, shapes, runtime="reference", cache_dir=tmp_path)
+    assert [e.origin for e in c.engines] == ["built", "cache"], caplog.text
+    assert "ignoring bad entry" in caplog.text
+    assert_close(run_symbol(c.symbol, {"data": xv})[0], want, 1e-4)

@@ -208,3 +208,29 @@ def test_console_script(ckpt: Path, tmp_path: Path) -> None:
     out = json.loads(ok(cli("explain", ckpt, EPOCH, "--shape", SHAPE_ARG, "--json", exe=[exe])).stdout)
     assert out["coverage"]["nodes_trt"] == 4
     failed(cli("explain", ckpt, EPOCH, "--shape", "data=", exe=[exe]), 2, "'data='")
+
+
+def test_an_mxnet_error_reading_the_model_is_one_line_naming_the_problem(tmp_path: Path) -> None:
+    """MXNet 1.9's error text starts with 'Traceback': the message shown is the line that says what failed."""
+    from harness import mxnet_only
+
+    js = mxnet_only(mx.sym.var("data"), "odd").tojson().replace("mx2trt_test_mxnet_only", "no_such_custom_op")
+    (tmp_path / "odd-symbol.json").write_text(js)
+    err = failed(cli("explain", "--symbol", tmp_path / "odd-symbol.json", "--shape", "data=1,2"), 1, "mx2trt: error:")
+    assert "no_such_custom_op" in err or "Cannot find custom operator" in err, err
+
+
+def test_convert_without_a_usable_cache_still_saves_every_subgraph(ckpt: Path, tmp_path: Path) -> None:
+    env_off = {**os.environ, "MXNET_MKLDNN_ENABLED": "0", "MX2TRT_CACHE": "0"}
+    out = subprocess.run([sys.executable, "-m", "mx2trt", "convert", str(ckpt), str(EPOCH), "--shape", SHAPE_ARG,
+                          "-o", str(tmp_path / "m")], capture_output=True, text=True, timeout=300, env=env_off)
+    assert out.returncode == 0, out.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert cli("convert", ckpt, EPOCH, "--shape", SHAPE_ARG, "-o", tmp_path / "n", "--cache-dir",
+               blocker / "c").returncode == 0
+    from mx2trt.entry import EngineFile
+
+    for d in ("m", "n"):
+        files = list((tmp_path / f"{d}-engines").glob("*.engine"))
+        assert files and all(EngineFile.read(p).has_source for p in files)
