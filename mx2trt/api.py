@@ -24,6 +24,7 @@ from .fold import fold_constants
 from .graph import Graph, _mx_call
 from .partition import Partition, PartitionOptions, Subgraph, partition, used_inputs
 from .progress import BuildProgress
+from .progress import mode as progress_mode
 from .registry import REGISTRY
 from .report import Report, make_report
 from .rewrite import rewrite
@@ -110,7 +111,7 @@ def convert(
     inputs.flag("cache", cache)
     if cache_dir is not None:
         inputs.path("cache_dir", cache_dir)
-    BuildProgress(progress, 0)  # validates the option before any work
+    progress_mode(progress)  # the option is checked before any work
     params = inputs.params(sym, params)
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)

@@ -148,11 +148,7 @@ class EngineCache:
     def entries(self) -> list[CacheEntry]:
         """Every engine file, oldest use first, with what its header says (or why it is unusable)."""
         out = []
-        for path in self._files():
-            try:
-                st = path.stat()
-            except OSError:
-                continue
+        for path, st in self._files():
             key = path.name[: -len(SUFFIX)]
             try:
                 meta = EngineFile.read(path).meta
@@ -167,7 +163,7 @@ class EngineCache:
         """Remove every entry (and stale temporary files; lock files stay, another process may hold one); returns the
         number of engine files removed."""
         n = 0
-        for path in list(self._files()):
+        for path, _ in list(self._files()):
             path.unlink(missing_ok=True)
             n += 1
         if self.root.is_dir():
@@ -178,13 +174,7 @@ class EngineCache:
 
     def evict(self, keep: str | None = None) -> None:
         """Remove least recently used entries until the cache holds at most `limit_bytes` (`keep` stays)."""
-        files = []
-        for path in self._files():
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            files.append((st.st_mtime, st.st_size, path))
+        files = [(st.st_mtime, st.st_size, path) for path, st in self._files()]
         total = sum(size for _, size, _ in files)
         for _, size, path in sorted(files, key=lambda f: f[0]):
             if total <= self.limit_bytes:
@@ -196,8 +186,15 @@ class EngineCache:
             path.unlink(missing_ok=True)
             total -= size
 
-    def _files(self) -> Iterator[Path]:
-        return self.root.glob(f"*{SUFFIX}") if self.root.is_dir() else iter(())
+    def _files(self) -> Iterator[tuple[Path, os.stat_result]]:
+        """Every engine file with its stat (files another process removed meanwhile are skipped)."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob(f"*{SUFFIX}"):
+            try:
+                yield path, path.stat()
+            except OSError:
+                continue
 
     def writable(self) -> bool:
         with self._guard:

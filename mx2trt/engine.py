@@ -56,8 +56,7 @@ class EngineSpec:
                         )
                     from .build import reference_program_of
 
-                    source = self.source() if callable(self.source) else self.source
-                    self.program = reference_program_of(source, self.name)
+                    self.program = reference_program_of(self.source(), self.name)
         return self.program
 
     @property

@@ -34,12 +34,12 @@ def _digest(data: bytes | memoryview) -> str:
     return xxhash.xxh3_128(data).hexdigest()
 
 
-def encode(spec: EngineSpec, env: dict[str, Any], source: SubgraphSource | None) -> list[bytes]:
-    """The file's bytes, in pieces: header and sections (plan, then source JSON and weights if given)."""
+def encode(spec: EngineSpec, env: dict[str, Any], source: SubgraphSource | SourceReader | None) -> list[bytes]:
+    """The file's bytes, in pieces: header and sections (plan, then the source's JSON and weights if given; a
+    SourceReader's are copied from its file as they are)."""
     sections = {"plan": spec.plan}
     if source is not None:
-        sections["source"] = json.dumps(source.desc).encode()
-        sections["weights"] = source.weights_npz()
+        sections["source"], sections["weights"] = source.sections()
     table, offset = {}, 0
     for name, data in sections.items():
         table[name] = [offset, len(data), _digest(data)]
@@ -175,6 +175,10 @@ class SourceReader:
 
     def __call__(self) -> SubgraphSource:
         return self.file.source()
+
+    def sections(self) -> tuple[bytes, bytes]:
+        """The source's JSON and .npz sections, verified, without decoding them."""
+        return self.file.section("source"), self.file.section("weights")
 
 
 __all__ = ["EngineFile", "EntryError", "SourceReader", "encode", "write", "SUFFIX"]

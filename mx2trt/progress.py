@@ -16,7 +16,7 @@ from ._trt import trt
 log = logging.getLogger("mx2trt")
 
 
-def _mode(progress: Any) -> str:
+def mode(progress: Any) -> str:
     """'bar', 'log' or 'off' for the `progress` option (None: a bar if stderr is a terminal, else log lines)."""
     if progress is None:
         return "bar" if sys.stderr.isatty() else "log"
@@ -33,7 +33,7 @@ class BuildProgress:
     """Progress of one model's engine builds."""
 
     def __init__(self, progress: Any, total: int, label: str = "mx2trt") -> None:
-        self.mode = _mode(progress)
+        self.mode = mode(progress)
         self.total, self.done = total, 0
         self.bar = tqdm(total=total, desc=label, unit="engine", file=sys.stderr) if self.mode == "bar" and total else None
 

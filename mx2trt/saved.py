@@ -65,14 +65,12 @@ def save(
         if key in engines:
             continue
         spec = STORE.get(key, node)
-        source = None
-        if include_source:
-            source = spec.source() if callable(spec.source) else spec.source
-            if source is None:
-                raise SavedModelError(
-                    f"engine node '{node}': engine {spec.name} has no stored subgraph to save (it was built without "
-                    "the engine cache, which is where its subgraph is kept): optimize with the cache on (the default), "
-                    "or save with include_source=False to keep only its plan")
+        source = spec.source if include_source else None  # a SourceReader: its sections are copied as they are
+        if include_source and source is None:
+            raise SavedModelError(
+                f"engine node '{node}': engine {spec.name} has no stored subgraph to save (it was built without "
+                "the engine cache, which is where its subgraph is kept): optimize with the cache on (the default), "
+                "or save with include_source=False to keep only its plan")
         path = engine_dir / f"{key}{SUFFIX}"
         write(path, encode(spec, env, source))
         written.append(path)
@@ -136,16 +134,17 @@ def _register(path: Path, key: str) -> EngineSpec:
     if not path.exists():
         raise SavedModelError(f"engine file {path} is missing: save the model again, or copy the whole "
                               f"{path.parent.name}/ directory")
+    here = build_env()
     try:
         f = EngineFile.read(path)
         if f.meta["spec"].get("key") != key:
             raise EntryError(f"{path}: holds engine {f.meta['spec'].get('key')}, not {key}")
-        spec = f.spec()
+        theirs = {k: f.env.get(k) for k in _PLAN_ENV}
+        fits = theirs == {k: here[k] for k in _PLAN_ENV}
+        spec = f.spec(with_plan=fits)  # a plan that does not fit is not read: it is rebuilt
     except EntryError as exc:
         raise SavedModelError(f"saved engine is unusable: {exc}") from None
-    here = build_env()
-    theirs = {k: f.env.get(k) for k in _PLAN_ENV}
-    if theirs != {k: here[k] for k in _PLAN_ENV}:
+    if not fits:
         built_for = f"{theirs['flavor']} {theirs['version']} ({theirs['target']})"
         this = f"{here['flavor']} {here['version']} ({here['target']})"
         if not f.has_source:

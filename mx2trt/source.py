@@ -120,11 +120,11 @@ class SubgraphSource:
                 else {**n, "name": digests(n["name"])} for n in self.desc["nodes"]]
         return xxhash.xxh3_128(json.dumps({**self.desc, "nodes": anon}, sort_keys=True).encode()).hexdigest()
 
-    def weights_npz(self) -> bytes:
-        """The weights as an .npz archive (read back with allow_pickle=False)."""
+    def sections(self) -> tuple[bytes, bytes]:
+        """Its engine-file sections: the description as JSON and the weights as an .npz (read with allow_pickle=False)."""
         buf = io.BytesIO()
         np.savez(buf, **{k: np_value(v) for k, v in self.weights.items()})
-        return buf.getvalue()
+        return json.dumps(self.desc).encode(), buf.getvalue()
 
     @classmethod
     def from_bytes(cls, desc_json: bytes, npz: bytes) -> "SubgraphSource":
