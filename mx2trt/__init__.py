@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._trt import FLAVOR as TRT_FLAVOR
 from ._trt import VERSION as TRT_VERSION
+from . import debug  # debug.compare: layer-by-layer accuracy against MXNet (matplotlib only when plotting)
 from .api import Conversion, convert, explain, optimize, optimize_block
 from .errors import AttributeParseError, BuildError, ConversionError, InputError, Mx2TrtError
 from .registry import REGISTRY, RegistryError, converter
@@ -17,6 +18,6 @@ from .saved import SavedModelError, load, load_block, save
 __version__ = "0.1.0"
 
 __all__ = [
-    "optimize", "convert", "explain", "optimize_block", "Conversion", "save", "load", "load_block", "SavedModelError", "converter", "REGISTRY",
+    "optimize", "convert", "explain", "optimize_block", "Conversion", "debug", "save", "load", "load_block", "SavedModelError", "converter", "REGISTRY",
     "Mx2TrtError", "InputError", "ConversionError", "BuildError", "AttributeParseError", "RegistryError", "EngineNodeError", "TRT_FLAVOR", "TRT_VERSION",
 ]
