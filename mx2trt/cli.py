@@ -1,6 +1,7 @@
-"""The `mx2trt` command: explain, convert, cache ls|clear and bench, on MXNet checkpoints or symbol/params files.
+"""The `mx2trt` command: explain, convert, cache ls|clear, bench and debug, on MXNet checkpoints or symbol/params files.
 
-Exit codes: 0 ok, 1 an mx2trt error (one line on stderr, no traceback), 2 a usage error (argparse's message)."""
+Exit codes: 0 ok, 1 an mx2trt error (one line on stderr, no traceback), 2 a usage error (argparse's message). `debug`
+has its own (DEBUG_EXIT_CODES): 0 no divergence, 1 a divergence found, 2 usage or bad input, 3 another error."""
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,11 @@ EXAMPLES = """examples:
   mx2trt convert --symbol net-symbol.json --params net-0000.params --shape data=1,3,32,32
   mx2trt cache ls
   mx2trt cache clear
+  mx2trt debug resnet50 0 --shape data=1,3,224,224 --input data=x.npy --precision fp16
 
-exit codes: 0 ok, 1 conversion error (message on stderr), 2 usage error"""
+exit codes: 0 ok, 1 conversion error (message on stderr), 2 usage error (debug: see mx2trt debug --help)"""
+DEBUG_EXIT_CODES = """exit codes: 0 no divergence, 1 a divergence found (the first divergent node is named),
+  2 usage error or bad input (model files, --input names, shapes or files), 3 another error (message on stderr)"""
 
 
 class _Shape(argparse.Action):
@@ -61,6 +65,21 @@ class _Dtype(argparse.Action):
         if not (sep and name and dt):
             parser.error(f"argument --dtype: bad value {value!r}: expected NAME=DTYPE, like data=float16")
         setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), name: dt})
+
+
+class _Input(argparse.Action):
+    """--input name=file.npy: repeatable, collected into {name: path}."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
+                 option: str | None = None) -> None:
+        files = dict(getattr(namespace, self.dest, None) or {})
+        name, sep, path = value.partition("=")
+        if not (sep and name.strip() and path):
+            parser.error(f"argument --input: bad value {value!r}: expected NAME=FILE.npy, like data=x.npy")
+        if name.strip() in files:
+            parser.error(f"argument --input: {name.strip()!r} is given twice")
+        files[name.strip()] = Path(path)
+        setattr(namespace, self.dest, files)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -138,6 +157,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3, metavar="N", help="runs of each quick step (default %(default)s)")
     _common(p)
     p.set_defaults(run=cmd_bench, _parser=p)
+
+    p = subs.add_parser("debug", help="compare every node's output with MXNet's and name the first divergence",
+                        description="Run the model in MXNet and through mx2trt's engines (each engine fed MXNet's "
+                                    "values of its inputs), compare every node's output, and name the first node "
+                                    "whose relative error exceeds the tolerance or that has inf/NaN MXNet has not. "
+                                    "See docs/debugging.md.",
+                        epilog=DEBUG_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _model_args(p)
+    p.add_argument("--input", action=_Input, required=True, metavar="NAME=FILE.npy",
+                   help="the values of a data input (numpy .npy, of its --shape); repeat for each input")
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
+                   help="inside engines (default %(default)s)")
+    p.add_argument("--runtime", choices=["auto", "tensorrt", "reference"], default="auto",
+                   help="what evaluates the engines (default %(default)s: TensorRT on a capable GPU, else NumPy)")
+    p.add_argument("--tolerance", type=float, metavar="REL",
+                   help="max relative error per node (default by precision: fp32 1e-5, fp16 5e-3, bf16 5e-2)")
+    p.add_argument("--plot", metavar="FILE.png", help="also write a PNG of the error along the graph")
+    _common(p)
+    p.set_defaults(run=cmd_debug, _parser=p)
     return top
 
 
@@ -362,6 +400,70 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     _emit(args, obj, table)
     return 0
+
+
+def _debug_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """The --input arrays: one per --shape name, of that shape (cast to its --dtype); InputError naming the input."""
+    import numpy as np
+
+    from .errors import InputError
+
+    unknown = sorted(set(args.input) - set(args.shape))
+    if unknown:
+        raise InputError(f"--input {unknown[0]!r} has no --shape; the --shape inputs are {sorted(args.shape)}")
+    missing = sorted(set(args.shape) - set(args.input))
+    if missing:
+        raise InputError(f"--shape {missing[0]!r} has no --input {missing[0]}=FILE.npy")
+    out = {}
+    for name, path in args.input.items():
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--input {name}: cannot read {path} as a .npy array: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"--input {name}: {path} holds several arrays (.npz); save one array with numpy.save")
+        if x.shape != args.shape[name]:
+            raise InputError(f"--input {name}: {path} has shape {x.shape}, not the --shape {args.shape[name]}")
+        dtype = (args.dtype or {}).get(name)
+        if dtype is not None:
+            try:
+                x = x.astype(dtype)
+            except TypeError:
+                raise InputError(f"--dtype {name}={dtype} is not a dtype") from None
+        out[name] = x
+    return out
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    """mx2trt debug: node-by-node errors against MXNet and the first divergence; exit codes DEBUG_EXIT_CODES."""
+    os.environ.setdefault("MXNET_MKLDNN_ENABLED", "0")  # read when MXNet first runs an op: before anything here
+    from . import debug
+    from ._mx import mx
+    from .errors import InputError, Mx2TrtError
+
+    try:
+        sym, params, _, _ = _load(args, need_params=True)
+        data = _debug_inputs(args)
+        rep = debug.compare(sym, params, data, precision=args.precision, tolerance=args.tolerance,
+                            runtime=args.runtime, min_subgraph_size=args.min_subgraph_size,
+                            exclude_ops=args.exclude_op, exclude_nodes=args.exclude_node)
+        if args.plot:
+            rep.plot(args.plot)
+    except InputError as exc:
+        _error(str(exc).strip())
+        return 2
+    except Mx2TrtError as exc:
+        _error(str(exc).strip())
+        return 3
+    except mx.base.MXNetError as exc:
+        _error(f"MXNet: {mxnet_message(exc)}")
+        return 3
+    except OSError as exc:  # writing the plot
+        _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else _first_line(exc))
+        return 3
+    _emit(args, rep.to_dict(), lambda: str(rep))
+    return 1 if rep.first_bad is not None else 0
 
 
 # ---- entry point -------------------------------------------------------------------------------------------------

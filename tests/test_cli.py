@@ -234,3 +234,100 @@ def test_convert_without_a_usable_cache_still_saves_every_subgraph(ckpt: Path, t
     for d in ("m", "n"):
         files = list((tmp_path / f"{d}-engines").glob("*.engine"))
         assert files and all(EngineFile.read(p).has_source for p in files)
+
+
+# ---- mx2trt debug ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def overflow_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Prefix of an epoch-0 checkpoint whose node 'big' (x * 3e4, with |x| up to ~3) overflows in fp16 only."""
+    prefix = tmp_path_factory.mktemp("overflow") / "net"
+    x = mx.sym.relu(mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=16, name="fc0"), name="relu0")
+    big = mx.sym.broadcast_mul(x, mx.sym.var("gain", shape=(1,)), name="big")
+    sym = mx.sym.sum(mx.sym.broadcast_mul(big, mx.sym.var("shrink", shape=(1,)), name="back"), axis=1, name="total")
+    rng = np.random.default_rng(0)
+    arg = {"fc0_weight": mx.nd.array(rng.standard_normal((16, 8)).astype("f4")),
+           "fc0_bias": mx.nd.array(rng.standard_normal(16).astype("f4")),
+           "gain": mx.nd.array([3e4]), "shrink": mx.nd.array([1e-4])}
+    mx.model.save_checkpoint(str(prefix), 0, sym, arg, {})
+    return prefix
+
+
+def _npy(path: Path, shape: tuple[int, ...], seed: int = 1) -> Path:
+    np.save(path, np.random.default_rng(seed).standard_normal(shape).astype("f4"))
+    return path
+
+
+def test_debug_of_a_clean_model_exits_0_with_json_and_a_png(ckpt: Path, tmp_path: Path) -> None:
+    x = _npy(tmp_path / "x.npy", SHAPE)
+    png = tmp_path / "err.png"
+    out = ok(cli("debug", ckpt, EPOCH, "--shape", SHAPE_ARG, "--input", f"data={x}", "--json", "--plot", png))
+    rep = json.loads(out.stdout)
+    assert rep["first_bad"] is None and rep["precision"] == "fp32" and rep["tolerance"] == 1e-5
+    assert [(r["node"], r["engine"], r["bad"]) for r in rep["rows"]] == [
+        ("conv0", "trt_engine0", False), ("bn0", "trt_engine0", False), ("relu0", "trt_engine0", False),
+        ("fc0", "trt_engine0", False)]
+    assert all(r["max_rel"] <= 1e-5 for r in rep["rows"])
+    assert rep["divergence"].startswith("no divergence")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_debug_names_the_first_divergence_and_exits_1(overflow_ckpt: Path, tmp_path: Path) -> None:
+    x = _npy(tmp_path / "x.npy", (4, 8))
+    args = ("debug", overflow_ckpt, 0, "--shape", "data=4,8", "--input", f"data={x}")
+    assert "no divergence" in ok(cli(*args)).stdout  # fp32
+    out = cli(*args, "--precision", "fp16")
+    assert out.returncode == 1, f"exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    assert "Traceback" not in out.stderr
+    assert "first divergence at node big (op broadcast_mul, engine trt_engine0): " in out.stdout, out.stdout
+    assert "inf/NaN value(s) where MXNet is finite" in out.stdout and "relu0 (relu): rel err" in out.stdout
+    rep = json.loads(cli(*args, "--precision", "fp16", "--json").stdout)
+    assert rep["first_bad"]["node"] == "big" and rep["first_bad"]["nonfinite"] > 0
+    assert [r["bad"] for r in rep["rows"]][:2] == [False, False]
+    assert json.loads(cli(*args, "--precision", "fp16", "--json", "--tolerance", "10").stdout)["tolerance"] == 10
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--input", "data={x}", "--input", "image={x}"], ["--input 'image' has no --shape"]),
+    (["--input", "data={x}", "--shape", "mask=2,8"], ["--shape 'mask' has no --input"]),
+    (["--input", "data={small}"], ["--input data:", "has shape (1, 3, 8, 8), not the --shape (2, 3, 8, 8)"]),
+    (["--input", "data={missing}"], ["--input data: cannot read", "missing.npy"]),
+    (["--input", "data={x}", "--shape", "image=2,3", "--input", "image={y}"],
+     ["'image' is not an input of the symbol"]),
+])
+def test_debug_bad_input_exits_2_naming_it(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           argv: list[str], words: list[str]) -> None:
+    from mx2trt.cli import main
+
+    files = {"x": _npy(tmp_path / "x.npy", SHAPE), "small": _npy(tmp_path / "small.npy", (1, 3, 8, 8)),
+             "y": _npy(tmp_path / "y.npy", (2, 3)), "missing": tmp_path / "missing.npy"}
+    assert main(["debug", str(ckpt), str(EPOCH), "--shape", SHAPE_ARG] + [a.format(**files) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mx2trt: error: ") and len(err.strip().splitlines()) == 1, err
+    for w in words:
+        assert w in err, err
+
+
+def test_debug_help_gives_its_exit_codes(capsys: pytest.CaptureFixture) -> None:
+    from mx2trt.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["debug", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for w in ("--input NAME=FILE.npy", "--plot", "0 no divergence", "1 a divergence found", "2 usage error or bad "
+              "input", "docs/debugging.md"):
+        assert w in text, text
+
+
+def test_debug_other_errors_exit_3(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from mx2trt._trt import can_execute_engines
+    from mx2trt.cli import main
+
+    if can_execute_engines()[0]:
+        pytest.skip("TensorRT can execute engines here: --runtime tensorrt is no error")
+    x = _npy(tmp_path / "x.npy", SHAPE)
+    assert main(["debug", str(ckpt), str(EPOCH), "--shape", SHAPE_ARG, "--input", f"data={x}", "--runtime",
+                 "tensorrt"]) == 3
+    assert "runtime='tensorrt' cannot run here" in capsys.readouterr().err
