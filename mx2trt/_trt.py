@@ -174,9 +174,11 @@ class Logger(trt.ILogger):
     _IGNORED = ("cudaError 35", "scale factors are not set")
 
     def log(self, severity: Any, msg: str) -> None:
-        if any(s in msg for s in self._IGNORED):
+        level = self._LEVELS.get(severity, logging.DEBUG)
+        # A build sends thousands of VERBOSE/INFO messages: drop them here unless debug logging is on.
+        if not log.isEnabledFor(level) or any(s in msg for s in self._IGNORED):
             return
-        log.log(self._LEVELS.get(severity, logging.DEBUG), "%s", msg)
+        log.log(level, "%s", msg)
 
 
 LOGGER = Logger()

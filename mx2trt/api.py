@@ -25,7 +25,7 @@ from .graph import Graph, _mx_call
 from .partition import Partition, PartitionOptions, Subgraph, partition, used_inputs
 from .progress import BuildProgress
 from .progress import mode as progress_mode
-from .registry import REGISTRY
+from .registry import REGISTRY, Registry
 from .report import Report, make_report
 from .rewrite import rewrite
 from .runtime import RUNTIMES, register_engine, resolve_runtime
@@ -43,6 +43,25 @@ class Conversion:
     report: Report
     engines: list[EngineSpec]
     partition: Partition
+    fp32_nodes: frozenset[int] = frozenset()  # node ids kept in float32 inside fp16/bf16 engines (exact indices)
+
+
+PHASES = ("fold", "graph", "partition", "define", "key", "build", "reference_program", "rewrite")
+
+
+class _Clock:
+    """Seconds `convert` spends per phase (Report.timings); phases may be entered many times."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Any:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - t0
 
 
 @dataclass
@@ -77,7 +96,7 @@ def _options(sym: Any, min_subgraph_size: Any, exclude_ops: Any, exclude_nodes: 
     """The partitioner's options; a node name no op node of `sym` has, or a name that is no MXNet op, is a typo.
     Op aliases ('flatten') become the names MXNet writes into graphs ('Flatten')."""
     ops, nodes = inputs.names("exclude_ops", exclude_ops), inputs.names("exclude_nodes", exclude_nodes)
-    names = {n["name"] for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null"}
+    names = {n["name"] for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null"} if nodes else set()
     unknown = sorted(nodes - names)
     if unknown:
         raise InputError(f"exclude_nodes: no op node is named {unknown}")
@@ -102,9 +121,10 @@ def convert(
     cache: bool = True,
     cache_dir: Any = None,
     progress: bool | None = None,
+    registry: Registry | None = None,
 ) -> Conversion:
     """Partition `sym`, build one TensorRT engine per subgraph (or load it from the cache) and rewrite the graph;
-    see `optimize`."""
+    see `optimize`. `registry`: the converters to use (default: mx2trt's own, REGISTRY)."""
     inputs.symbol(sym)
     _check_options(precision, runtime)
     inputs.flag("build_engines", build_engines)
@@ -116,20 +136,27 @@ def convert(
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
     options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
+    if registry is not None and not isinstance(registry, Registry):
+        raise InputError(f"registry must be an mx2trt Registry, not {type(registry).__name__}")
+    registry = REGISTRY if registry is None else registry
+    clock = _Clock()
     t0 = time.perf_counter()
-    folded = fold_constants(sym, params, shapes)
+    with clock("fold"):
+        folded = fold_constants(sym, params, shapes)
     sym, params = folded.symbol, folded.params
-    graph = Graph.from_symbol(sym, params, shapes, dtypes)
+    with clock("graph"):
+        graph = Graph.from_symbol(sym, params, shapes, dtypes, folded.json)
     engine_cache = engine_cache_for(cache, cache_dir) if build_engines else None
     env, digests = build_env(), WeightDigests(params)
 
     def prepare(sg: Subgraph, fp32: frozenset[int]) -> _Prepared:
-        source = SubgraphSource.of(graph, sg, params, precision, fp32)
-        key = engine_key(source, env, digests)
-        hit = engine_cache.load(key, env) if engine_cache is not None else None
+        with clock("key"):
+            source = SubgraphSource.of(graph, sg, params, precision, fp32)
+            key = engine_key(source, env, digests, registry)
+            hit = engine_cache.load(key, env) if engine_cache is not None else None
         return _Prepared(source, key, cached=hit)
 
-    part, defined, fp32_nodes = _define_all(graph, options, params, precision, prepare)
+    part, defined, fp32_nodes = _define_all(graph, options, params, precision, prepare, registry, clock)
     for nid in fp32_nodes & set(part.placements):
         if part.placements[nid].where != "mxnet":
             part.placements[nid].reason = f"converted; runs in float32 inside the {precision} engine (exact indices)"
@@ -144,7 +171,7 @@ def convert(
             sg, prep = defined.pop(0)
             try:
                 spec = by_key.get(prep.key) or _engine(part, sg, prep, precision, build_engines, needs_program,
-                                                        engine_cache, env, bar)
+                                                        engine_cache, env, bar, clock)
             except (ConversionError, BuildError) as exc:
                 log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
                 part.drop(sg, f"fell back to MXNet: {exc}")
@@ -153,14 +180,16 @@ def convert(
             built.append((sg, register_engine(spec)))
     finally:
         bar.close()
-    new_sym = rewrite(graph, built, runtime) if built else sym
-    still = set(new_sym.list_arguments()) | set(new_sym.list_auxiliary_states())
-    new_params = inputs.as_ndarrays({k: v for k, v in params.items() if k in still})
+    with clock("rewrite"):
+        new_sym = rewrite(graph, built, runtime) if built else sym
+        still = set(new_sym.list_arguments()) | set(new_sym.list_auxiliary_states())
+        new_params = inputs.as_ndarrays({k: v for k, v in params.items() if k in still})
     report = make_report(part, {sg.id: spec for sg, spec in built})
     report.partition_s = t_part
+    report.timings = {**clock.seconds, "total": time.perf_counter() - t0}
     report.folded = folded.nodes
     log.info("mx2trt: %s", report.summary())
-    return Conversion(new_sym, new_params, report, [s for _, s in built], part)
+    return Conversion(new_sym, new_params, report, [s for _, s in built], part, fp32_nodes)
 
 
 def engine_cache_for(cache: bool, cache_dir: Any) -> EngineCache | None:
@@ -175,7 +204,7 @@ def engine_cache_for(cache: bool, cache_dir: Any) -> EngineCache | None:
 
 def _engine(
     part: Partition, sg: Subgraph, prep: _Prepared, precision: str, build_engines: bool, needs_program: bool,
-    engine_cache: EngineCache | None, env: dict[str, Any], bar: BuildProgress,
+    engine_cache: EngineCache | None, env: dict[str, Any], bar: BuildProgress, clock: _Clock,
 ) -> EngineSpec:
     """The engine of one prepared subgraph: from the cache, or built (and cached) from its network."""
     spec = engine_spec(part, sg, prep.key, prep.network, precision)
@@ -184,9 +213,11 @@ def _engine(
         with engine_cache.lock(prep.key) if engine_cache is not None else contextlib.nullcontext():
             found = engine_cache.load(prep.key, env) if engine_cache is not None else None  # built meanwhile?
             if found is None:
-                spec.plan, spec.build_s = build_engine(prep.network, bar.monitor(spec.name))
+                with clock("build"):
+                    spec.plan, spec.build_s = build_engine(prep.network, bar.monitor(spec.name))
                 bar.finished()
-                program = reference_program(prep.network.network, prep.network.ctx.host_weights, needs_program)
+                with clock("reference_program"):
+                    program = reference_program(prep.network.network, prep.network.ctx.host_weights, needs_program)
                 spec.stats["reference_program"] = program is not None
                 spec.program = program if needs_program else None  # the TensorRT runtime does not need its weights
                 # The source (for save and rebuilds) is read back from the entry when needed; without an entry it
@@ -195,18 +226,20 @@ def _engine(
                     spec.source = engine_cache.reader(prep.key)
                 return spec
     if found is None:  # build_engines=False: the network's program is the engine
-        spec.program = reference_program(prep.network.network, prep.network.ctx.host_weights, True)
+        with clock("reference_program"):
+            spec.program = reference_program(prep.network.network, prep.network.ctx.host_weights, True)
         return spec
     spec.plan, spec.num_layers, spec.origin, spec.source = found.plan, found.num_layers, "cache", found.source
     spec.define_s, spec.build_s, spec.stats = found.define_s, found.build_s, dict(found.stats)
     if needs_program and not spec.stats.get("reference_program"):
-        spec.program = spec.reference_program()  # the cached engine was never evaluated here: prove it now
+        with clock("reference_program"):
+            spec.program = spec.reference_program()  # the cached engine was never evaluated here: prove it now
     return spec
 
 
 def _define_all(
     graph: Graph, options: PartitionOptions, params: Mapping[str, Any], precision: str,
-    prepare: Callable[[Subgraph, frozenset[int]], _Prepared],
+    prepare: Callable[[Subgraph, frozenset[int]], _Prepared], registry: Registry, clock: _Clock,
 ) -> tuple[Partition, list[tuple[Subgraph, _Prepared]], frozenset[int]]:
     """Partition and define every subgraph's network, unless `prepare` finds its engine in the cache; returns the
     partition, (subgraph, prepared) pairs and the nodes that run in float32 inside an fp16/bf16 engine.
@@ -219,7 +252,8 @@ def _define_all(
     fp32_nodes: set[int] = set()
     networks: dict[tuple[frozenset[int], frozenset[int]], _Prepared] = {}
     while True:
-        part = partition(graph, options, refused=refused)
+        with clock("partition"):
+            part = partition(graph, options, registry, refused=refused)
         keys = {sg.id: (frozenset(sg.nodes), frozenset(fp32_nodes & set(sg.nodes))) for sg in part.subgraphs}
         networks = {k: v for k, v in networks.items() if k in keys.values()}  # drop networks of subgraphs gone
         defined, retry = [], False
@@ -228,13 +262,14 @@ def _define_all(
             try:
                 prep = networks.get(key) or prepare(sg, key[1])
                 if prep.cached is None and prep.network is None:
-                    prep.network = define_network(part, sg, params, precision, fp32_nodes=key[1])
+                    with clock("define"):
+                        prep.network = define_network(part, sg, params, precision, registry=registry, fp32_nodes=key[1])
             except ConversionError as exc:
                 if exc.node_id is None:  # final: this subgraph leaves; the partition need not change
                     log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
                     part.drop(sg, f"fell back to MXNet: {exc}")
                 elif exc.needs_fp32 and precision != "fp32" and exc.node_id not in fp32_nodes:
-                    promoted = _computing(graph, sg, exc)
+                    promoted = _computing(graph, sg, exc, registry)
                     log.info("%s runs in float32 inside the %s engine, with %d node(s) computing its inputs: %s",
                              graph.nodes[exc.node_id].name, precision, len(promoted) - 1, exc)
                     fp32_nodes |= promoted
@@ -250,7 +285,7 @@ def _define_all(
             return part, defined, frozenset(fp32_nodes)
 
 
-def _computing(graph: Graph, sg: Any, exc: ConversionError) -> set[int]:
+def _computing(graph: Graph, sg: Any, exc: ConversionError, registry: Registry) -> set[int]:
     """The failing node and every node of its subgraph its `exact_inputs` are computed from (through the inputs
     converters read: zeros_like's values come from nowhere)."""
     members, node = set(sg.nodes), graph.nodes[exc.node_id]
@@ -260,7 +295,7 @@ def _computing(graph: Graph, sg: Any, exc: ConversionError) -> set[int]:
         nid = stack.pop()
         if nid in members and nid not in out:
             out.add(nid)
-            stack.extend(e.node for e in used_inputs(graph, nid, REGISTRY))
+            stack.extend(e.node for e in used_inputs(graph, nid, registry))
     return out
 
 

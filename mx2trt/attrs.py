@@ -102,6 +102,12 @@ def _none_elem(elem: Any) -> None:
     raise ValueError("None is not allowed here")
 
 
+@functools.lru_cache(maxsize=8192)
+def _parse_str(tp: Any, raw: str) -> Any:
+    """`_parse` of an attribute string; models repeat the same few values on every node, so parse each once."""
+    return _parse(tp, raw)
+
+
 @functools.lru_cache(maxsize=None)
 def _schema_fields(cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
     """A schema's type hints and fields, resolved once per class (every node of every model asks)."""
@@ -118,7 +124,7 @@ def parse_attrs(cls: type[T], raw: Mapping[str, str], *, op: str, node: str) -> 
         if key not in fields:
             raise AttributeParseError(node, op, key, value, "unknown attribute (not in mx2trt's schema for this op)")
         try:
-            values[key] = _parse(hints[key], value)
+            values[key] = _parse_str(hints[key], value) if isinstance(value, str) else _parse(hints[key], value)
         except (ValueError, TypeError) as exc:
             raise AttributeParseError(node, op, key, value, str(exc)) from None
     for name, f in fields.items():

@@ -18,7 +18,7 @@ from .errors import BuildError, ConversionError
 from .graph import Entry, Graph
 from .partition import Partition, Subgraph
 from .registry import REGISTRY, Registry
-from .source import SubgraphSource, WeightDigests, np_value
+from .source import SubgraphSource, WeightDigests, host_view
 
 log = logging.getLogger("mx2trt")
 
@@ -76,7 +76,7 @@ def _code_fingerprint(code: Any, h: Any) -> None:
 def converter_fingerprints(source: SubgraphSource, registry: Registry | None = None) -> list[str]:
     """Fingerprints of the converters of the subgraph's ops that live outside mx2trt (registered by the user), whose
     code the key's mx2trt hash does not cover: a changed converter must not get the old engine."""
-    registry = registry or REGISTRY
+    registry = REGISTRY if registry is None else registry
     out = set()
     for n in source.desc["nodes"]:
         spec = registry.get(n["op"]) if n["op"] != "null" else None
@@ -96,12 +96,15 @@ def converter_fingerprints(source: SubgraphSource, registry: Registry | None = N
     return sorted(out)
 
 
-def engine_key(source: SubgraphSource, env: Mapping[str, Any], digests: WeightDigests | None = None) -> str:
+def engine_key(
+    source: SubgraphSource, env: Mapping[str, Any], digests: WeightDigests | None = None,
+    registry: Registry | None = None,
+) -> str:
     """The engine's cache key: its source's content hash (ops, attributes, edges, shapes, dtypes, weights,
     precision), the build environment, and the code of any converter from outside mx2trt."""
     h = xxhash.xxh3_128(source.content_hash(digests).encode())
     h.update(json.dumps(env, sort_keys=True).encode())
-    h.update(json.dumps(converter_fingerprints(source)).encode())
+    h.update(json.dumps(converter_fingerprints(source, registry)).encode())
     return h.hexdigest()[:32]
 
 
@@ -116,7 +119,7 @@ def define_network(
     """Translate subgraph `sg` into a strongly typed INetworkDefinition; raises ConversionError naming the node.
     Nodes in `fp32_nodes` run in float32 inside an fp16/bf16 engine (their float inputs are cast up, or read from the
     float32 network input itself)."""
-    registry = registry or REGISTRY
+    registry = REGISTRY if registry is None else registry
     graph = part.graph
     t0 = time.perf_counter()
     recorder = ErrorRecorder()
@@ -148,7 +151,7 @@ def define_network(
             elif e in tensors:
                 inputs.append(_in_dtype(ctx, raw.get(e), tensors[e]))
             else:  # a parameter or aux state: converters get its value
-                inputs.append(np_value(params[graph.nodes[e.node].name]))
+                inputs.append(host_view(params[graph.nodes[e.node].name]))
         try:
             outs = ctx.run(op_node, spec.fn, inputs)
             if len(outs) < node.num_outputs:

@@ -151,7 +151,7 @@ class ConversionContext:
         a = np.asarray(value, dtype=dtype)
         if shape is not None:
             a = a.reshape(tuple(shape))
-        a = self.keep(np.array(a, copy=True, order="C"))
+        a = self.keep(np.ascontiguousarray(a))  # no copy: weights come in read-only or freshly computed
         layer = self.net.add_constant(tuple(a.shape), trt.Weights(a) if a.ndim else trt.Weights(a.reshape(1)))
         if dtype == np.float16 and np.array_equal(a.astype(np.float32), np.asarray(value, np.float32).reshape(a.shape)):
             self.exact_constants.add(layer.name)

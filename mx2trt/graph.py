@@ -89,8 +89,10 @@ class Graph:
         params: Mapping[str, Any],
         shapes: Mapping[str, Iterable[int]],
         dtypes: Mapping[str, Any] | None = None,
+        text: str | None = None,
     ) -> "Graph":
-        """Read `sym`, tell data/params/aux apart and infer every output's shape and dtype."""
+        """Read `sym` (`text`: its tojson(), if known), tell data/params/aux apart and infer every output's shape and
+        dtype."""
         args = sym.list_arguments()
         aux = sym.list_auxiliary_states()
         inputs = set(args) | set(aux)
@@ -100,8 +102,8 @@ class Graph:
             if name not in shapes:
                 raise InputError(f"dtypes: '{name}' is not a data input given in shapes")
         # Data inputs default to float32 unless the variable declares its own dtype (mx.sym.var(..., dtype=)).
-        declared = {jn["name"] for jn in json.loads(sym.tojson())["nodes"] if jn["op"] == "null"
-                    and "__dtype__" in jn.get("attrs", {})}
+        js = json.loads(text or sym.tojson())
+        declared = {jn["name"] for jn in js["nodes"] if jn["op"] == "null" and "__dtype__" in jn.get("attrs", {})}
         dtypes = {k: dtypes.get(k, np.dtype(np.float32)) for k in shapes if k in dtypes or k not in declared}
         for name in shapes:
             if name not in inputs:
@@ -115,20 +117,23 @@ class Graph:
         param_dtypes = {k: np.dtype(params[k].dtype) for k in params if k in inputs}
 
         # Op nodes are renamed uniquely for inference: MXNet allows duplicate names, and outputs are aligned by name.
-        js = json.loads(sym.tojson())
-        unique = json.loads(sym.tojson())
-        for i, jn in enumerate(unique["nodes"]):
-            if jn["op"] != "null":
-                jn["name"] = f"{jn['name']}__n{i}"
+        unique = dict(js, nodes=[jn if jn["op"] == "null" else dict(jn, name=f"{jn['name']}__n{i}")
+                                 for i, jn in enumerate(js["nodes"])])
         internals = mx.sym.load_json(json.dumps(unique)).get_internals()
-        try:  # without the parameters' shapes first, to name missing or wrongly shaped parameters
-            arg_sh, _, aux_sh = internals.infer_shape_partial(**shapes)
-        except mx.base.MXNetError:  # some ops (take, Pad...) need their parameters' shapes to infer anything
-            arg_sh, aux_sh = [], []
-        inferred = dict(zip(internals.list_arguments(), arg_sh or []))
-        inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
+
+        def without_params() -> dict[str, Any]:
+            """Shapes inferred from the data shapes alone, to name missing or wrongly shaped parameters."""
+            try:
+                arg_sh, _, aux_sh = internals.infer_shape_partial(**shapes)
+            except mx.base.MXNetError:  # some ops (take, Pad...) need their parameters' shapes to infer anything
+                arg_sh, aux_sh = [], []
+            inferred = dict(zip(internals.list_arguments(), arg_sh or []))
+            inferred.update(zip(internals.list_auxiliary_states(), aux_sh or []))
+            return inferred
+
         missing = [k for k in args + aux if k not in params and k not in shapes and not _is_label(k)]
         if missing:
+            inferred = without_params()
             known = {k: tuple(inferred[k]) for k in missing if inferred.get(k) and all(d > 0 for d in inferred[k])}
             hint = f" (MXNet expects shapes {known})" if known else ""
             raise InputError(
@@ -137,7 +142,7 @@ class Graph:
         try:
             arg_sh, out_sh, aux_sh = internals.infer_shape_partial(**shapes, **param_shapes)
         except mx.base.MXNetError as exc:
-            _check_param_shapes(param_shapes, inferred, aux)  # name the parameter, where inference without it can
+            _check_param_shapes(param_shapes, without_params(), aux)  # name the parameter, where inference can
             why = re.sub(r"__n\d+\b", "", _first_line(exc))  # the node's own name, not its inference alias
             raise InputError(f"MXNet shape inference failed for shapes {shapes}: {why}") from None
         inferred = dict(zip(internals.list_arguments(), arg_sh or []))

@@ -142,7 +142,7 @@ def partition(
     """Ask the registry about every op node and group the accepted ones into engines-to-be; nodes in `refused`
     (node id -> reason: their converter failed on an earlier try) stay in MXNet with that reason."""
     options = options or PartitionOptions()
-    registry = registry or REGISTRY
+    registry = REGISTRY if registry is None else registry
     refused = refused or {}
     placements: dict[int, Placement] = {}
     op_nodes: dict[int, OpNode] = {}

@@ -70,6 +70,8 @@ class Report:
     macs_total: int = 0
     macs_trt: int = 0
     partition_s: float = 0.0
+    # seconds per phase of convert: fold, graph, partition, define, key, build, reference_program, rewrite, total
+    timings: dict[str, float] = field(default_factory=dict)
     folded: list[str] = field(default_factory=list)  # op nodes computed from parameters alone, evaluated once
 
     def row(self, node: str) -> Row:

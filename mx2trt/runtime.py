@@ -109,7 +109,9 @@ def resolve_runtime(requested: str) -> str:
         raise InputError(f"runtime must be one of {list(RUNTIMES)}, not {requested!r}")
     with _lock:
         if requested not in _resolved:
-            ok, why = _trt.can_execute_engines()
+            # runtime='reference' needs no probe (the probe imports and initialises CUDA)
+            ok, why = (False, "runtime='reference' was asked for") if requested == "reference" else \
+                _trt.can_execute_engines()
             if requested == "tensorrt" and not ok:
                 raise Mx2TrtError(f"runtime='tensorrt' cannot run here: {why}")
             chosen = "tensorrt" if (requested == "tensorrt" or (requested == "auto" and ok)) else "reference"

@@ -6,6 +6,7 @@ TensorRT or GPU, or to give the reference interpreter its program after a plan w
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import dataclass, field
@@ -23,6 +24,12 @@ FORMAT = 1
 
 class SourceError(Mx2TrtError):
     """A stored subgraph that cannot be read back or defined again."""
+
+
+@functools.lru_cache(maxsize=None)
+def dtype_name(dt: np.dtype) -> str:
+    """`dt.name`, which NumPy computes anew on every call (slow enough to show in conversion profiles)."""
+    return dt.name
 
 
 def np_value(v: Any) -> np.ndarray:
@@ -53,19 +60,38 @@ class WeightDigests:
 
 
 def _ndarray_bytes(v: Any) -> memoryview | None:
-    """The bytes of a dense CPU NDArray in place (no host copy: the key is paid on every cache hit), else None."""
+    """The bytes of a dense CPU NDArray in place (no host copy: the key is paid on every cache hit), else None. The
+    memory view keeps `v` alive."""
     import ctypes
 
     from ._mx import mx
 
-    if not isinstance(v, mx.nd.NDArray) or v.stype != "default" or v.context.device_type != "cpu" or v.size == 0:
+    # type(v) is NDArray: sparse arrays are subclasses. Each NDArray property is a call into MXNet: ask few.
+    if type(v) is not mx.nd.NDArray or v.context.device_type != "cpu":
+        return None
+    nbytes = int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+    if nbytes == 0:
         return None
     v.wait_to_read()
     ptr = ctypes.c_void_p()
     mx.base.check_call(mx.base._LIB.MXNDArrayGetData(v.handle, ctypes.byref(ptr)))
     if not ptr.value:
         return None
-    return memoryview((ctypes.c_char * (v.size * np.dtype(v.dtype).itemsize)).from_address(ptr.value)).cast("B")
+    buf = (ctypes.c_char * nbytes).from_address(ptr.value)
+    buf._mx2trt_owner = v  # the NDArray owns the memory: it lives as long as anything viewing it
+    return memoryview(buf).cast("B")
+
+
+def host_view(v: Any) -> np.ndarray:
+    """A parameter's value for network definition: a read-only view of a dense CPU NDArray's memory (no copy; the
+    view keeps the NDArray alive), else a host copy. TensorRT reads weights by reference until the build returns,
+    and the reference interpreter copies what it keeps."""
+    raw = _ndarray_bytes(v)
+    if raw is None:
+        return np_value(v)
+    a = np.frombuffer(raw, dtype=v.dtype).reshape(v.shape)
+    a.flags.writeable = False
+    return a
 
 
 @dataclass
@@ -86,7 +112,7 @@ class SubgraphSource:
         def var(name: str, kind: str, e: Entry) -> None:
             local[e] = [len(nodes), 0]
             nodes.append({"op": "null", "name": name, "kind": kind, "attrs": {}, "inputs": [],
-                          "out_shapes": [list(graph.shape(e))], "out_dtypes": [graph.dtype(e).name]})
+                          "out_shapes": [list(graph.shape(e))], "out_dtypes": [dtype_name(graph.dtype(e))]})
 
         for i, e in enumerate(sg.inputs):
             var(f"in{i}", "data", e)
@@ -101,7 +127,7 @@ class SubgraphSource:
             ids[nid] = len(nodes)
             nodes.append({"op": n.op, "name": n.name, "kind": "op", "attrs": dict(sorted(n.attrs.items())),
                           "inputs": [[ids[e.node], e.index] if e.node in ids else local[e] for e in n.inputs],
-                          "out_shapes": [list(s) for s in n.out_shapes], "out_dtypes": [d.name for d in n.out_dtypes]})
+                          "out_shapes": [list(s) for s in n.out_shapes], "out_dtypes": [dtype_name(d) for d in n.out_dtypes]})
         desc = {
             "format": FORMAT,
             "precision": precision,
@@ -161,4 +187,4 @@ class SubgraphSource:
         return Partition(graph, [sg], {}, op_nodes), sg, frozenset(self.desc["fp32_nodes"])
 
 
-__all__ = ["SubgraphSource", "SourceError", "WeightDigests", "np_value"]
+__all__ = ["SubgraphSource", "SourceError", "WeightDigests", "host_view", "np_value"]

@@ -118,3 +118,37 @@ def test_engine_key_covers_inputs_a_converter_does_not_read():
 def test_tensors_of_more_than_8_dims_stay_in_mxnet():
     c = mx2trt.convert(mx.sym.relu(mx.sym.var("x"), name="r"), {}, {"x": (1,) * 10}, runtime="reference")
     assert c.report.rows[0].placement == "mxnet" and "rank 10" in c.report.rows[0].reason
+
+
+def test_convert_reports_its_time_per_phase(resnet):
+    sym, params, shapes, _, _ = resnet
+    c = mx2trt.convert(sym, params, shapes, runtime="reference", cache=False)
+    t = c.report.timings
+    assert list(t) == [*mx2trt.api.PHASES, "total"]
+    assert all(v >= 0 for v in t.values())
+    assert t["define"] > 0 and t["build"] > 0 and t["fold"] > 0 and t["graph"] > 0
+    assert sum(t[p] for p in mx2trt.api.PHASES) <= t["total"] + 1e-3
+    assert t["build"] == pytest.approx(sum(e.build_s for e in c.engines), abs=0.05)
+
+
+def test_engines_keep_what_the_weights_were_at_convert_time(resnet):
+    """Networks read CPU NDArray weights in place (no copy); an engine must not change when the user later writes
+    into or drops those NDArrays."""
+    sym, params, shapes, x, want = resnet
+    mine = {k: v.copy() for k, v in params.items()}
+    c = mx2trt.convert(sym, mine, shapes, runtime="reference", cache=False)
+    for v in mine.values():
+        v[:] = 7.0  # in place: the memory the network was defined from
+    del mine
+    feeds = {"data": x, **{k: v.asnumpy() for k, v in c.params.items()}}
+    assert max_rel_error(run_symbol(c.symbol, feeds)[0], want) <= 1e-5
+
+
+def test_convert_uses_the_registry_it_is_given():
+    from mx2trt.registry import Registry
+
+    x = mx.sym.relu(mx.sym.var("data"), name="relu0")
+    c = mx2trt.convert(x, {}, {"data": (2, 3)}, runtime="reference", cache=False, registry=Registry())
+    assert c.engines == [] and "no converter for op" in c.report.row("relu0").reason
+    with pytest.raises(mx2trt.InputError, match="registry must be"):
+        mx2trt.convert(x, {}, {"data": (2, 3)}, registry={})

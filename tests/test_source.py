@@ -1,0 +1,43 @@
+"""Engine sources: the in-place weight views network definition reads, and the subgraph description."""
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+from mx2trt._mx import mx
+from mx2trt.source import dtype_name, host_view
+
+
+def test_host_view_reads_a_cpu_ndarray_in_place_read_only_and_keeps_it_alive():
+    nd = mx.nd.array(np.arange(12, dtype=np.float32).reshape(3, 4))
+    v = host_view(nd)
+    assert v.shape == (3, 4) and v.dtype == np.float32 and not v.flags.writeable
+    np.testing.assert_array_equal(v, np.arange(12).reshape(3, 4))
+    with pytest.raises(ValueError):
+        v[0, 0] = 1
+    nd[0, 0] = 100  # the same memory
+    mx.nd.waitall()
+    assert v[0, 0] == 100
+    del nd
+    gc.collect()
+    _ = [mx.nd.ones((3, 4)) * 5 for _ in range(20)]  # would reuse freed memory
+    mx.nd.waitall()
+    assert v[0, 0] == 100 and v[2, 3] == 11
+
+
+@pytest.mark.parametrize("make", [lambda: np.ones((2, 2), np.float16), lambda: mx.nd.ones((2, 2), ctx=mx.cpu()).astype("float16"), lambda: 3.5,
+                                  lambda: mx.nd.ones((4, 2)).tostype("row_sparse")],
+                         ids=["numpy", "float16_ndarray", "scalar", "sparse"])
+def test_host_view_gives_the_values_of_any_parameter(make):
+    """Dense CPU NDArrays are viewed in place; numpy arrays, scalars and sparse arrays come as host values."""
+    value = make()
+    want = value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
+    got = host_view(value)
+    np.testing.assert_array_equal(got, want)
+    assert got.shape == want.shape
+
+
+def test_dtype_name():
+    assert dtype_name(np.dtype(np.float16)) == "float16" and dtype_name(np.dtype("int32")) == "int32"
