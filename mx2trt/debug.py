@@ -39,7 +39,6 @@ log = logging.getLogger("mx2trt")
 TOLERANCES = {"fp32": 1e-5, "fp16": 5e-3, "bf16": 5e-2}
 _SCALE_FLOOR = 1e-6  # a tensor whose values are all below this counts as zero (as tests/harness.py's max_rel_error)
 # The reason convert gives a node it runs in float32 inside an fp16/bf16 engine (api.convert).
-_FP32_REASON = "converted; runs in float32"
 
 
 class Row(NamedTuple):
@@ -306,7 +305,7 @@ def _recording(base: Registry, part: Partition, sg: Subgraph, seen: dict[int, li
     for op in sorted({part.graph.nodes[n].op for n in sg.nodes}):
         spec = base.get(op)
         if spec is None:
-            raise InputError(f"registry: no converter for op '{op}', which convert placed in an engine")
+            raise Mx2TrtError(f"internal: no converter for op '{op}', which convert placed in an engine")
         reg.register(dataclasses.replace(spec, fn=wrap(spec.fn)))
     return reg
 
@@ -410,8 +409,8 @@ def compare(
     """Compare every node output of mx2trt's engines with MXNet's on `inputs` ({data input: array}); see the module.
 
     `tolerance` on the max relative error defaults by precision (TOLERANCES). `runtime`: 'reference' (the NumPy
-    interpreter), 'tensorrt' (engines built with every node output marked, on GPU `device`), or 'auto'. `registry`
-    defines the engines' networks (default mx2trt's); the partition is convert's, from mx2trt's registry."""
+    interpreter), 'tensorrt' (engines built with every node output marked, on GPU `device`), or 'auto'. `registry`:
+    the converters to partition and define with (default mx2trt's)."""
     from . import api
     from .fold import fold_constants
     from .runtime import resolve_runtime
@@ -431,20 +430,18 @@ def compare(
     dtypes = {k: v.dtype for k, v in data.items()}
     c = api.convert(sym, params, shapes, dtypes=dtypes, precision=precision, runtime="reference",
                     min_subgraph_size=min_subgraph_size, exclude_ops=exclude_ops, exclude_nodes=exclude_nodes,
-                    build_engines=False, cache=False, progress=False)
+                    build_engines=False, cache=False, progress=False, registry=registry)
     part, graph = c.partition, c.partition.graph
     c.engines.clear()  # their reference programs are not needed: the networks are defined again, one at a time
     folded = fold_constants(sym, params, shapes)  # the values of the folded graph's new parameters
     if json.loads(folded.symbol.tojson())["nodes"] != graph.json["nodes"]:
         raise Mx2TrtError("internal: folding the model again gave another graph")
-    if registry is not None:
-        _check_registry(registry, part)
     reference = _mxnet_values(graph, folded.params, data)
     ours: dict[Entry, tuple[float, float, int]] = {}
     for sg in part.subgraphs:
-        ours.update(_compare_engine(part, sg, folded.params, precision, registry or REGISTRY, reference, runtime,
-                                    device))
-    rows = _rows(part, ours)
+        ours.update(_compare_engine(part, sg, folded.params, precision, REGISTRY if registry is None else registry,
+                                    reference, runtime, device, c.fp32_nodes))
+    rows = _rows(part, ours, c.fp32_nodes)
     variables = {n.name: ("weight" if n.kind in ("param", "aux") else "input") for n in graph.nodes if n.is_var}
     rep = DebugReport(rows, precision, float(tolerance), runtime, [f"trt_engine{sg.id}" for sg in part.subgraphs],
                       variables, list(c.report.folded))
@@ -452,24 +449,14 @@ def compare(
     return rep
 
 
-def _check_registry(registry: Registry, part: Partition) -> None:
-    """convert partitions with mx2trt's registry: every node it placed in an engine must be one `registry` accepts."""
-    graph = part.graph
-    for sg in part.subgraphs:
-        for nid in sg.nodes:
-            _, reason = registry.check(graph, graph.nodes[nid])
-            if reason:
-                raise InputError(f"registry: {reason}, but convert placed it in trt_engine{sg.id}")
-
-
 def _compare_engine(part: Partition, sg: Subgraph, params: Mapping[str, Any], precision: str, registry: Registry,
-                    reference: dict[Entry, np.ndarray], runtime: str, device: int
+                    reference: dict[Entry, np.ndarray], runtime: str, device: int, fp32_nodes: frozenset[int]
                     ) -> dict[Entry, tuple[float, float, int]]:
     """Errors of every node output of one engine, fed MXNet's values of its inputs."""
     from .build import define_network
 
     graph = part.graph
-    fp32 = frozenset(n for n in sg.nodes if part.placements[n].reason.startswith(_FP32_REASON))
+    fp32 = fp32_nodes & frozenset(sg.nodes)
     seen: dict[int, list[Any]] = {}
     nb = define_network(part, sg, params, precision, _recording(registry, part, sg, seen), fp32_nodes=fp32)
     exposed = _expose(nb, part, sg, seen)
@@ -481,13 +468,13 @@ def _compare_engine(part: Partition, sg: Subgraph, params: Mapping[str, Any], pr
     return {e: errors(got[name], reference[e]) for e, name in exposed.items()}
 
 
-def _rows(part: Partition, ours: dict[Entry, tuple[float, float, int]]) -> list[Row]:
+def _rows(part: Partition, ours: dict[Entry, tuple[float, float, int]], fp32_nodes: frozenset[int]) -> list[Row]:
     graph = part.graph
     rows = []
     for n in graph.op_nodes:
         p = part.placements[n.id]
         engine = f"trt_engine{p.engine}" if p.where != MXNET and p.engine is not None else None
-        status = "mxnet" if engine is None else "fp32" if p.reason.startswith(_FP32_REASON) else "engine"
+        status = "mxnet" if engine is None else "fp32" if n.id in fp32_nodes else "engine"
         ins = tuple(_key(graph, e) for e in n.inputs)
         for k in range(n.num_outputs):
             err = ours.get(Entry(n.id, k))
