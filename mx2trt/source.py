@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -47,49 +48,58 @@ class WeightDigests:
     def __call__(self, name: str) -> str:
         if name not in self._digests:
             v = self.params[name]
-            raw = _ndarray_bytes(v)
-            if raw is None:
+            mem = _ndarray_memory(v)
+            if mem is None:
                 a = np.ascontiguousarray(np_value(v))
-                dtype, shape, raw = a.dtype, a.shape, memoryview(a).cast("B")
+                raw, shape, dtype = memoryview(a).cast("B"), a.shape, a.dtype
             else:
-                dtype, shape = np.dtype(v.dtype), tuple(v.shape)
+                raw, shape, dtype = mem
             h = xxhash.xxh3_128(f"{dtype.str}{shape}".encode())
             h.update(raw)
             self._digests[name] = h.hexdigest()
         return self._digests[name]
 
 
-def _ndarray_bytes(v: Any) -> memoryview | None:
-    """The bytes of a dense CPU NDArray in place (no host copy: the key is paid on every cache hit), else None. The
-    memory view keeps `v` alive."""
+_HOST_DEVICES = (1, 3, 5)  # MXNet's cpu, cpu_pinned and cpu_shared contexts: host memory
+
+
+def _ndarray_memory(v: Any) -> tuple[memoryview, tuple[int, ...], np.dtype] | None:
+    """(bytes, shape, dtype) of a dense NDArray in host memory, read in place (no copy: keys are paid on every cache
+    hit, and network definition reads every weight), else None. The memory view keeps `v` alive."""
     import ctypes
 
     from ._mx import mx
 
-    # type(v) is NDArray: sparse arrays are subclasses. Each NDArray property is a call into MXNet: ask few.
-    if type(v) is not mx.nd.NDArray or v.context.device_type != "cpu":
+    if type(v) is not mx.nd.NDArray:  # sparse arrays are subclasses
         return None
-    nbytes = int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+    lib, handle = mx.base._LIB, v.handle
+    dev_type, dev_id = ctypes.c_int(), ctypes.c_int()
+    mx.base.check_call(lib.MXNDArrayGetContext(handle, ctypes.byref(dev_type), ctypes.byref(dev_id)))
+    if dev_type.value not in _HOST_DEVICES:
+        return None
+    shape, dtype = tuple(v.shape), np.dtype(v.dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes == 0:
         return None
     v.wait_to_read()
     ptr = ctypes.c_void_p()
-    mx.base.check_call(mx.base._LIB.MXNDArrayGetData(v.handle, ctypes.byref(ptr)))
+    mx.base.check_call(lib.MXNDArrayGetData(handle, ctypes.byref(ptr)))
     if not ptr.value:
         return None
     buf = (ctypes.c_char * nbytes).from_address(ptr.value)
     buf._mx2trt_owner = v  # the NDArray owns the memory: it lives as long as anything viewing it
-    return memoryview(buf).cast("B")
+    return memoryview(buf).cast("B"), shape, dtype
 
 
 def host_view(v: Any) -> np.ndarray:
-    """A parameter's value for network definition: a read-only view of a dense CPU NDArray's memory (no copy; the
+    """A parameter's value for network definition: a read-only view of a dense host NDArray's memory (no copy; the
     view keeps the NDArray alive), else a host copy. TensorRT reads weights by reference until the build returns,
     and the reference interpreter copies what it keeps."""
-    raw = _ndarray_bytes(v)
-    if raw is None:
+    mem = _ndarray_memory(v)
+    if mem is None:
         return np_value(v)
-    a = np.frombuffer(raw, dtype=v.dtype).reshape(v.shape)
+    raw, shape, dtype = mem
+    a = np.frombuffer(raw, dtype=dtype).reshape(shape)
     a.flags.writeable = False
     return a
 
