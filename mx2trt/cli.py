@@ -82,14 +82,14 @@ class _Input(argparse.Action):
         setattr(namespace, self.dest, files)
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, shape_required: bool = True) -> None:
     """The model (checkpoint prefix + epoch, or --symbol/--params files) and the partitioning options."""
     p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT",
                    help="checkpoint prefix: reads CHECKPOINT-symbol.json and CHECKPOINT-EPOCH.params")
     p.add_argument("epoch", nargs="?", type=int, metavar="EPOCH", help="checkpoint epoch (an integer)")
     p.add_argument("--symbol", metavar="FILE", help="a -symbol.json file (instead of CHECKPOINT EPOCH)")
     p.add_argument("--params", metavar="FILE", help="its .params file (keys with or without arg:/aux:)")
-    p.add_argument("--shape", action=_Shape, required=True, metavar="NAME=D1,D2,...",
+    p.add_argument("--shape", action=_Shape, required=shape_required, metavar="NAME=D1,D2,...",
                    help="shape of a data input; repeat for each input")
     p.add_argument("--dtype", action=_Dtype, metavar="NAME=DTYPE", help="dtype of a data input (default float32)")
     p.add_argument("--exclude-op", action="append", default=[], metavar="OP", help="keep every node of OP in MXNet")
@@ -147,14 +147,26 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(run=cmd_cache, _parser=p)
 
-    p = subs.add_parser("bench", help="a quick look at convert, cache-hit and save/load times",
-                        description="A quick, in-process look at one model's timings: convert with the cache off, "
-                                    "into an empty cache, from a warm cache, then save and load. For careful "
-                                    "figures (fresh processes, medians over runs) use the benchmarks in tools/, "
-                                    "e.g. tools/bench_cache.py.")
-    _model_args(p)
+    p = subs.add_parser("bench", help="convert, cache-hit and save/load times; --zoo: mx2trt vs the ONNX route",
+                        description="With a model: a quick, in-process look at its timings (convert with the cache "
+                                    "off, into an empty cache, from a warm cache, then save and load). With --zoo: "
+                                    "the benchmark of tools/bench.py on zoo models, each figure in fresh processes "
+                                    "(medians over --runs), against MXNet's ONNX route with --vs-onnx.",
+                        epilog="examples:\n  mx2trt bench resnet50 0 --shape data=1,3,224,224\n"
+                               "  mx2trt bench --zoo resnet50_v1 bert --vs-onnx --batch 1 8 --plot bench.png",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _model_args(p, shape_required=False)
     _build_args(p)
     p.add_argument("--repeat", type=int, default=3, metavar="N", help="runs of each quick step (default %(default)s)")
+    g = p.add_argument_group("--zoo (fresh processes; see tools/bench.py)")
+    g.add_argument("--zoo", nargs="+", metavar="MODEL", help="benchmark these models instead of a checkpoint: "
+                   "tiny_cnn, lenet, a vision-zoo name, bert, bert_tiny, gluonnlp_bert")
+    g.add_argument("--vs-onnx", action="store_true",
+                   help="also measure mx.onnx.export_model + TensorRT's OnnxParser on the same builder")
+    g.add_argument("--runs", type=int, default=3, metavar="N", help="fresh processes per figure (default 3)")
+    from .benchmark import add_arguments
+
+    add_arguments(g, models=False)
     _common(p)
     p.set_defaults(run=cmd_bench, _parser=p)
 
@@ -354,9 +366,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """mx2trt bench: in-process timings of convert (cache off, empty, warm) and save/load."""
+    """mx2trt bench: in-process timings of convert (cache off, empty, warm) and save/load; --zoo: the benchmark."""
     import mx2trt
 
+    if args.zoo:
+        return _bench_zoo(args)
+    zoo_only = [o for o, v in (("--vs-onnx", args.vs_onnx), ("--batch", args.batch), ("--seq", args.seq),
+                                ("--size", args.size), ("--plot", args.plot), ("--no-extras", args.no_extras)) if v]
+    if zoo_only:
+        _usage(args, f"{', '.join(zoo_only)} only apply with --zoo")
+    if not args.shape:
+        _usage(args, "the following arguments are required: --shape (or --zoo MODEL ...)")
     if args.repeat < 1:
         _usage(args, "--repeat must be at least 1")
     sym, params, _, _ = _load(args, need_params=True)
@@ -399,6 +419,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return "\n".join(lines)
 
     _emit(args, obj, table)
+    return 0
+
+
+def _bench_zoo(args: argparse.Namespace) -> int:
+    """mx2trt bench --zoo: mx2trt.benchmark.run on zoo models; prints its markdown tables (or the JSON)."""
+    from . import benchmark
+
+    if args.checkpoint or args.symbol or args.shape:
+        _usage(args, "--zoo benchmarks zoo models: give no checkpoint, --symbol or --shape with it")
+    unknown = [m for m in args.zoo if m not in benchmark.known_models()]
+    if unknown:
+        _usage(args, f"--zoo: unknown model(s) {unknown}; choose from {', '.join(benchmark.known_models())}")
+    for what, values in (("--batch", args.batch or []), ("--seq", args.seq or []), ("--runs", [args.runs]),
+                         ("--size", [args.size] if args.size is not None else [])):
+        if any(v < 1 for v in values):
+            _usage(args, f"{what} must be positive")
+    log = (lambda s: None) if args.quiet or args.json else (lambda s: print(s, file=sys.stderr, flush=True))
+    res = benchmark.run(args.zoo, args.batch or [1], args.seq or [128], [args.precision], args.runs,
+                        onnx=args.vs_onnx, extras=not args.no_extras, runtime=args.runtime, log=log,
+                        command="mx2trt " + " ".join(args.argv), size=args.size)
+    benchmark.write(res, plot_path=args.plot)
+    _emit(args, res, lambda: benchmark.markdown(res))
     return 0
 
 
@@ -481,7 +523,9 @@ def _error(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.argv = argv
     level = logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     logging.getLogger("mx2trt").setLevel(level)

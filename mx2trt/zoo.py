@@ -2,6 +2,7 @@
 BERT-base-shaped encoder written with `mx.sym`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -162,6 +163,38 @@ def bert_inputs(shapes: dict, vocab: int = 1000, seed: int = 0) -> dict[str, np.
     lengths = rng.integers(t // 2, t + 1, b)
     valid = (np.arange(t)[None, :] < lengths[:, None]).astype(np.float32)
     return {"tokens": tokens, "valid": valid}
+
+
+# GluonNLP 0.10's BERT symbol, exported offline by tools/export_gluonnlp_bert.py (in a source checkout).
+GLUONNLP_BERT = Path(__file__).resolve().parents[1] / "tests" / "data" / "gluonnlp_bert_2layers-symbol.json"
+
+
+def gluonnlp_bert(batch: int = 2, seq: int = 16, seed: int = 0) -> tuple[Any, dict, dict]:
+    """(symbol, float32 numpy params, shapes) of GluonNLP 0.10's real BERT symbol (2 layers, BERT-base widths, vocab
+    1000, pooler): inputs data0 (tokens), data1 (token types), data2 (valid lengths). Weights N(0, 0.02), LayerNorm
+    gammas U(0.8, 1.2), aux states 1."""
+    if not GLUONNLP_BERT.is_file():
+        raise FileNotFoundError(f"{GLUONNLP_BERT} is missing: the GluonNLP BERT symbol ships with mx2trt's sources")
+    rng = np.random.default_rng(seed)
+    sym = mx.sym.load(str(GLUONNLP_BERT))
+    shapes = {"data0": (batch, seq), "data1": (batch, seq), "data2": (batch,)}
+    arg_shapes, _, aux_shapes = sym.infer_shape(**shapes)
+    params = {n: (rng.standard_normal(s) * 0.02).astype(np.float32)
+              for n, s in zip(sym.list_arguments(), arg_shapes) if n not in shapes}
+    params.update({n: np.ones(s, np.float32) for n, s in zip(sym.list_auxiliary_states(), aux_shapes)})
+    for n in params:
+        if n.endswith("gamma"):
+            params[n] = rng.uniform(0.8, 1.2, params[n].shape).astype(np.float32)
+    return sym, params, shapes
+
+
+def gluonnlp_bert_inputs(shapes: dict, seed: int = 1) -> dict[str, np.ndarray]:
+    """Random tokens and token types, and valid lengths between half and all of the sequence."""
+    rng = np.random.default_rng(seed)
+    b, t = shapes["data0"]
+    return {"data0": rng.integers(0, 1000, (b, t)).astype(np.float32),
+            "data1": rng.integers(0, 2, (b, t)).astype(np.float32),
+            "data2": rng.integers(t // 2, t + 1, b).astype(np.float32)}
 
 
 def get(name: str, batch: int = 1, size: int | None = None, seed: int = 0) -> tuple[Any, dict, dict]:
