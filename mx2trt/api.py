@@ -29,7 +29,7 @@ from .registry import REGISTRY, Registry
 from .report import Report, make_report
 from .rewrite import rewrite
 from .runtime import RUNTIMES, register_engine, resolve_runtime
-from .source import SubgraphSource, WeightDigests
+from .source import HostWeights, SubgraphSource
 
 log = logging.getLogger("mx2trt")
 
@@ -147,16 +147,16 @@ def convert(
     with clock("graph"):
         graph = Graph.from_symbol(sym, params, shapes, dtypes, folded.json)
     engine_cache = engine_cache_for(cache, cache_dir) if build_engines else None
-    env, digests = build_env(), WeightDigests(params)
+    env, weights = build_env(), HostWeights(params)
 
     def prepare(sg: Subgraph, fp32: frozenset[int]) -> _Prepared:
         with clock("key"):
             source = SubgraphSource.of(graph, sg, params, precision, fp32)
-            key = engine_key(source, env, digests, registry)
+            key = engine_key(source, env, weights, registry)
             hit = engine_cache.load(key, env) if engine_cache is not None else None
         return _Prepared(source, key, cached=hit)
 
-    part, defined, fp32_nodes = _define_all(graph, options, params, precision, prepare, registry, clock)
+    part, defined, fp32_nodes = _define_all(graph, options, weights, precision, prepare, registry, clock)
     for nid in fp32_nodes & set(part.placements):
         if part.placements[nid].where != "mxnet":
             part.placements[nid].reason = f"converted; runs in float32 inside the {precision} engine (exact indices)"

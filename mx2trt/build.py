@@ -15,10 +15,10 @@ from ._trt import ErrorRecorder, create_builder, create_builder_config, create_n
 from .context import ConversionContext
 from .engine import EngineSpec
 from .errors import BuildError, ConversionError
-from .graph import Entry, Graph
+from .graph import Entry
 from .partition import Partition, Subgraph
 from .registry import REGISTRY, Registry
-from .source import SubgraphSource, WeightDigests, host_view
+from .source import HostWeights, SubgraphSource
 
 log = logging.getLogger("mx2trt")
 
@@ -97,12 +97,12 @@ def converter_fingerprints(source: SubgraphSource, registry: Registry | None = N
 
 
 def engine_key(
-    source: SubgraphSource, env: Mapping[str, Any], digests: WeightDigests | None = None,
+    source: SubgraphSource, env: Mapping[str, Any], weights: HostWeights | None = None,
     registry: Registry | None = None,
 ) -> str:
     """The engine's cache key: its source's content hash (ops, attributes, edges, shapes, dtypes, weights,
     precision), the build environment, and the code of any converter from outside mx2trt."""
-    h = xxhash.xxh3_128(source.content_hash(digests).encode())
+    h = xxhash.xxh3_128(source.content_hash(weights).encode())
     h.update(json.dumps(env, sort_keys=True).encode())
     h.update(json.dumps(converter_fingerprints(source, registry)).encode())
     return h.hexdigest()[:32]
@@ -120,6 +120,7 @@ def define_network(
     Nodes in `fp32_nodes` run in float32 inside an fp16/bf16 engine (their float inputs are cast up, or read from the
     float32 network input itself)."""
     registry = REGISTRY if registry is None else registry
+    weights = params if isinstance(params, HostWeights) else HostWeights(params)
     graph = part.graph
     t0 = time.perf_counter()
     recorder = ErrorRecorder()
@@ -151,7 +152,7 @@ def define_network(
             elif e in tensors:
                 inputs.append(_in_dtype(ctx, raw.get(e), tensors[e]))
             else:  # a parameter or aux state: converters get its value
-                inputs.append(host_view(params[graph.nodes[e.node].name]))
+                inputs.append(weights[graph.nodes[e.node].name])
         try:
             outs = ctx.run(op_node, spec.fn, inputs)
             if len(outs) < node.num_outputs:

@@ -415,7 +415,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                  f"{'step':<30} {'runs':>4} {'median':>9} {'min':>9}"]
         lines += [f"{r['step']:<30} {r['runs']:>4} {r['median_s']:>8.3f}s {r['min_s']:>8.3f}s" for r in rows]
         lines.append(f"cache hit: {hits}/{len(hit.engines)} engine(s) from the cache. In-process, a quick look: "
-                     "tools/bench_cache.py measures in fresh processes.")
+                     "mx2trt bench --zoo and tools/bench.py measure in fresh processes.")
         return "\n".join(lines)
 
     _emit(args, obj, table)

@@ -25,7 +25,7 @@ class Folded:
     symbol: Any
     params: dict[str, Any]
     nodes: list[str]  # names of the op nodes that were evaluated away
-    json: str = ""  # symbol.tojson(), which the graph reads next (MXNet's tojson is slow on big graphs)
+    json: dict[str, Any] | None = None  # symbol.tojson(), parsed: the graph reads it next (tojson is slow)
 
 
 def _deterministic(op: str) -> bool:
@@ -34,8 +34,7 @@ def _deterministic(op: str) -> bool:
 
 def fold_constants(sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any]) -> Folded:
     """Evaluate every op node whose inputs are all parameters (or other such nodes) with MXNet, once."""
-    text = sym.tojson()
-    js = json.loads(text)
+    js = json.loads(sym.tojson())
     nodes = js["nodes"]
     const = []
     for n in nodes:
@@ -52,7 +51,7 @@ def fold_constants(sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any
     roots += [h for h in heads if nodes[h.node]["op"] != "null" and const[h.node]]
     roots = list(dict.fromkeys(roots))
     if not roots:
-        return Folded(sym, dict(params), [], text)
+        return Folded(sym, dict(params), [], js)
     values = _evaluate(js, roots, params)
     names = {n["name"] for n in nodes}
     remap: dict[Entry, tuple[str, int]] = {}
@@ -71,8 +70,7 @@ def fold_constants(sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any
     folded_js = splice(nodes, heads, remap, extra)
     folded = [n["name"] for i, n in enumerate(nodes) if n["op"] != "null" and const[i]]
     log.info("mx2trt: folded %d node(s) computed from parameters alone", len(folded))
-    text = json.dumps(folded_js)
-    return Folded(mx.sym.load_json(text), new_params, folded, text)
+    return Folded(mx.sym.load_json(json.dumps(folded_js)), new_params, folded, folded_js)
 
 
 def _evaluate(js: dict[str, Any], roots: list[Entry], params: Mapping[str, Any]) -> list[Any]:

@@ -89,9 +89,9 @@ class Graph:
         params: Mapping[str, Any],
         shapes: Mapping[str, Iterable[int]],
         dtypes: Mapping[str, Any] | None = None,
-        text: str | None = None,
+        parsed: dict[str, Any] | None = None,
     ) -> "Graph":
-        """Read `sym` (`text`: its tojson(), if known), tell data/params/aux apart and infer every output's shape and
+        """Read `sym` (`parsed`: its tojson() as parsed JSON, if known; not modified), tell data/params/aux apart and infer every output's shape and
         dtype."""
         args = sym.list_arguments()
         aux = sym.list_auxiliary_states()
@@ -102,7 +102,7 @@ class Graph:
             if name not in shapes:
                 raise InputError(f"dtypes: '{name}' is not a data input given in shapes")
         # Data inputs default to float32 unless the variable declares its own dtype (mx.sym.var(..., dtype=)).
-        js = json.loads(text or sym.tojson())
+        js = parsed if parsed is not None else json.loads(sym.tojson())
         declared = {jn["name"] for jn in js["nodes"] if jn["op"] == "null" and "__dtype__" in jn.get("attrs", {})}
         dtypes = {k: dtypes.get(k, np.dtype(np.float32)) for k in shapes if k in dtypes or k not in declared}
         for name in shapes:
@@ -116,10 +116,15 @@ class Graph:
         param_shapes = {k: tuple(params[k].shape) for k in params if k in inputs}
         param_dtypes = {k: np.dtype(params[k].dtype) for k in params if k in inputs}
 
-        # Op nodes are renamed uniquely for inference: MXNet allows duplicate names, and outputs are aligned by name.
-        unique = dict(js, nodes=[jn if jn["op"] == "null" else dict(jn, name=f"{jn['name']}__n{i}")
-                                 for i, jn in enumerate(js["nodes"])])
-        internals = mx.sym.load_json(json.dumps(unique)).get_internals()
+        # Outputs are aligned with nodes by name, and MXNet allows duplicate names: then op nodes are renamed uniquely
+        # for inference (a symbol reloaded from JSON, which costs more than the inference on big graphs).
+        names = [jn["name"] for jn in js["nodes"]]
+        if len(set(names)) == len(names):
+            unique, internals = js, sym.get_internals()
+        else:
+            unique = dict(js, nodes=[jn if jn["op"] == "null" else dict(jn, name=f"{jn['name']}__n{i}")
+                                     for i, jn in enumerate(js["nodes"])])
+            internals = mx.sym.load_json(json.dumps(unique)).get_internals()
 
         def without_params() -> dict[str, Any]:
             """Shapes inferred from the data shapes alone, to name missing or wrongly shaped parameters."""

@@ -11,7 +11,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import xxhash
@@ -38,24 +38,38 @@ def np_value(v: Any) -> np.ndarray:
     return v.asnumpy() if hasattr(v, "asnumpy") else np.asarray(v)
 
 
-class WeightDigests:
-    """Content hashes of parameter values by name, each array hashed once (keys are paid on every cache hit)."""
+class HostWeights(Mapping[str, np.ndarray]):
+    """Parameter values by name as host arrays, for network definition and engine keys: an NDArray in host memory is
+    read once, as a read-only view (no copy), and each array is hashed once (keys are paid on every cache hit).
+    Copies (arrays on a GPU) are not kept, so one subgraph's copies are alive at a time."""
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = params
+        self._views: dict[str, np.ndarray] = {}
         self._digests: dict[str, str] = {}
 
-    def __call__(self, name: str) -> str:
-        if name not in self._digests:
+    def __getitem__(self, name: str) -> np.ndarray:
+        view = self._views.get(name)
+        if view is None:
             v = self.params[name]
-            mem = _ndarray_memory(v)
-            if mem is None:
-                a = np.ascontiguousarray(np_value(v))
-                raw, shape, dtype = memoryview(a).cast("B"), a.shape, a.dtype
-            else:
-                raw, shape, dtype = mem
-            h = xxhash.xxh3_128(f"{dtype.str}{shape}".encode())
-            h.update(raw)
+            view = _host_view(v)
+            if view is None:
+                return np_value(v)
+            self._views[name] = view
+        return view
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def digest(self, name: str) -> str:
+        """The content hash of a parameter's value (dtype, shape and bytes)."""
+        if name not in self._digests:
+            a = np.ascontiguousarray(self[name])
+            h = xxhash.xxh3_128(f"{a.dtype.str}{a.shape}".encode())
+            h.update(memoryview(a).cast("B"))
             self._digests[name] = h.hexdigest()
         return self._digests[name]
 
@@ -63,9 +77,9 @@ class WeightDigests:
 _HOST_DEVICES = (1, 3, 5)  # MXNet's cpu, cpu_pinned and cpu_shared contexts: host memory
 
 
-def _ndarray_memory(v: Any) -> tuple[memoryview, tuple[int, ...], np.dtype] | None:
-    """(bytes, shape, dtype) of a dense NDArray in host memory, read in place (no copy: keys are paid on every cache
-    hit, and network definition reads every weight), else None. The memory view keeps `v` alive."""
+def _host_view(v: Any) -> np.ndarray | None:
+    """A read-only view of a dense NDArray's memory if it is on the host (no copy: network definition and keys read
+    every weight), else None. The view keeps `v` alive."""
     import ctypes
 
     from ._mx import mx
@@ -78,30 +92,31 @@ def _ndarray_memory(v: Any) -> tuple[memoryview, tuple[int, ...], np.dtype] | No
     if dev_type.value not in _HOST_DEVICES:
         return None
     shape, dtype = tuple(v.shape), np.dtype(v.dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes == 0:
+    if math.prod(shape) == 0:
         return None
     v.wait_to_read()
     ptr = ctypes.c_void_p()
     mx.base.check_call(lib.MXNDArrayGetData(handle, ctypes.byref(ptr)))
     if not ptr.value:
         return None
-    buf = (ctypes.c_char * nbytes).from_address(ptr.value)
-    buf._mx2trt_owner = v  # the NDArray owns the memory: it lives as long as anything viewing it
-    return memoryview(buf).cast("B"), shape, dtype
+    return np.asarray(_Memory(ptr.value, shape, dtype, v))
+
+
+class _Memory:
+    """NDArray memory as NumPy's array interface (read-only); the array made from it keeps this, and so the NDArray
+    that owns the memory, alive."""
+
+    def __init__(self, ptr: int, shape: tuple[int, ...], dtype: np.dtype, owner: Any) -> None:
+        self.__array_interface__ = {"data": (ptr, True), "shape": shape, "typestr": dtype.str, "version": 3}
+        self.owner = owner
 
 
 def host_view(v: Any) -> np.ndarray:
     """A parameter's value for network definition: a read-only view of a dense host NDArray's memory (no copy; the
     view keeps the NDArray alive), else a host copy. TensorRT reads weights by reference until the build returns,
     and the reference interpreter copies what it keeps."""
-    mem = _ndarray_memory(v)
-    if mem is None:
-        return np_value(v)
-    raw, shape, dtype = mem
-    a = np.frombuffer(raw, dtype=dtype).reshape(shape)
-    a.flags.writeable = False
-    return a
+    view = _host_view(v)
+    return np_value(v) if view is None else view
 
 
 @dataclass
@@ -148,12 +163,12 @@ class SubgraphSource:
         }
         return cls(desc, {graph.nodes[w].name: params[graph.nodes[w].name] for w in sg.weights})
 
-    def content_hash(self, digests: WeightDigests | None = None) -> str:
+    def content_hash(self, weights: HostWeights | None = None) -> str:
         """Hash of what the engine computes: ops, attributes, edges, shapes, dtypes, weight bytes, precision; node
         names are left out, so identical subgraphs of one model (same weights) share one engine."""
-        digests = digests or WeightDigests(self.weights)
+        weights = HostWeights(self.weights) if weights is None else weights
         anon = [{k: v for k, v in n.items() if k != "name"} if n["op"] != "null" or n["kind"] == "data"
-                else {**n, "name": digests(n["name"])} for n in self.desc["nodes"]]
+                else {**n, "name": weights.digest(n["name"])} for n in self.desc["nodes"]]
         return xxhash.xxh3_128(json.dumps({**self.desc, "nodes": anon}, sort_keys=True).encode()).hexdigest()
 
     def sections(self) -> tuple[bytes, bytes]:
@@ -197,4 +212,4 @@ class SubgraphSource:
         return Partition(graph, [sg], {}, op_nodes), sg, frozenset(self.desc["fp32_nodes"])
 
 
-__all__ = ["SubgraphSource", "SourceError", "WeightDigests", "host_view", "np_value"]
+__all__ = ["SubgraphSource", "SourceError", "HostWeights", "host_view", "np_value"]

@@ -168,7 +168,7 @@ def test_help_names_the_subcommands_and_the_benchmarks(capsys: pytest.CaptureFix
     from mx2trt.cli import main
 
     for argv, words in ((["--help"], ["explain", "convert", "cache", "bench", "exit codes"]),
-                        (["bench", "--help"], ["quick", "tools/bench_cache.py"])):
+                        (["bench", "--help"], ["quick", "--zoo", "--vs-onnx", "tools/bench.py"])):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 0
@@ -199,6 +199,26 @@ def test_bench_prints_its_table(ckpt: Path, tmp_path: Path) -> None:
         assert any(ln.startswith(step) for ln in out.splitlines()), f"{step!r} missing:\n{out}"
     assert "cache hit: 1/1 engine(s) from the cache" in out
     assert not (tmp_path / "cache").exists(), "bench uses a temporary cache of its own"
+
+
+def test_bench_zoo_runs_the_benchmark_against_the_onnx_route(tmp_path: Path) -> None:
+    """mx2trt bench --zoo: mx2trt.benchmark's fresh-process figures for zoo models, as JSON and a plot."""
+    out = ok(cli("bench", "--zoo", "tiny_cnn", "--vs-onnx", "--runs", "1", "--no-extras", "--json",
+                 "--plot", tmp_path / "b.png"))
+    res = json.loads(out.stdout)
+    (case,) = res["cases"]
+    assert case["model"] == "tiny_cnn" and case["mx2trt"]["ok"] and case["onnx"]["ok"], case
+    assert case["ratios"]["to_plan"] > 0 and res["command"].startswith("mx2trt bench --zoo tiny_cnn")
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, word", [(["--vs-onnx", "m", "0", "--shape", "data=1"], "--vs-onnx only apply with --zoo"),
+                                        (["m", "0"], "--shape (or --zoo MODEL ...)"),
+                                        (["m", "0", "--zoo", "tiny_cnn"], "give no checkpoint"),
+                                        (["--zoo", "resnet"], "unknown model(s) ['resnet']"),
+                                        (["--zoo", "tiny_cnn", "--batch", "0"], "--batch must be positive")])
+def test_bench_usage_errors_exit_2(argv: list[str], word: str) -> None:
+    failed(cli("bench", *argv), 2, "usage: mx2trt bench", word)
 
 
 def test_console_script(ckpt: Path, tmp_path: Path) -> None:

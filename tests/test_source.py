@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mx2trt._mx import mx
-from mx2trt.source import dtype_name, host_view
+from mx2trt.source import HostWeights, dtype_name, host_view
 
 
 def test_host_view_reads_a_cpu_ndarray_in_place_read_only_and_keeps_it_alive():
@@ -37,6 +37,22 @@ def test_host_view_gives_the_values_of_any_parameter(make):
     got = host_view(value)
     np.testing.assert_array_equal(got, want)
     assert got.shape == want.shape
+
+
+def test_host_weights_view_each_host_ndarray_once_and_hash_dtype_shape_and_bytes():
+    """Network definition and engine keys read each weight through one HostWeights: a host NDArray is viewed once
+    (the same read-only view every time), other values are copies, and the digest covers dtype, shape and bytes."""
+    a = mx.nd.array(np.arange(6, dtype=np.float32).reshape(2, 3))
+    params = {"a": a, "same": a.copy(), "reshaped": a.reshape((3, 2)), "half": a.astype("float16"),
+              "numpy": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    w = HostWeights(params)
+    assert w["a"] is w["a"] and not w["a"].flags.writeable
+    np.testing.assert_array_equal(w["numpy"], params["numpy"])
+    assert sorted(w) == sorted(params) and len(w) == len(params)
+    digests = {k: w.digest(k) for k in params}
+    assert digests["a"] == digests["same"] == digests["numpy"]  # the same values, wherever they live
+    assert len({digests["a"], digests["reshaped"], digests["half"]}) == 3
+    assert HostWeights(params).digest("a") == digests["a"]
 
 
 def test_dtype_name():

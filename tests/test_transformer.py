@@ -30,22 +30,12 @@ def test_bert_encoder_layer_converts_completely(precision, rtol):
 def test_gluonnlp_bert_symbol_converts_completely(precision, rtol):
     """GluonNLP 0.10's real BERT symbol (2 layers, BERT-base widths; tests/data, see tools/export_gluonnlp_bert.py):
     after folding, every op node, the int32 valid-length path included, runs in one engine."""
-    import pathlib
-
     import numpy as np
 
-    from mx2trt._mx import mx
+    from mx2trt import zoo
 
-    sym = mx.sym.load(str(pathlib.Path(__file__).parent / "data" / "gluonnlp_bert_2layers-symbol.json"))
-    shapes = {"data0": (2, 16), "data1": (2, 16), "data2": (2,)}
-    arg_shapes, _, aux_shapes = sym.infer_shape(**shapes)
-    rng = np.random.default_rng(0)
-    params = {n: (rng.standard_normal(s) * 0.02).astype(np.float32)
-              for n, s in zip(sym.list_arguments(), arg_shapes) if n not in shapes}
-    params.update({n: np.ones(s, np.float32) for n, s in zip(sym.list_auxiliary_states(), aux_shapes)})
-    for n in params:
-        if n.endswith("gamma"):
-            params[n] = rng.uniform(0.8, 1.2, params[n].shape).astype(np.float32)
+    sym, params, shapes = zoo.gluonnlp_bert(batch=2, seq=16)
+    rng = np.random.default_rng(1)
     data = {"data0": rng.integers(0, 1000, (2, 16)).astype(np.float32),
             "data1": rng.integers(0, 2, (2, 16)).astype(np.float32), "data2": np.array([16, 9], np.float32)}
     c = check_graph(sym, data, params, rtol=rtol, engines=1, precision=precision)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .child import ROUTES, _child_main, child, run_child
+from .measure import ROUTES, _child_main, child, run_child
 from .models import DEFAULT_MODELS, SEQUENCE_MODELS, build_model, known_models, label, write_model
 from .tables import DEFINITIONS, _med, _ratio, markdown, plot
 
