@@ -4,6 +4,7 @@
 #   make test     the test suite on 2 workers (what CI runs)
 #   make test-fast  the suite without the whole-model tests marked slow, for iterating
 #   make ops-doc  regenerate docs/ops.md from the converter registry
+#   make bench    mx2trt vs the ONNX route (tools/bench.py): rewrites docs/bench/ and the README's table (~20 min)
 #   make clean    remove caches and build outputs (make distclean also removes .venv)
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ DEMO_ARGS ?=
 
 export MXNET_MKLDNN_ENABLED ?= 0
 
-.PHONY: venv demo test test-fast ops-doc clean distclean
+.PHONY: venv demo test test-fast ops-doc bench clean distclean
 
 venv: $(STAMP)
 
@@ -34,6 +35,10 @@ test-fast: venv
 
 ops-doc: venv
 	$(PY) tools/gen_op_table.py
+
+bench: venv
+	mkdir -p docs/bench
+	$(PY) tools/bench.py --json docs/bench/bench.json --plot docs/bench/bench.png --md docs/bench/bench.md --readme README.md
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis

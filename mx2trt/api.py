@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class _Clock:
         self.seconds = dict.fromkeys(PHASES, 0.0)
 
     @contextlib.contextmanager
-    def __call__(self, phase: str) -> Any:
+    def __call__(self, phase: str) -> Iterator[None]:
         t0 = time.perf_counter()
         try:
             yield

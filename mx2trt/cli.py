@@ -163,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
                    "tiny_cnn, lenet, a vision-zoo name, bert, bert_tiny, gluonnlp_bert")
     g.add_argument("--vs-onnx", action="store_true",
                    help="also measure mx.onnx.export_model + TensorRT's OnnxParser on the same builder")
-    g.add_argument("--runs", type=int, default=3, metavar="N", help="fresh processes per figure (default 3)")
+    g.add_argument("--runs", type=int, metavar="N", help="fresh processes per figure (default 3)")
     from .benchmark import add_arguments
 
     add_arguments(g, models=False)
@@ -372,7 +372,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.zoo:
         return _bench_zoo(args)
     zoo_only = [o for o, v in (("--vs-onnx", args.vs_onnx), ("--batch", args.batch), ("--seq", args.seq),
-                                ("--size", args.size), ("--plot", args.plot), ("--no-extras", args.no_extras)) if v]
+                                ("--size", args.size), ("--plot", args.plot), ("--no-extras", args.no_extras),
+                                ("--runs", args.runs is not None)) if v]
     if zoo_only:
         _usage(args, f"{', '.join(zoo_only)} only apply with --zoo")
     if not args.shape:
@@ -426,15 +427,16 @@ def _bench_zoo(args: argparse.Namespace) -> int:
     """mx2trt bench --zoo: mx2trt.benchmark.run on zoo models; prints its markdown tables (or the JSON)."""
     from . import benchmark
 
-    if args.checkpoint or args.symbol or args.shape:
-        _usage(args, "--zoo benchmarks zoo models: give no checkpoint, --symbol or --shape with it")
-    unknown = [m for m in args.zoo if m not in benchmark.known_models()]
-    if unknown:
-        _usage(args, f"--zoo: unknown model(s) {unknown}; choose from {', '.join(benchmark.known_models())}")
-    for what, values in (("--batch", args.batch or []), ("--seq", args.seq or []), ("--runs", [args.runs]),
-                         ("--size", [args.size] if args.size is not None else [])):
-        if any(v < 1 for v in values):
-            _usage(args, f"{what} must be positive")
+    model_only = [o for o, v in (("CHECKPOINT", args.checkpoint), ("--symbol", args.symbol), ("--params", args.params),
+                                  ("--shape", args.shape), ("--dtype", args.dtype), ("--exclude-op", args.exclude_op),
+                                  ("--exclude-node", args.exclude_node), ("--repeat", args.repeat != 3),
+                                  ("--min-subgraph-size", args.min_subgraph_size != 1)) if v]
+    if model_only:
+        _usage(args, f"--zoo benchmarks zoo models: give no {', '.join(model_only)} with it")
+    args.runs = 3 if args.runs is None else args.runs
+    why = benchmark.bad_arguments(args.zoo, args.batch or [1], args.seq or [128], args.runs, args.size, "--zoo")
+    if why:
+        _usage(args, why)
     log = (lambda s: None) if args.quiet or args.json else (lambda s: print(s, file=sys.stderr, flush=True))
     res = benchmark.run(args.zoo, args.batch or [1], args.seq or [128], [args.precision], args.runs,
                         onnx=args.vs_onnx, extras=not args.no_extras, runtime=args.runtime, log=log,
@@ -445,7 +447,7 @@ def _bench_zoo(args: argparse.Namespace) -> int:
 
 
 def _debug_inputs(args: argparse.Namespace) -> dict[str, Any]:
-    """The --input arrays: one per --shape name, of that shape (cast to its --dtype); InputError naming the input."""
+    """The --input arrays: one per --shape name, of that shape, cast to its --dtype (default float32)."""
     import numpy as np
 
     from .errors import InputError
@@ -467,12 +469,11 @@ def _debug_inputs(args: argparse.Namespace) -> dict[str, Any]:
             raise InputError(f"--input {name}: {path} holds several arrays (.npz); save one array with numpy.save")
         if x.shape != args.shape[name]:
             raise InputError(f"--input {name}: {path} has shape {x.shape}, not the --shape {args.shape[name]}")
-        dtype = (args.dtype or {}).get(name)
-        if dtype is not None:
-            try:
-                x = x.astype(dtype)
-            except TypeError:
-                raise InputError(f"--dtype {name}={dtype} is not a dtype") from None
+        dtype = (args.dtype or {}).get(name, "float32")  # as for --shape inputs everywhere: float32 by default
+        try:
+            x = x.astype(dtype, copy=False)
+        except TypeError:
+            raise InputError(f"--dtype {name}={dtype} is not a dtype") from None
         out[name] = x
     return out
 
@@ -503,6 +504,9 @@ def cmd_debug(args: argparse.Namespace) -> int:
         return 3
     except OSError as exc:  # writing the plot
         _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else _first_line(exc))
+        return 3
+    except Exception as exc:  # e.g. TensorRT failing to run an engine: still exit 3, as DEBUG_EXIT_CODES says
+        _error(f"{type(exc).__name__}: {_first_line(exc)}")
         return 3
     _emit(args, rep.to_dict(), lambda: str(rep))
     return 1 if rep.first_bad is not None else 0

@@ -28,7 +28,7 @@ from . import inputs as checks
 from ._mx import mx
 from ._trt import np_dtype
 from .errors import InputError, Mx2TrtError
-from .graph import Entry, Graph, _is_label
+from .graph import Entry, Graph, _is_label, unique_op_names
 from .partition import MXNET, Partition, Subgraph
 from .registry import REGISTRY, Registry
 
@@ -38,7 +38,6 @@ log = logging.getLogger("mx2trt")
 # (tests/test_models.py: fp32 1e-5, fp16 5e-3, bf16 5e-2).
 TOLERANCES = {"fp32": 1e-5, "fp16": 5e-3, "bf16": 5e-2}
 _SCALE_FLOOR = 1e-6  # a tensor whose values are all below this counts as zero (as tests/harness.py's max_rel_error)
-# The reason convert gives a node it runs in float32 inside an fp16/bf16 engine (api.convert).
 
 
 class Row(NamedTuple):
@@ -254,10 +253,7 @@ def _mkldnn_check() -> None:
 
 def _mxnet_values(graph: Graph, params: Mapping[str, Any], data: Mapping[str, np.ndarray]) -> dict[Entry, np.ndarray]:
     """Every op node output of `graph`, computed by MXNet on CPU in one bind of its internals, and the data inputs."""
-    unique = json.loads(json.dumps(graph.json))
-    for i, jn in enumerate(unique["nodes"]):  # MXNet allows duplicate names; the internals are picked by position
-        if jn["op"] != "null":
-            jn["name"] = f"{jn['name']}__n{i}"
+    unique = unique_op_names(graph.json)  # the internals are picked by position, and bound with unique names
     internals = mx.sym.load_json(json.dumps(unique)).get_internals()
     picked, entries, pos = [], [], 0
     for n, jn in zip(graph.nodes, unique["nodes"]):
@@ -434,7 +430,7 @@ def compare(
     part, graph = c.partition, c.partition.graph
     c.engines.clear()  # their reference programs are not needed: the networks are defined again, one at a time
     folded = fold_constants(sym, params, shapes)  # the values of the folded graph's new parameters
-    if json.loads(folded.symbol.tojson())["nodes"] != graph.json["nodes"]:
+    if folded.json is None or folded.json["nodes"] != graph.json["nodes"]:
         raise Mx2TrtError("internal: folding the model again gave another graph")
     reference = _mxnet_values(graph, folded.params, data)
     ours: dict[Entry, tuple[float, float, int]] = {}

@@ -122,8 +122,7 @@ class Graph:
         if len(set(names)) == len(names):
             unique, internals = js, sym.get_internals()
         else:
-            unique = dict(js, nodes=[jn if jn["op"] == "null" else dict(jn, name=f"{jn['name']}__n{i}")
-                                     for i, jn in enumerate(js["nodes"])])
+            unique = unique_op_names(js)
             internals = mx.sym.load_json(json.dumps(unique)).get_internals()
 
         def without_params() -> dict[str, Any]:
@@ -174,17 +173,53 @@ class Graph:
             ins = tuple(Entry(int(e[0]), int(e[1])) for e in jn.get("inputs", []))
             nodes.append(Node(i, op, jn["name"], dict(jn.get("attrs", jn.get("param", {})) or {}), ins, kind))
         # internals lists every visible output, node by node in the JSON's order.
-        out_names = [internals[i].name for i in range(len(out_sh))]
+        counts = _output_counts(unique["nodes"], internals.list_outputs())
+        if counts is None:
+            out_names = [internals[i].name for i in range(len(out_sh))]  # the owning node's name, one symbol each
+            counts, k = [], 0
+            for jn in unique["nodes"]:
+                start = k
+                while k < len(out_names) and out_names[k] == jn["name"]:
+                    k += 1
+                counts.append(k - start)
         k = 0
-        for n, jn in zip(nodes, unique["nodes"]):
-            while k < len(out_names) and out_names[k] == jn["name"]:
-                n.out_shapes.append(tuple(out_sh[k]))
-                n.out_dtypes.append(np.dtype(out_ty[k]))
-                k += 1
-            if not n.out_shapes:
+        for n, count in zip(nodes, counts):
+            if count == 0 or k + count > len(out_sh):
                 raise InputError(f"internal: could not align outputs of node '{n.name}' ({n.op})")
+            n.out_shapes.extend(tuple(s) for s in out_sh[k:k + count])
+            n.out_dtypes.extend(np.dtype(t) for t in out_ty[k:k + count])
+            k += count
         heads = [Entry(int(h[0]), int(h[1])) for h in js["heads"]]
         return cls(js, nodes, heads)
+
+
+def unique_op_names(js: Mapping[str, Any]) -> dict[str, Any]:
+    """A symbol's JSON with each op node renamed NAME__nID (MXNet allows duplicate names); variables keep theirs."""
+    return dict(js, nodes=[jn if jn["op"] == "null" else dict(jn, name=f"{jn['name']}__n{i}")
+                           for i, jn in enumerate(js["nodes"])])
+
+
+def _output_counts(nodes: list[dict[str, Any]], outputs: list[str]) -> list[int] | None:
+    """How many of `outputs` (internals' output names: a variable's own name, NAME_SUFFIX for an op's) each node owns,
+    read from the names alone; None where the names cannot tell (an op's name, plus "_", starts the next node's or
+    the other way round), and the caller asks MXNet for each output's node."""
+    counts, k = [], 0
+    for i, jn in enumerate(nodes):
+        name = jn["name"]
+        if jn["op"] == "null":
+            if k >= len(outputs) or outputs[k] != name:
+                return None
+            counts.append(1)
+            k += 1
+            continue
+        nxt = nodes[i + 1]["name"] if i + 1 < len(nodes) else None
+        if not name or (nxt is not None and (nxt.startswith(name + "_") or name.startswith(nxt + "_"))):
+            return None  # an op's outputs are read greedily: the next node's first output must not look like one
+        start = k
+        while k < len(outputs) and outputs[k].startswith(name + "_"):
+            k += 1
+        counts.append(k - start)
+    return counts if k == len(outputs) and all(counts) else None
 
 
 def _check_param_shapes(given: Mapping[str, Shape], inferred: Mapping[str, Any], aux: Iterable[str]) -> None:

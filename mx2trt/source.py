@@ -6,6 +6,7 @@ TensorRT or GPU, or to give the reference interpreter its program after a plan w
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import io
 import json
@@ -16,6 +17,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import xxhash
 
+from ._mx import mx
 from .errors import Mx2TrtError
 from .graph import Entry, Graph, Node
 from .partition import Partition, Subgraph
@@ -74,17 +76,14 @@ class HostWeights(Mapping[str, np.ndarray]):
         return self._digests[name]
 
 
+_NDArray = mx.nd.NDArray
 _HOST_DEVICES = (1, 3, 5)  # MXNet's cpu, cpu_pinned and cpu_shared contexts: host memory
 
 
 def _host_view(v: Any) -> np.ndarray | None:
     """A read-only view of a dense NDArray's memory if it is on the host (no copy: network definition and keys read
     every weight), else None. The view keeps `v` alive."""
-    import ctypes
-
-    from ._mx import mx
-
-    if type(v) is not mx.nd.NDArray:  # sparse arrays are subclasses
+    if type(v) is not _NDArray:  # sparse arrays are subclasses
         return None
     lib, handle = mx.base._LIB, v.handle
     dev_type, dev_id = ctypes.c_int(), ctypes.c_int()
@@ -109,14 +108,6 @@ class _Memory:
     def __init__(self, ptr: int, shape: tuple[int, ...], dtype: np.dtype, owner: Any) -> None:
         self.__array_interface__ = {"data": (ptr, True), "shape": shape, "typestr": dtype.str, "version": 3}
         self.owner = owner
-
-
-def host_view(v: Any) -> np.ndarray:
-    """A parameter's value for network definition: a read-only view of a dense host NDArray's memory (no copy; the
-    view keeps the NDArray alive), else a host copy. TensorRT reads weights by reference until the build returns,
-    and the reference interpreter copies what it keeps."""
-    view = _host_view(v)
-    return np_value(v) if view is None else view
 
 
 @dataclass
@@ -212,4 +203,4 @@ class SubgraphSource:
         return Partition(graph, [sg], {}, op_nodes), sg, frozenset(self.desc["fp32_nodes"])
 
 
-__all__ = ["SubgraphSource", "SourceError", "HostWeights", "host_view", "np_value"]
+__all__ = ["SubgraphSource", "SourceError", "HostWeights", "np_value"]

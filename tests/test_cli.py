@@ -214,7 +214,9 @@ def test_bench_zoo_runs_the_benchmark_against_the_onnx_route(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("argv, word", [(["--vs-onnx", "m", "0", "--shape", "data=1"], "--vs-onnx only apply with --zoo"),
                                         (["m", "0"], "--shape (or --zoo MODEL ...)"),
-                                        (["m", "0", "--zoo", "tiny_cnn"], "give no checkpoint"),
+                                        (["m", "0", "--zoo", "tiny_cnn"], "give no CHECKPOINT with it"),
+                                        (["--zoo", "tiny_cnn", "--exclude-op", "relu"], "give no --exclude-op"),
+                                        (["m", "0", "--shape", "data=1", "--runs", "2"], "--runs only apply"),
                                         (["--zoo", "resnet"], "unknown model(s) ['resnet']"),
                                         (["--zoo", "tiny_cnn", "--batch", "0"], "--batch must be positive")])
 def test_bench_usage_errors_exit_2(argv: list[str], word: str) -> None:
@@ -274,13 +276,13 @@ def overflow_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prefix
 
 
-def _npy(path: Path, shape: tuple[int, ...], seed: int = 1) -> Path:
-    np.save(path, np.random.default_rng(seed).standard_normal(shape).astype("f4"))
+def _npy(path: Path, shape: tuple[int, ...], seed: int = 1, dtype: str = "f4") -> Path:
+    np.save(path, np.random.default_rng(seed).standard_normal(shape).astype(dtype))
     return path
 
 
 def test_debug_of_a_clean_model_exits_0_with_json_and_a_png(ckpt: Path, tmp_path: Path) -> None:
-    x = _npy(tmp_path / "x.npy", SHAPE)
+    x = _npy(tmp_path / "x.npy", SHAPE, dtype="f8")  # numpy's default: read as float32, like every --shape input
     png = tmp_path / "err.png"
     out = ok(cli("debug", ckpt, EPOCH, "--shape", SHAPE_ARG, "--input", f"data={x}", "--json", "--plot", png))
     rep = json.loads(out.stdout)

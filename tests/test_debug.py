@@ -86,6 +86,19 @@ def test_a_broken_converter_is_pinpointed(precision: str) -> None:
     assert "relu0 (relu): rel err" in text and "first divergence" in str(rep)
 
 
+def test_a_model_with_folded_weights_is_compared_with_the_folded_values() -> None:
+    """A weight computed from parameters (here transposed) is folded into a parameter; its consumer is compared."""
+    w = mx.sym.transpose(mx.sym.var("w_t"), name="w")
+    sym = mx.sym.FullyConnected(mx.sym.var("data"), weight=w, num_hidden=4, no_bias=True, name="fc")
+    sym = mx.sym.relu(sym, name="act")
+    params = {"w_t": mx.nd.array(np.random.default_rng(0).standard_normal((6, 4)).astype("f4"))}
+    data = {"data": np.random.default_rng(1).standard_normal((3, 6)).astype("f4")}
+    rep = debug.compare(sym, params, data)
+    assert rep.first_bad is None and [r.key for r in rep.rows] == ["fc", "act"], str(rep)
+    bad = debug.compare(sym, params, data, registry=_broken("FullyConnected"))
+    assert bad.first_bad is not None and bad.first_bad.key == "fc", str(bad)
+
+
 def test_engines_are_compared_in_isolation_fed_mxnets_values() -> None:
     """A node left in MXNet splits the graph into two engines; the second gets MXNet's values of its inputs, so the
     first engine's broken node does not show as errors in the second."""

@@ -1,15 +1,17 @@
 """Graph.from_symbol (kinds, shapes, dtypes, consumers, input errors) and the public API's handling of bad inputs."""
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
 import pytest
 
 import mx2trt
+from mx2trt import zoo
 from mx2trt._mx import mx
 from mx2trt.errors import InputError
-from mx2trt.graph import Entry, Graph
+from mx2trt.graph import Entry, Graph, _output_counts
 from mx2trt.partition import MXNET
 
 # MXNet warns when a shape cannot be decided; the tests below provoke that on purpose.
@@ -159,6 +161,37 @@ def test_duplicate_node_names():
     sym = mx.sym.relu(mx.sym.relu(mx.sym.var("data"), name="act"), name="act")
     g = Graph.from_symbol(sym, {}, {"data": (2, 3)})
     assert [n.out_shapes for n in g.op_nodes] == [[(2, 3)], [(2, 3)]]
+
+
+def _with_params(sym, shapes):
+    arg_shapes, _, aux_shapes = sym.infer_shape_partial(**shapes)
+    return sym, {n: mx.nd.ones(s) for n, s in [*zip(sym.list_arguments(), arg_shapes),
+                                                *zip(sym.list_auxiliary_states(), aux_shapes)] if n not in shapes}, shapes
+
+
+def _prefixed_names_net():
+    """Names where one plus "_" starts the next node's: conv then conv_relu, and a variable conv_relu_w read later."""
+    x = mx.sym.relu(mx.sym.Convolution(mx.sym.var("data"), kernel=(1, 1), num_filter=4, name="conv"), name="conv_relu")
+    return _with_params(mx.sym.broadcast_mul(x, mx.sym.var("conv_relu_w"), name="mul"),
+                        {"data": (2, 3, 4, 4), "conv_relu_w": (1, 4, 1, 1)})
+
+
+@pytest.mark.parametrize("make, fast", [(lambda: _with_params(small_net(), SHAPES), True), (zoo.lenet, True),
+                                        (_prefixed_names_net, False)], ids=["multi_output", "lenet", "prefixed_names"])
+def test_output_counts_from_names_match_mxnets_own_or_defer(make, fast: bool):
+    """Graph aligns inferred outputs with nodes by internals' output names when they tell (no symbol per output);
+    where a name plus "_" starts the next node's, it asks MXNet output by output, with the same result."""
+    sym, params, shapes = make()
+    internals = sym.get_internals()
+    nodes = json.loads(sym.tojson())["nodes"]
+    owners = [internals[i].name for i in range(len(internals.list_outputs()))]
+    exact = [sum(1 for _ in group) for _, group in itertools.groupby(owners)]
+    counts = _output_counts(nodes, internals.list_outputs())
+    assert (counts is not None) == fast
+    if fast:
+        assert counts == exact and len(counts) == len(nodes) and max(counts) == (2 if make is not zoo.lenet else 1)
+    g = Graph.from_symbol(sym, params, shapes)
+    assert [len(n.out_shapes) for n in g.nodes] == exact
 
 
 # ---- through the public API ----------------------------------------------------------------------------------------

@@ -7,12 +7,17 @@ import numpy as np
 import pytest
 
 from mx2trt._mx import mx
-from mx2trt.source import HostWeights, dtype_name, host_view
+from mx2trt.source import HostWeights, dtype_name
+
+
+def host_view(value):
+    return HostWeights({"w": value})["w"]
 
 
 def test_host_view_reads_a_cpu_ndarray_in_place_read_only_and_keeps_it_alive():
     nd = mx.nd.array(np.arange(12, dtype=np.float32).reshape(3, 4))
     v = host_view(nd)
+    assert v.base.owner is nd  # the view holds the NDArray that owns its memory
     assert v.shape == (3, 4) and v.dtype == np.float32 and not v.flags.writeable
     np.testing.assert_array_equal(v, np.arange(12).reshape(3, 4))
     with pytest.raises(ValueError):
@@ -37,6 +42,8 @@ def test_host_view_gives_the_values_of_any_parameter(make):
     got = host_view(value)
     np.testing.assert_array_equal(got, want)
     assert got.shape == want.shape
+    in_place = type(value) is mx.nd.NDArray  # dense, on the CPU
+    assert got.flags.writeable != in_place and (getattr(got.base, "owner", None) is value) == in_place
 
 
 def test_host_weights_view_each_host_ndarray_once_and_hash_dtype_shape_and_bytes():

@@ -30,7 +30,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .measure import ROUTES, _child_main, child, run_child
 from .models import DEFAULT_MODELS, SEQUENCE_MODELS, build_model, known_models, label, write_model
-from .tables import DEFINITIONS, _med, _ratio, markdown, plot
+from .tables import DEFINITIONS, _med, _ratio, headline, markdown, plot
+
+README_BEGIN, README_END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
 
 def spread(values: Iterable[float]) -> dict[str, float] | None:
     """{"median", "min", "max", "n"} of the values that are numbers; None without any."""
@@ -46,7 +48,8 @@ def _summary(runs: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"ok": bool(good) and len(good) == len(runs), "runs": runs}
     if len(good) < len(runs):
         bad = next(r for r in runs if not r.get("ok"))
-        out.update(stage=bad.get("stage"), error=bad.get("error"))
+        failed = f" ({len(runs) - len(good)} of {len(runs)} runs)" if good else ""
+        out.update(stage=bad.get("stage"), error=f"{bad.get('error')}{failed}")
     for k in keys:
         vals = [r.get(k) for r in good]
         if vals and isinstance(vals[0], dict):
@@ -62,13 +65,11 @@ ONNX_KEYS = ("export_s", "parse_s", "build_s", "to_network_s", "to_plan_s", "bui
              "baseline_rss_mib", "layers")
 
 
-
-
 def _memory(route: Mapping[str, Any], weights: float) -> dict[str, Any] | None:
     peak, base = _med(route, "peak_rss_mib"), _med(route, "baseline_rss_mib")
     if peak is None or base is None:
         return None
-    return {"peak_mib": peak, "baseline_mib": base, "peak_over_weights": peak / weights if weights else None,
+    return {"peak_mib": peak, "baseline_mib": base, "growth_over_weights": (peak - base) / weights if weights else None,
             "limit_mib": 2 * weights + base, "ok": peak <= 2 * weights + base}
 
 
@@ -97,7 +98,7 @@ def bench_case(name: str, batch: int, seq: int, precision: str, runs: int, onnx:
         fill = one("fill") if extras else None
         results: dict[str, list[dict[str, Any]]] = {"mx2trt": [], "onnx": [], "hit": [], "load": []}
         for i in range(runs):
-            for route in results:
+            for route in results if i % 2 == 0 else ("onnx", "mx2trt", "hit", "load"):  # who goes first alternates
                 if (route == "onnx" and not onnx) or (route in ("hit", "load") and not (fill and fill.get("ok"))):
                     continue
                 results[route].append(one(route, i))
@@ -107,7 +108,7 @@ def bench_case(name: str, batch: int, seq: int, precision: str, runs: int, onnx:
             case["partition"] = {k: good[0][k] for k in ("engines", "layers", "nodes_trt", "nodes_total",
                                                          "node_coverage", "mac_coverage")}
         case["onnx"] = _summary(results["onnx"], ONNX_KEYS) if onnx else {
-            "skipped": "not measured (--no-onnx)" if precision == "fp32" else
+            "skipped": "not measured" if precision == "fp32" else
             f"{precision}: the ONNX route builds the float32 ONNX graph (strongly typed), so only fp32 compares"}
         if fill is not None:
             case["fill"] = fill
@@ -180,12 +181,9 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batches: Sequence[int] = (1,), s
     from .. import _trt
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    known = known_models()
-    unknown = [m for m in models if m not in known]
-    if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(known)}")
-    if runs < 1:
-        raise ValueError("runs must be at least 1")
+    why = bad_arguments(models, batches, seqs, runs, size)
+    if why:
+        raise ValueError(why)
     can_run, why = _trt.can_execute_engines()
     t0 = time.perf_counter()
     cases = []
@@ -201,7 +199,6 @@ def run(models: Sequence[str] = DEFAULT_MODELS, batches: Sequence[int] = (1,), s
             "versions": _versions(), "command": command, "runs": runs, "runtime": runtime, "size": size,
             "gpu": {"measured": can_run, "reason": why}, "definitions": DEFINITIONS, "cases": cases,
             "geomean": head, "wall_s": time.perf_counter() - t0}
-
 
 
 def add_arguments(p: argparse.ArgumentParser, models: bool = True) -> None:
@@ -224,9 +221,17 @@ def add_arguments(p: argparse.ArgumentParser, models: bool = True) -> None:
                    help="skip the cache-hit, load and same-process figures (fewer processes)")
 
 
-def _positive(ap: argparse.ArgumentParser, what: str, values: Sequence[int]) -> None:
-    if any(v < 1 for v in values):
-        ap.error(f"{what} must be positive, not {[v for v in values if v < 1]}")
+def bad_arguments(models: Sequence[str], batches: Sequence[int] = (1,), seqs: Sequence[int] = (128,), runs: int = 3,
+                  size: int | None = None, models_flag: str = "--models") -> str | None:
+    """None, or what is wrong with the benchmark's arguments, naming the option."""
+    unknown = [m for m in models if m not in known_models()]
+    if unknown:
+        return f"{models_flag}: unknown model(s) {unknown}; choose from {', '.join(known_models())}"
+    for flag, values in (("--batch", batches), ("--seq", seqs), ("--runs", [runs]),
+                         ("--size", [size] if size is not None else [])):
+        if any(v < 1 for v in values):
+            return f"{flag} must be positive, not {[v for v in values if v < 1]}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,36 +247,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--runtime", choices=["auto", "tensorrt", "reference"], default="auto",
                     help="convert's runtime (default %(default)s)")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON")
-    ap.add_argument("--md", metavar="FILE", help="also write the table as markdown")
+    ap.add_argument("--md", metavar="FILE", help="also write the tables as markdown")
+    ap.add_argument("--from-json", metavar="FILE", help="measure nothing: render the tables, plot and README from a "
+                                                        "JSON an earlier run wrote")
+    ap.add_argument("--readme", metavar="FILE", help=f"replace the headline table between {README_BEGIN} and "
+                                                      f"{README_END} in FILE (the README's Benchmarks section)")
     a = ap.parse_args(argv)
+    if a.from_json:
+        res = json.loads(Path(a.from_json).read_text())
+        write(res, None, a.plot, a.md, a.readme)
+        print(markdown(res))
+        return 0
     batches, seqs = a.batch or [1], a.seq or [128]
-    _positive(ap, "--batch", batches)
-    _positive(ap, "--seq", seqs)
-    _positive(ap, "--size", [a.size] if a.size is not None else [])
-    if a.runs < 1:
-        ap.error("--runs must be at least 1")
-    unknown = [m for m in a.models if m not in known_models()]
-    if unknown:
-        ap.error(f"unknown model(s) {unknown}; choose from {', '.join(known_models())}")
+    why = bad_arguments(a.models, batches, seqs, a.runs, a.size)
+    if why:
+        ap.error(why)
     res = run(a.models, batches, seqs, a.precision, a.runs, onnx=not a.no_onnx, extras=not a.no_extras,
               runtime=a.runtime, command="python tools/bench.py " + " ".join(argv), size=a.size)
-    write(res, a.json, a.plot, a.md)
+    write(res, a.json, a.plot, a.md, a.readme)
     print(markdown(res))
     return 0
 
 
-def write(res: Mapping[str, Any], json_path: str | None = None, plot_path: str | None = None,
-          md_path: str | None = None) -> None:
-    """Write the result's JSON, plot and markdown where asked."""
+def write(res: Mapping[str, Any], json_path: str | Path | None = None, plot_path: str | Path | None = None,
+          md_path: str | Path | None = None, readme_path: str | Path | None = None) -> None:
+    """Write the result's JSON, plot, markdown and README headline where asked."""
     if json_path:
         Path(json_path).write_text(json.dumps(res, indent=1, default=float) + "\n")
     if plot_path:
         plot(res, plot_path)
     if md_path:
         Path(md_path).write_text(markdown(res) + "\n")
+    if readme_path:
+        path = Path(readme_path)
+        path.write_text(with_headline(path.read_text(), res))
 
 
+def with_headline(text: str, res: Mapping[str, Any]) -> str:
+    """`text` with what lies between README_BEGIN and README_END replaced by the result's headline."""
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"no {README_BEGIN} ... {README_END} block to replace")
+    return text[:begin + len(README_BEGIN)] + "\n" + headline(res) + "\n" + text[end:]
 
 
-__all__ = ["DEFAULT_MODELS", "DEFINITIONS", "ROUTES", "run", "markdown", "plot", "write", "main", "build_model",
+__all__ = ["DEFAULT_MODELS", "DEFINITIONS", "ROUTES", "run", "headline", "markdown", "plot", "write", "with_headline",
+           "main", "bad_arguments", "build_model",
            "bench_case", "ratios", "geomean", "spread", "child", "run_child"]

@@ -27,16 +27,23 @@ ROUTES = ("mx2trt", "onnx", "fill", "hit", "load", "same", "gpu")
 _MARK = "MX2TRT_BENCH_RESULT "
 
 
-def _rss_mib() -> float:
-    """This process's resident set now (VmRSS), MiB."""
+def _status_mib(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
+def _rss_mib() -> float:
+    """This process's resident set now, MiB."""
+    return _status_mib("VmRSS")
+
+
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak resident set, MiB: VmHWM, which starts afresh at exec (ru_maxrss keeps the parent's
+    resident set at fork)."""
+    return _status_mib("VmHWM")
 
 
 class Usage:
@@ -64,7 +71,7 @@ class Usage:
 
 
 @contextlib.contextmanager
-def _watch_builds(usage: Usage, keep: list | None = None) -> Iterator[None]:
+def _watch_builds(usage: Usage, keep: list[Any] | None = None) -> Iterator[None]:
     """Measure every engine build `convert` does (and keep its NetworkBuild in `keep`) by wrapping the
     build_engine that mx2trt.api calls."""
     from .. import api
@@ -82,7 +89,6 @@ def _watch_builds(usage: Usage, keep: list | None = None) -> Iterator[None]:
         yield
     finally:
         api.build_engine = original
-
 
 
 def _warm_mx2trt(tmp: Path, runtime: str, cache: bool = False, save: bool = False) -> None:
@@ -142,11 +148,11 @@ def _exc_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _build_parsed(route: Mapping[str, Any]) -> bytes | None:
+def _build_parsed(route: Mapping[str, Any]) -> Any:
+    """The parsed network's serialized plan (IHostMemory), or None."""
     from .._trt import create_builder_config
 
-    plan = route["builder"].build_serialized_network(route["network"], create_builder_config(route["builder"]))
-    return None if plan is None else bytes(memoryview(plan))
+    return route["builder"].build_serialized_network(route["network"], create_builder_config(route["builder"]))
 
 
 def _rebuild(nb: Any) -> bool:
@@ -185,7 +191,7 @@ def child(route: str, work: Path, precision: str = "fp32", runtime: str = "auto"
         if route in ("onnx", "same"):
             tsym, tparams, tshapes = tiny_cnn()
             warm = _export_parse(tsym, tparams, {"shapes": tshapes, "inputs": ["data"]}, tmp / "warm.onnx")
-            if not (warm["ok"] and _build_parsed(warm)):
+            if not warm["ok"] or _build_parsed(warm) is None:
                 raise RuntimeError(f"the ONNX route fails on the warm-up model: {warm.get('error')}")
             del warm
         if route == "load":
@@ -212,7 +218,7 @@ def child(route: str, work: Path, precision: str = "fp32", runtime: str = "auto"
                     r.update(ok=False, stage="build", error="build_serialized_network returned None")
                 else:
                     r["build_s"] = usage.totals["s"]
-                    r["plan_mib"] = len(plan) / 2**20
+                    r["plan_mib"] = plan.nbytes / 2**20
                     r["build_usage"] = usage.totals
             out.update({k: v for k, v in r.items() if k not in ("builder", "network", "parser")})
             if r["ok"]:
@@ -262,13 +268,12 @@ def _same_process(sym: Any, params: Mapping[str, Any], desc: Mapping[str, Any], 
     if _build_parsed(onnx) is None:  # the parsed network's warm-up
         return {"ok": False, "stage": "build", "error": "build_serialized_network returned None"}
     mine, theirs = Usage(), Usage()
-    for _ in range(pairs):
-        with mine():
-            ok = all([_rebuild(nb) for nb in nbs])
-        with theirs():
-            ok = _build_parsed(onnx) is not None and ok
-        if not ok:
-            return {"ok": False, "stage": "build", "error": "a rebuild returned None"}
+    for i in range(pairs):  # the order alternates from pair to pair
+        for which in ("mx2trt", "onnx") if i % 2 == 0 else ("onnx", "mx2trt"):
+            with (mine if which == "mx2trt" else theirs)():
+                ok = all([_rebuild(nb) for nb in nbs]) if which == "mx2trt" else _build_parsed(onnx) is not None
+            if not ok:
+                return {"ok": False, "stage": "build", "error": f"a rebuild of the {which} network returned None"}
     ratios = [t["s"] / m["s"] for m, t in zip(mine.each, theirs.each)]
     del c
     return {"mx2trt_builds": mine.each, "onnx_builds": theirs.each, "ratios": ratios,
@@ -321,7 +326,7 @@ def _child_main(argv: Sequence[str]) -> None:
     print(_MARK + json.dumps(result, default=float), flush=True)
 
 
-# ---- the parent: runs, statistics, output --------------------------------------------------------------------------
+# ---- the parent's side -------------------------------------------------------------------------------------------
 
 
 def run_child(route: str, work: Path, precision: str = "fp32", runtime: str = "auto",

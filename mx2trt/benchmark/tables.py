@@ -7,7 +7,8 @@ from typing import Any, Mapping
 
 DEFINITIONS = {
     "mx2trt to network": "convert's fold + graph + partition + define + key (Report.timings): symbol -> every "
-                         "TensorRT network defined and its engine key computed",
+                         "TensorRT network defined and its engine key computed (key also holds the cache lookup, "
+                         "where a cache is on: not in this figure)",
     "mx2trt to plan": "convert's total minus reference_program (the reference interpreter's program, which the GPU "
                       "runtime never builds): symbol -> serialized plans and the rewritten symbol",
     "export + parse": "mx.onnx.export_model to a file + OnnxParser.parse_from_file into a network of "
@@ -23,8 +24,9 @@ DEFINITIONS = {
     "minor faults, user/sys": "resource.getrusage deltas (the whole process, all threads) over the build(s)",
     "cache hit": "convert in a fresh process with the engine cache a first process filled (total time)",
     "load": "mx2trt.load of a model saved with mx2trt.save, in a fresh process",
-    "peak": "ru_maxrss of the route's process (imports, warm-up, loaded weights included)",
+    "peak": "VmHWM (peak resident set) of the route's process: imports, warm-up and loaded weights included",
     "baseline": "the interpreter's VmRSS after its imports and warm-up, before the model's weights are loaded",
+    "growth / weights": "(peak - baseline) / weights",
     "memory ok": "peak <= 2 x weights + baseline",
 }
 
@@ -41,7 +43,6 @@ def _med(d: Mapping[str, Any] | None, *path: str) -> float | None:
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
-
 
 
 def _f(v: float | None, digits: int = 2) -> str:
@@ -78,12 +79,12 @@ def _fail(route: Mapping[str, Any]) -> str:
     return f"fails at {route.get('stage')}: {err.replace('|', '/')}"
 
 
-def _row_name(c: Mapping[str, Any], multi: bool) -> str:
+def _row_name(c: Mapping[str, Any], multi: tuple[bool, bool]) -> str:
     return c["label"] + (f", batch {c['batch']}" if multi[0] else "") + (f", {c['precision']}" if multi[1] else "")
 
 
-def markdown(res: Mapping[str, Any]) -> str:
-    """The benchmark as markdown: a header naming the date, machine and versions, then the tables."""
+def headline(res: Mapping[str, Any]) -> str:
+    """The header naming the date, machine and versions, and the main table (what the README shows)."""
     cases = res["cases"]
     multi = (len({c["batch"] for c in cases}) > 1, len({c["precision"] for c in cases}) > 1)
     m, v = res["machine"], res["versions"]
@@ -113,6 +114,15 @@ def markdown(res: Mapping[str, Any]) -> str:
     g = res["geomean"]
     lines.append(f"| **geomean** | | | **{_x(g['to_network'])}** | | | **{_x(g['to_plan'])}** |")
 
+    return "\n".join(lines)
+
+
+def markdown(res: Mapping[str, Any]) -> str:
+    """The benchmark as markdown: the headline, then the builds, phases, partition and memory, GPU latency."""
+    cases = res["cases"]
+    multi = (len({c["batch"] for c in cases}) > 1, len({c["precision"] for c in cases}) > 1)
+    g = res["geomean"]
+    lines = [headline(res)]
     lines += ["", "TensorRT's build of each route's network (same builder and config):", "",
               "| model | layers mx2trt / ONNX | build mx2trt | build ONNX | × fresh processes | × same process | "
               "minor faults mx2trt / ONNX | user + sys s mx2trt / ONNX |", "|---|---|---|---|---|---|---|---|"]
@@ -137,13 +147,15 @@ def markdown(res: Mapping[str, Any]) -> str:
         load = _s(c.get("load"), "s", digits=3) if c.get("load", {}).get("ok") else "–"
         lines.append(f"| {_row_name(c, multi)} | {' | '.join(ph)} | {hit} | {load} | "
                      f"{_f(_med(o, 'export_s'))} | {_f(_med(o, 'parse_s'))} |")
-    lines.append("\n\\* not part of \"to plan\": the reference interpreter's program, built here because no GPU can "
-                 "run engines (runtime 'auto'); the GPU runtime never builds it.")
+    if any(_med(c["mx2trt"], "timings", "reference_program") for c in cases):
+        lines.append(f"\n\\* not part of \"to plan\": the reference interpreter's program, which convert (runtime "
+                     f"'{res.get('runtime', 'auto')}') built because the engines run on the NumPy reference interpreter "
+                     "here; the GPU runtime never builds it.")
 
-    lines += ["", "Partition and memory (MiB; peak: the process's ru_maxrss; baseline: its VmRSS after imports and "
-              "warm-up, before the weights are loaded; ok: peak ≤ 2 × weights + baseline):", "",
-              "| model | engines | nodes in TensorRT | MACs in TensorRT | weights | baseline mx2trt / ONNX | "
-              "peak mx2trt / ONNX | peak / weights mx2trt / ONNX | ok mx2trt / ONNX |",
+    lines += ["", "Partition and memory (MiB; peak: the process's VmHWM; baseline: its VmRSS after imports and "
+              "warm-up, before the weights are loaded; growth: peak − baseline; ok: peak ≤ 2 × weights + baseline):",
+              "", "| model | engines | nodes in TensorRT | MACs in TensorRT | weights | baseline mx2trt / ONNX | "
+              "peak mx2trt / ONNX | growth / weights mx2trt / ONNX | ok mx2trt / ONNX |",
               "|---|---|---|---|---|---|---|---|---|"]
     for c in cases:
         p, mem = c.get("partition") or {}, c["memory"]
@@ -154,7 +166,7 @@ def markdown(res: Mapping[str, Any]) -> str:
             f" ({100 * p.get('node_coverage', 0):.1f}%) | {'–' if macs is None else f'{100 * macs:.1f}%'} | "
             f"{c['weights_mib']:.0f} | {_f(mm.get('baseline_mib'), 0)} / {_f(mo.get('baseline_mib'), 0)} | "
             f"{_f(mm.get('peak_mib'), 0)} / {_f(mo.get('peak_mib'), 0)} | "
-            f"{_f(mm.get('peak_over_weights'), 1)} / {_f(mo.get('peak_over_weights'), 1)} | "
+            f"{_f(mm.get('growth_over_weights'), 1)} / {_f(mo.get('growth_over_weights'), 1)} | "
             f"{_yes(mm.get('ok'))} / {_yes(mo.get('ok'))} |")
 
     gpu = res["gpu"]
