@@ -32,6 +32,7 @@ def test_every_route_is_measured_in_its_own_process(result: dict) -> None:
     assert run["builds"] == 1 and run["engines"] == 1 and run["node_coverage"] == 1.0
     assert set(benchmark.measure.TO_NETWORK) <= set(run["timings"]) and run["to_network_s"] < run["to_plan_s"]
     assert run["build_usage"]["minflt"] > 0 and run["peak_rss_mib"] > run["baseline_rss_mib"] > 0
+    assert run["baseline_rss_mib"] < run["peak_to_plan_mib"] <= run["peak_rss_mib"]
     (parsed,) = o["runs"]
     assert parsed["layers"] > 0 and parsed["plan_mib"] > 0
     assert parsed["to_plan_s"] == pytest.approx(parsed["export_s"] + parsed["parse_s"] + parsed["build_s"])
@@ -85,9 +86,13 @@ def test_spread_geomean_and_memory_limit() -> None:
     assert benchmark.spread([None]) is None
     assert benchmark.geomean([2.0, 8.0, None]) == pytest.approx(4.0) and benchmark.geomean([None]) is None
     route = {"peak_rss_mib": {"median": 700.0}, "baseline_rss_mib": {"median": 300.0}}
-    assert benchmark._memory(route, 200.0) == {"peak_mib": 700.0, "baseline_mib": 300.0, "growth_over_weights": 2.0,
-                                                "limit_mib": 700.0, "ok": True}
+    route["peak_to_network_mib"] = {"median": 400.0}
+    assert benchmark._memory(route, 200.0) == {"peak_mib": 700.0, "process_peak_mib": 700.0, "network_peak_mib": 400.0,
+                                                "baseline_mib": 300.0, "growth_over_weights": 2.0,
+                                                "network_growth_over_weights": 0.5, "limit_mib": 700.0, "ok": True}
     assert not benchmark._memory(route, 199.0)["ok"]
+    route["peak_to_plan_mib"] = {"median": 650.0}  # mx2trt's: read before the reference program
+    assert benchmark._memory(route, 180.0)["ok"] and benchmark._memory(route, 180.0)["process_peak_mib"] == 700.0
 
 
 def test_models_and_labels() -> None:

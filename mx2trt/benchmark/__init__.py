@@ -59,17 +59,22 @@ def _summary(runs: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-MX2TRT_KEYS = ("s", "to_network_s", "to_plan_s", "timings", "build_usage", "peak_rss_mib", "baseline_rss_mib",
-               "layers", "builds")
+MX2TRT_KEYS = ("s", "to_network_s", "to_plan_s", "timings", "build_usage", "peak_rss_mib", "peak_to_network_mib",
+               "peak_to_plan_mib", "baseline_rss_mib", "layers", "builds")
 ONNX_KEYS = ("export_s", "parse_s", "build_s", "to_network_s", "to_plan_s", "build_usage", "peak_rss_mib",
-             "baseline_rss_mib", "layers")
+             "peak_to_network_mib", "baseline_rss_mib", "layers")
 
 
 def _memory(route: Mapping[str, Any], weights: float) -> dict[str, Any] | None:
-    peak, base = _med(route, "peak_rss_mib"), _med(route, "baseline_rss_mib")
+    """Peak memory against weights: mx2trt's to its plans (before the reference program), the ONNX route's whole."""
+    whole, base = _med(route, "peak_rss_mib"), _med(route, "baseline_rss_mib")
+    peak = _med(route, "peak_to_plan_mib") or whole
     if peak is None or base is None:
         return None
-    return {"peak_mib": peak, "baseline_mib": base, "growth_over_weights": (peak - base) / weights if weights else None,
+    network = _med(route, "peak_to_network_mib")
+    return {"peak_mib": peak, "process_peak_mib": whole, "network_peak_mib": network, "baseline_mib": base,
+            "growth_over_weights": (peak - base) / weights if weights else None,
+            "network_growth_over_weights": (network - base) / weights if weights and network else None,
             "limit_mib": 2 * weights + base, "ok": peak <= 2 * weights + base}
 
 

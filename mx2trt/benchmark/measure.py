@@ -35,6 +35,16 @@ def _status_mib(field: str) -> float:
     return float("nan")
 
 
+def _reset_peak() -> bool:
+    """Start VmHWM afresh from the current resident set (Linux 4.0+: /proc/self/clear_refs), so the warm-up's peak is
+    not counted; False where it cannot be reset."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def _rss_mib() -> float:
     """This process's resident set now, MiB."""
     return _status_mib("VmRSS")
@@ -71,24 +81,33 @@ class Usage:
 
 
 @contextlib.contextmanager
-def _watch_builds(usage: Usage, keep: list[Any] | None = None) -> Iterator[None]:
-    """Measure every engine build `convert` does (and keep its NetworkBuild in `keep`) by wrapping the
-    build_engine that mx2trt.api calls."""
+def _watch_builds(usage: Usage, keep: list[Any] | None = None, peaks: dict[str, list[float]] | None = None
+                  ) -> Iterator[None]:
+    """Measure every engine build `convert` does (and keep its NetworkBuild in `keep`), and the process's peak
+    resident set just before each build and each reference program (peaks["build"], peaks["program"]), by wrapping
+    what mx2trt.api calls."""
     from .. import api
 
-    original = api.build_engine
+    original, original_program = api.build_engine, api.reference_program
 
     def build_engine(nb: Any, *args: Any, **kwargs: Any) -> Any:
         if keep is not None:
             keep.append(nb)
+        if peaks is not None:
+            peaks["build"].append(_peak_mib())
         with usage():
             return original(nb, *args, **kwargs)
 
-    api.build_engine = build_engine
+    def reference_program(*args: Any, **kwargs: Any) -> Any:
+        if peaks is not None:
+            peaks["program"].append(_peak_mib())
+        return original_program(*args, **kwargs)
+
+    api.build_engine, api.reference_program = build_engine, reference_program
     try:
         yield
     finally:
-        api.build_engine = original
+        api.build_engine, api.reference_program = original, original_program
 
 
 def _warm_mx2trt(tmp: Path, runtime: str, cache: bool = False, save: bool = False) -> None:
@@ -196,7 +215,7 @@ def child(route: str, work: Path, precision: str = "fp32", runtime: str = "auto"
             del warm
         if route == "load":
             mx.nd.waitall()
-            out["baseline_rss_mib"] = _rss_mib()
+            out["baseline_rss_mib"], out["peak_reset"] = _rss_mib(), _reset_peak()
             builds = mx2trt.build.BUILDS
             t0 = time.perf_counter()
             sym, _ = mx2trt.load(work / "saved" / "model")
@@ -205,13 +224,15 @@ def child(route: str, work: Path, precision: str = "fp32", runtime: str = "auto"
             out["peak_rss_mib"] = _peak_mib()
             return out
         mx.nd.waitall()
-        out["baseline_rss_mib"] = _rss_mib()  # the interpreter's, after imports and warm-up: weights not loaded yet
+        # The interpreter's, after imports and warm-up, weights not loaded yet; peaks count from here.
+        out["baseline_rss_mib"], out["peak_reset"] = _rss_mib(), _reset_peak()
         sym, params, desc = load_model(work)
         shapes = shapes_of(desc)
         if route == "onnx":
             usage = Usage()
             r = _export_parse(sym, params, desc, tmp / "model.onnx")
             if r["ok"]:
+                out["peak_to_network_mib"] = _peak_mib()
                 with usage():
                     plan = _build_parsed(r)
                 if plan is None:
@@ -230,11 +251,14 @@ def child(route: str, work: Path, precision: str = "fp32", runtime: str = "auto"
             usage = Usage()
             builds = mx2trt.build.BUILDS
             cache: dict[str, Any] = {"cache": False} if route == "mx2trt" else {"cache_dir": work / "cache"}
-            with _watch_builds(usage):
+            peaks: dict[str, list[float]] = {"build": [], "program": []}
+            with _watch_builds(usage, peaks=peaks):
                 t0 = time.perf_counter()
                 c = mx2trt.convert(sym, params, shapes, precision=precision, runtime=runtime, progress=False, **cache)
                 wall = time.perf_counter() - t0
             out["peak_rss_mib"] = _peak_mib()
+            out["peak_to_network_mib"] = peaks["build"][0] if peaks["build"] else out["peak_rss_mib"]
+            out["peak_to_plan_mib"] = max(peaks["program"]) if peaks["program"] else out["peak_rss_mib"]
             timings = dict(c.report.timings)
             out.update(s=wall, timings=timings, **_figures(timings),
                        builds=mx2trt.build.BUILDS - builds, from_cache=sum(e.origin == "cache" for e in c.engines),

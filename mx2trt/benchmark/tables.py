@@ -24,8 +24,11 @@ DEFINITIONS = {
     "minor faults, user/sys": "resource.getrusage deltas (the whole process, all threads) over the build(s)",
     "cache hit": "convert in a fresh process with the engine cache a first process filled (total time)",
     "load": "mx2trt.load of a model saved with mx2trt.save, in a fresh process",
-    "peak": "VmHWM (peak resident set) of the route's process: imports, warm-up and loaded weights included",
-    "baseline": "the interpreter's VmRSS after its imports and warm-up, before the model's weights are loaded",
+    "peak": "VmHWM (peak resident set) of the route's process, counted from the baseline (reset through "
+            "/proc/self/clear_refs, so the warm-up's peak is not in it): for mx2trt up to its plans (read just before "
+            "convert builds the reference interpreter's program, as the times; the whole process's peak is "
+            "peak_rss_mib in the JSON), for the ONNX route at its end",
+    "to network peak": "VmHWM when the first build starts: mx2trt's own conversion (fold to key), or export + parse",
     "growth / weights": "(peak - baseline) / weights",
     "memory ok": "peak <= 2 x weights + baseline",
 }
@@ -152,22 +155,27 @@ def markdown(res: Mapping[str, Any]) -> str:
                      f"'{res.get('runtime', 'auto')}') built because the engines run on the NumPy reference interpreter "
                      "here; the GPU runtime never builds it.")
 
-    lines += ["", "Partition and memory (MiB; peak: the process's VmHWM; baseline: its VmRSS after imports and "
-              "warm-up, before the weights are loaded; growth: peak − baseline; ok: peak ≤ 2 × weights + baseline):",
-              "", "| model | engines | nodes in TensorRT | MACs in TensorRT | weights | baseline mx2trt / ONNX | "
-              "peak mx2trt / ONNX | growth / weights mx2trt / ONNX | ok mx2trt / ONNX |",
+    lines += ["", "Partition and memory, MiB. Baseline: the process's VmRSS after imports and warm-up, before the "
+              "weights are loaded; to network: its peak (VmHWM) when the first build starts; to plan: its peak up to "
+              "the plans; growth: peak − baseline, over weights; ok: peak to plan ≤ 2 × weights + baseline.", "",
+              "| model | engines | nodes in TensorRT | MACs in TensorRT | weights | baseline mx2trt / ONNX | "
+              "to network: peak, growth mx2trt / ONNX | to plan: peak, growth mx2trt / ONNX | ok mx2trt / ONNX |",
               "|---|---|---|---|---|---|---|---|---|"]
     for c in cases:
         p, mem = c.get("partition") or {}, c["memory"]
         mm, mo = mem["mx2trt"] or {}, mem["onnx"] or {}
         macs = p.get("mac_coverage")
+
+        def peak(m: Mapping[str, Any], key: str) -> str:
+            growth = m.get("growth_over_weights" if key == "peak_mib" else "network_growth_over_weights")
+            return "–" if m.get(key) is None else f"{_f(m[key], 0)}, {_f(growth, 1)}×"
+
         lines.append(
             f"| {_row_name(c, multi)} | {p.get('engines', '–')} | {p.get('nodes_trt', '–')}/{p.get('nodes_total', '–')}"
             f" ({100 * p.get('node_coverage', 0):.1f}%) | {'–' if macs is None else f'{100 * macs:.1f}%'} | "
             f"{c['weights_mib']:.0f} | {_f(mm.get('baseline_mib'), 0)} / {_f(mo.get('baseline_mib'), 0)} | "
-            f"{_f(mm.get('peak_mib'), 0)} / {_f(mo.get('peak_mib'), 0)} | "
-            f"{_f(mm.get('growth_over_weights'), 1)} / {_f(mo.get('growth_over_weights'), 1)} | "
-            f"{_yes(mm.get('ok'))} / {_yes(mo.get('ok'))} |")
+            f"{peak(mm, 'network_peak_mib')} / {peak(mo, 'network_peak_mib')} | "
+            f"{peak(mm, 'peak_mib')} / {peak(mo, 'peak_mib')} | {_yes(mm.get('ok'))} / {_yes(mo.get('ok'))} |")
 
     gpu = res["gpu"]
     if not gpu["measured"]:
