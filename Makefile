@@ -4,7 +4,7 @@
 #   make test     the test suite on 2 workers (what CI runs)
 #   make test-fast  the suite without the whole-model tests marked slow, for iterating
 #   make ops-doc  regenerate docs/ops.md from the converter registry
-#   make bench    mx2trt vs the ONNX route (tools/bench.py): rewrites docs/bench/ and the README's table (~20 min)
+#   make bench    mx2trt vs the ONNX route (tools/bench.py): rewrites docs/bench/ and the README's table (~15 min)
 #   make clean    remove caches and build outputs (make distclean also removes .venv)
 
 PYTHON ?= python3
