@@ -430,7 +430,7 @@ def compare(
     part, graph = c.partition, c.partition.graph
     c.engines.clear()  # their reference programs are not needed: the networks are defined again, one at a time
     folded = fold_constants(sym, params, shapes)  # the values of the folded graph's new parameters
-    if folded.json is None or folded.json["nodes"] != graph.json["nodes"]:
+    if folded.json["nodes"] != graph.json["nodes"]:
         raise Mx2TrtError("internal: folding the model again gave another graph")
     reference = _mxnet_values(graph, folded.params, data)
     ours: dict[Entry, tuple[float, float, int]] = {}

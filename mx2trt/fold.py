@@ -25,7 +25,7 @@ class Folded:
     symbol: Any
     params: dict[str, Any]
     nodes: list[str]  # names of the op nodes that were evaluated away
-    json: dict[str, Any] | None = None  # symbol.tojson(), parsed: the graph reads it next (tojson is slow)
+    json: dict[str, Any]  # symbol.tojson(), parsed: the graph reads it next (tojson is slow)
 
 
 def _deterministic(op: str) -> bool:

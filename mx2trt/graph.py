@@ -91,8 +91,8 @@ class Graph:
         dtypes: Mapping[str, Any] | None = None,
         parsed: dict[str, Any] | None = None,
     ) -> "Graph":
-        """Read `sym` (`parsed`: its tojson() as parsed JSON, if known; not modified), tell data/params/aux apart and infer every output's shape and
-        dtype."""
+        """Read `sym` (`parsed`: its tojson() as parsed JSON, if known; not modified), tell data/params/aux apart and
+        infer every output's shape and dtype."""
         args = sym.list_arguments()
         aux = sym.list_auxiliary_states()
         inputs = set(args) | set(aux)
