@@ -66,11 +66,13 @@ def _conv_ok(node: OpNode) -> str | None:
     "Convolution",
     attrs=ConvolutionAttrs,
     validator=all_of(_layout_ok, _conv_ok, const_inputs(1, 2, what="weight/bias")),
+    quantize=(0,),
 )
 def convert_convolution(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """Convolution -> IConvolutionLayer (1-D runs as 2-D with a unit height)."""
+    """Convolution -> IConvolutionLayer (1-D runs as 2-D with a unit height; quantized: Q/DQ on the input and on
+    the kernel, per output channel)."""
     a = node.attrs
-    x, w = ctx.tensor(inputs[0]), inputs[1]
+    x, w = layers.quantized_operand(ctx, ctx.tensor(inputs[0]), 0), inputs[1]
     n = len(a.kernel)
     kernel, stride = a.kernel, _spatial(a.stride, n, 1)
     dilate, pad = _spatial(a.dilate, n, 1), _spatial(a.pad, n, 0)
@@ -79,7 +81,11 @@ def convert_convolution(ctx: ConversionContext, node: OpNode, inputs: list[Any])
         w = np.asarray(w).reshape(w.shape[:2] + (1, w.shape[2]))
         kernel, stride, dilate, pad = (1,) + kernel, (1,) + stride, (1,) + dilate, (0,) + pad
     bias = ctx.weights(inputs[2]) if not a.no_bias else ctx.no_weights()
-    conv = ctx.net.add_convolution_nd(x, a.num_filter, kernel, ctx.weights(w), bias)
+    if ctx.quant is not None:
+        conv = ctx.net.add_convolution_nd(x, a.num_filter, kernel, ctx.no_weights(), bias)
+        conv.set_input(1, layers.quantized_weights(ctx, w, ctx.quant.dtype, axis=0))
+    else:
+        conv = ctx.net.add_convolution_nd(x, a.num_filter, kernel, ctx.weights(w), bias)
     conv.stride_nd, conv.dilation_nd, conv.padding_nd = stride, dilate, pad
     conv.num_groups = a.num_group
     y = conv.get_output(0)
@@ -98,14 +104,18 @@ class FullyConnectedAttrs:
     flatten: bool = True
 
 
-@converter("FullyConnected", attrs=FullyConnectedAttrs, validator=const_inputs(1, 2, what="weight/bias"))
+@converter("FullyConnected", attrs=FullyConnectedAttrs, validator=const_inputs(1, 2, what="weight/bias"),
+           quantize=(0,))
 def convert_fully_connected(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """FullyConnected -> (shuffle to 2-D) + IMatrixMultiplyLayer against W^T + elementwise bias."""
+    """FullyConnected -> (shuffle to 2-D) + IMatrixMultiplyLayer against W^T + elementwise bias (quantized: Q/DQ on
+    the input and on W, per output row)."""
     a = node.attrs
-    x = ctx.tensor(inputs[0])
+    x = layers.quantized_operand(ctx, ctx.tensor(inputs[0]), 0)
     if a.flatten and len(x.shape) != 2:
         x = layers.flatten2d(ctx, x)
     w = np.asarray(inputs[1]).reshape(a.num_hidden, -1)
+    if ctx.quant is not None:
+        w = layers.quantized_weights(ctx, w, ctx.quant.dtype, axis=0)
     y = layers.matmul(ctx, x, w, transpose_b=True)
     if not a.no_bias:
         y = layers.elementwise(ctx, y, np.asarray(inputs[2]).reshape(a.num_hidden), trt.ElementWiseOperation.SUM)
@@ -314,23 +324,25 @@ def _dot_matrix(shape: tuple[int, ...], contract_first: bool) -> tuple[int, int]
     return math.prod(shape[:-1]), shape[-1]
 
 
-@converter("dot", attrs=DotAttrs, validator=_dense_ok)
+@converter("dot", attrs=DotAttrs, validator=_dense_ok, quantize=(0, 1))
 def convert_dot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """dot -> IMatrixMultiplyLayer on 2-D views (a: its last axis contracted, or its first with transpose_a; b: its
-    first, or its last with transpose_b), reshaped to MXNet's output."""
+    first, or its last with transpose_b), reshaped to MXNet's output (quantized: per-tensor Q/DQ on both)."""
     a = node.attrs
     sa, sb = node.inputs[0].shape, node.inputs[1].shape
-    ma = _as_shape(ctx, inputs[0], _dot_matrix(sa, a.transpose_a))
-    mb = _as_shape(ctx, inputs[1], _dot_matrix(sb, not a.transpose_b))
+    ma = layers.quantized_operand(ctx, _as_shape(ctx, inputs[0], _dot_matrix(sa, a.transpose_a)), 0)
+    mb = layers.quantized_operand(ctx, _as_shape(ctx, inputs[1], _dot_matrix(sb, not a.transpose_b)), 1)
     y = layers.matmul(ctx, ma, mb, transpose_a=a.transpose_a, transpose_b=a.transpose_b)
     return [_as_shape(ctx, y, node.outputs[0].shape)]
 
 
-@converter("batch_dot", attrs=DotAttrs, validator=_dense_ok)
+@converter("batch_dot", attrs=DotAttrs, validator=_dense_ok, quantize=(0, 1))
 def convert_batch_dot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """batch_dot -> IMatrixMultiplyLayer over the leading batch axes (transpose_a/b swap the last two)."""
+    """batch_dot -> IMatrixMultiplyLayer over the leading batch axes (transpose_a/b swap the last two; quantized:
+    per-tensor Q/DQ on both)."""
     a = node.attrs
-    return [layers.matmul(ctx, inputs[0], inputs[1], transpose_a=a.transpose_a, transpose_b=a.transpose_b)]
+    x, y = (layers.quantized_operand(ctx, inputs[k], k) for k in (0, 1))
+    return [layers.matmul(ctx, x, y, transpose_a=a.transpose_a, transpose_b=a.transpose_b)]
 
 
 # ---- Embedding, take, one_hot: float indices -----------------------------------------------------------------------

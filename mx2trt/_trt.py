@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
+import ml_dtypes
 import numpy as np
 
 try:
@@ -85,6 +86,9 @@ _NP_OF_TRT = {
 # NumPy has no bfloat16: BF16 is MXNet's stand-in dtype for it (a uint16 record), a sentinel only. Host arrays of bf16
 # values are float32 arrays holding bf16-representable values (round_bf16); TensorRT gets their bit patterns.
 BF16 = np.dtype([("bfloat16", np.uint16)])
+FP8 = np.dtype(ml_dtypes.float8_e4m3fn)  # TensorRT's FP8 is e4m3 without infinities (OCP "fn")
+if hasattr(trt, "fp8"):
+    _NP_OF_TRT[trt.fp8] = FP8
 if hasattr(trt, "bfloat16"):
     _NP_OF_TRT[trt.bfloat16] = BF16
 _TRT_OF_NP = {v: k for k, v in _NP_OF_TRT.items()}

@@ -24,6 +24,8 @@ from .fold import fold_constants
 from .graph import Graph, _mx_call
 from .partition import Partition, PartitionOptions, Subgraph, partition, used_inputs
 from .progress import BuildProgress
+from .quant import FALLBACKS, QUANT_DTYPES, NodeQuant, is_quantized_graph
+from .quant import plan as plan_quant
 from .progress import mode as progress_mode
 from .registry import REGISTRY, Registry
 from .report import Report, make_report
@@ -84,8 +86,10 @@ class _Placeholder:
 
 
 def _check_options(precision: str, runtime: str) -> None:
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
+    if precision not in PRECISIONS and precision not in QUANT_DTYPES:
+        raise InputError(f"precision must be one of {sorted(PRECISIONS) + sorted(QUANT_DTYPES)}, not {precision!r}")
+    if precision == "fp8" and not hasattr(_trt.trt, "fp8"):
+        raise InputError(f"precision 'fp8' needs a TensorRT with FP8; {_trt.FLAVOR} {_trt.VERSION} has none")
     if precision == "bf16" and not hasattr(_trt.trt, "bfloat16"):
         raise InputError(f"precision 'bf16' needs a TensorRT with bfloat16; {_trt.FLAVOR} {_trt.VERSION} has none")
     if runtime not in RUNTIMES:
@@ -95,15 +99,68 @@ def _check_options(precision: str, runtime: str) -> None:
 def _options(sym: Any, min_subgraph_size: Any, exclude_ops: Any, exclude_nodes: Any) -> PartitionOptions:
     """The partitioner's options; a node name no op node of `sym` has, or a name that is no MXNet op, is a typo.
     Op aliases ('flatten') become the names MXNet writes into graphs ('Flatten')."""
-    ops, nodes = inputs.names("exclude_ops", exclude_ops), inputs.names("exclude_nodes", exclude_nodes)
+    ops, nodes = _exclusions(sym, "exclude_ops", exclude_ops, "exclude_nodes", exclude_nodes)
+    return PartitionOptions.make(min_subgraph_size, ops, nodes)
+
+
+def _exclusions(sym: Any, ops_name: str, ops: Any, nodes_name: str, nodes: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """(MXNet op names, op node names) of an exclude_ops/exclude_nodes pair of options, checked against `sym`."""
+    ops, nodes = inputs.names(ops_name, ops), inputs.names(nodes_name, nodes)
     names = {n["name"] for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null"} if nodes else set()
     unknown = sorted(nodes - names)
     if unknown:
-        raise InputError(f"exclude_nodes: no op node is named {unknown}")
+        raise InputError(f"{nodes_name}: no op node is named {unknown}")
     unknown = sorted(ops - set(mx.operator.get_all_registered_operators())) if ops else []
     if unknown:
-        raise InputError(f"exclude_ops: {unknown} {'is not an MXNet op' if len(unknown) == 1 else 'are not MXNet ops'}")
-    return PartitionOptions.make(min_subgraph_size, frozenset(canonical_op(op) for op in ops), nodes)
+        raise InputError(f"{ops_name}: {unknown} {'is not an MXNet op' if len(unknown) == 1 else 'are not MXNet ops'}")
+    return frozenset(canonical_op(op) for op in ops), frozenset(nodes)
+
+
+@dataclass(frozen=True)
+class _QuantOptions:
+    table: Any  # calibrate.CalibrationTable, or None for a graph MXNet already quantized
+    exclude_ops: frozenset[str]
+    exclude_nodes: frozenset[str]
+
+
+def _quant_options(
+    sym: Any, precision: str, calibration: Any, fallback: Any, exclude_ops: Any, exclude_nodes: Any
+) -> _QuantOptions | None:
+    """The checked quantization options of precision 'int8'/'fp8' (None for float precisions)."""
+    if precision not in QUANT_DTYPES:
+        if calibration is not None:
+            raise InputError(f"calibration is for precision 'int8' or 'fp8', not {precision!r}")
+        return None
+    if fallback not in FALLBACKS:
+        raise InputError(f"int8_fallback must be one of {list(FALLBACKS)}, not {fallback!r}")
+    ops, nodes = _exclusions(sym, "exclude_quant_ops", exclude_ops, "exclude_quant_nodes", exclude_nodes)
+    if calibration is None:
+        if not is_quantized_graph(sym):
+            raise InputError(f"precision {precision!r} needs a calibration table (mx2trt.calibrate), unless the graph "
+                             "was already quantized by MXNet")
+        return _QuantOptions(None, ops, nodes)
+    from .calibrate import CalibrationTable
+
+    table = calibration if isinstance(calibration, CalibrationTable) else CalibrationTable.load(
+        inputs.path("calibration", calibration))
+    table.check(sym)
+    return _QuantOptions(table, ops, nodes)
+
+
+def _plan_quant(
+    graph: Graph, registry: Registry, dtype: str, opts: _QuantOptions
+) -> tuple[dict[int, NodeQuant], dict[int, str]]:
+    """The nodes quantized to `dtype`, and why the other quantizable ones are not: every node whose op takes Q/DQ
+    (its converter's `quantize`), its computed inputs' ranges taken from the calibration table."""
+    candidates = []
+    for n in graph.op_nodes:
+        spec = registry.get(n.op)
+        if spec is None or not spec.quantize:
+            continue
+        tensors = {k: graph.entry_name(n.inputs[k]) for k in spec.quantize
+                   if k < len(n.inputs) and graph.nodes[n.inputs[k].node].kind not in ("param", "aux")}
+        candidates.append((n.id, n.op, n.name, tensors))
+    return plan_quant(candidates, opts.table, dtype, opts.exclude_ops, opts.exclude_nodes)
 
 
 def convert(
@@ -117,6 +174,10 @@ def convert(
     min_subgraph_size: int = 1,
     exclude_ops: Iterable[str] = (),
     exclude_nodes: Iterable[str] = (),
+    calibration: Any = None,
+    int8_fallback: str = "fp16",
+    exclude_quant_ops: Iterable[str] = (),
+    exclude_quant_nodes: Iterable[str] = (),
     build_engines: bool = True,
     cache: bool = True,
     cache_dir: Any = None,
@@ -127,6 +188,8 @@ def convert(
     see `optimize`. `registry`: the converters to use (default: mx2trt's own, REGISTRY)."""
     inputs.symbol(sym)
     _check_options(precision, runtime)
+    qopts = _quant_options(sym, precision, calibration, int8_fallback, exclude_quant_ops, exclude_quant_nodes)
+    label, precision = precision, (int8_fallback if precision in QUANT_DTYPES else precision)
     inputs.flag("build_engines", build_engines)
     inputs.flag("cache", cache)
     if cache_dir is not None:
@@ -148,18 +211,24 @@ def convert(
         graph = Graph.from_symbol(sym, params, shapes, dtypes, folded.json)
     engine_cache = engine_cache_for(cache, cache_dir) if build_engines else None
     env, weights = build_env(), HostWeights(params)
+    quant, float_reasons = _plan_quant(graph, registry, label, qopts) if qopts is not None else ({}, {})
 
     def prepare(sg: Subgraph, fp32: frozenset[int]) -> _Prepared:
         with clock("key"):
-            source = SubgraphSource.of(graph, sg, params, precision, fp32)
+            source = SubgraphSource.of(graph, sg, params, precision, fp32, quant)
             key = engine_key(source, env, weights, registry)
             hit = engine_cache.load(key, env) if engine_cache is not None else None
         return _Prepared(source, key, cached=hit)
 
-    part, defined, fp32_nodes = _define_all(graph, options, weights, precision, prepare, registry, clock)
+    part, defined, fp32_nodes = _define_all(graph, options, weights, precision, prepare, registry, clock, quant)
     for nid in fp32_nodes & set(part.placements):
         if part.placements[nid].where != "mxnet":
             part.placements[nid].reason = f"converted; runs in float32 inside the {precision} engine (exact indices)"
+    for nid, place in part.placements.items():
+        if place.where != "mxnet" and nid in quant:
+            place.reason = f"converted; {quant[nid].dtype} (Q/DQ on its input and weights, {precision} around it)"
+        elif place.where != "mxnet" and nid in float_reasons:
+            place.reason = f"converted; {float_reasons[nid]}"
     # fold, graph and partition (with any retries); the engines' own network definition is reported per engine
     t_part = time.perf_counter() - t0 - sum(p.network.define_s for _, p in defined if p.network is not None)
     needs_program = resolve_runtime(runtime) == "reference" or not build_engines
@@ -170,7 +239,8 @@ def convert(
         while defined:  # popped as built, so one network's weights are alive at a time
             sg, prep = defined.pop(0)
             try:
-                spec = by_key.get(prep.key) or _engine(part, sg, prep, precision, build_engines, needs_program,
+                tag = label if any(n in quant for n in sg.nodes) else precision
+                spec = by_key.get(prep.key) or _engine(part, sg, prep, tag, build_engines, needs_program,
                                                         engine_cache, env, bar, clock)
             except (ConversionError, BuildError) as exc:
                 log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
@@ -240,6 +310,7 @@ def _engine(
 def _define_all(
     graph: Graph, options: PartitionOptions, params: Mapping[str, Any], precision: str,
     prepare: Callable[[Subgraph, frozenset[int]], _Prepared], registry: Registry, clock: _Clock,
+    quant: Mapping[int, NodeQuant],
 ) -> tuple[Partition, list[tuple[Subgraph, _Prepared]], frozenset[int]]:
     """Partition and define every subgraph's network, unless `prepare` finds its engine in the cache; returns the
     partition, (subgraph, prepared) pairs and the nodes that run in float32 inside an fp16/bf16 engine.
@@ -263,7 +334,8 @@ def _define_all(
                 prep = networks.get(key) or prepare(sg, key[1])
                 if prep.cached is None and prep.network is None:
                     with clock("define"):
-                        prep.network = define_network(part, sg, params, precision, registry=registry, fp32_nodes=key[1])
+                        prep.network = define_network(part, sg, params, precision, registry=registry, fp32_nodes=key[1],
+                                                      quant=quant)
             except ConversionError as exc:
                 if exc.node_id is None:  # final: this subgraph leaves; the partition need not change
                     log.warning("subgraph %d (%d nodes) falls back to MXNet: %s", sg.id, len(sg.nodes), exc)
@@ -309,7 +381,10 @@ def optimize(
 
     `params` holds arg params and aux states (plain names or `arg:`/`aux:` prefixed); `shapes` gives every data
     input's shape. Options: `precision` ('fp32'|'fp16'|'bf16': the dtype of weights and activations inside engines;
-    inputs and outputs keep MXNet's dtypes and are cast at the engine boundary), `runtime`
+    inputs and outputs keep MXNet's dtypes and are cast at the engine boundary; 'int8'|'fp8': convolutions, FCs and
+    matrix products quantized with Q/DQ from `calibration`, a table from `mx2trt.calibrate` or its JSON file, the
+    rest in `int8_fallback` ('fp16' or 'fp32'), except ops/nodes in `exclude_quant_ops`/`exclude_quant_nodes`),
+    `runtime`
     ('auto'|'tensorrt'|'reference'), `min_subgraph_size`, `exclude_ops`, `exclude_nodes`, `dtypes`, `cache`
     (default True: engines are loaded from and saved to the on-disk engine cache), `cache_dir`, `progress` (None: a
     bar on a terminal, log lines otherwise; False: quiet), `enabled` (False, or MX2TRT_ENABLE=0: return the model

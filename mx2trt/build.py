@@ -17,6 +17,7 @@ from .engine import EngineSpec
 from .errors import BuildError, ConversionError
 from .graph import Entry
 from .partition import Partition, Subgraph
+from .quant import NodeQuant
 from .registry import REGISTRY, Registry
 from .source import HostWeights, SubgraphSource
 
@@ -115,10 +116,12 @@ def define_network(
     precision: str = "fp32",
     registry: Registry | None = None,
     fp32_nodes: frozenset[int] = frozenset(),
+    quant: Mapping[int, NodeQuant] | None = None,
 ) -> NetworkBuild:
     """Translate subgraph `sg` into a strongly typed INetworkDefinition; raises ConversionError naming the node.
     Nodes in `fp32_nodes` run in float32 inside an fp16/bf16 engine (their float inputs are cast up, or read from the
-    float32 network input itself)."""
+    float32 network input itself); nodes in `quant` are quantized (int8/fp8 Q/DQ on the inputs their op names)."""
+    quant = quant or {}
     registry = REGISTRY if registry is None else registry
     weights = params if isinstance(params, HostWeights) else HostWeights(params)
     graph = part.graph
@@ -145,6 +148,7 @@ def define_network(
         limit = len(spec.reads(node.inputs))
         ctx.node = op_node
         ctx.use_precision("fp32" if nid in fp32_nodes else precision)
+        ctx.quant = quant.get(nid)
         inputs: list[Any] = []
         for k, e in enumerate(node.inputs):
             if k >= limit:
@@ -171,7 +175,7 @@ def define_network(
             err = ConversionError(node.name, node.op, f"converter error {type(exc).__name__}: {exc}")
             err.node_id = nid
             raise err from exc
-    ctx.node = None
+    ctx.node, ctx.quant = None, None
     ctx.use_precision(precision)
     output_names = []
     for k, e in enumerate(sg.outputs):
@@ -241,8 +245,8 @@ def reference_program(network: Any, host_weights: Mapping[tuple[str, str], Any],
 
 def define_source(source: SubgraphSource, registry: Registry | None = None) -> NetworkBuild:
     """Define the network of a stored subgraph again (no model needed)."""
-    part, sg, fp32 = source.partition()
-    return define_network(part, sg, source.weights, source.desc["precision"], registry, fp32_nodes=fp32)
+    part, sg, fp32, quant = source.partition()
+    return define_network(part, sg, source.weights, source.desc["precision"], registry, fp32_nodes=fp32, quant=quant)
 
 
 def reference_program_of(source: SubgraphSource, name: str = "") -> Any:
@@ -255,7 +259,8 @@ def reference_program_of(source: SubgraphSource, name: str = "") -> Any:
 
 
 def engine_spec(part: Partition, sg: Subgraph, key: str, nb: NetworkBuild | None, precision: str) -> EngineSpec:
-    """Describe the engine of `sg` for the rewrite and the runtime."""
+    """Describe the engine of `sg` for the rewrite and the runtime; `precision` is its label ('int8' for an engine
+    with quantized nodes)."""
     graph = part.graph
     return EngineSpec(
         key=key,

@@ -8,6 +8,7 @@ import numpy as np
 
 from ._trt import BF16, BF16_MAX, ErrorRecorder, bf16_bits, layer_type, round_bf16, trt, trt_dtype
 from .errors import ConversionError
+from .quant import NodeQuant
 from .registry import OpNode
 
 # Engine dtype per precision; bf16 is the BF16 sentinel (NumPy has no bfloat16), host copies of its values are float32.
@@ -63,6 +64,7 @@ class ConversionContext:
         self.recorder = recorder
         self.use_precision(precision)
         self.node: OpNode | None = None
+        self.quant: NodeQuant | None = None  # how the node being converted is quantized (int8/fp8), if it is
         self._keep: list[np.ndarray] = []  # TensorRT holds weights by reference until the build returns
         # TensorRT reads bf16 weights back without their values: float32 copies by (layer name, attribute), for the
         # reference interpreter; _pending holds those of Weights not yet given to a layer, by id.

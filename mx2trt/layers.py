@@ -7,6 +7,7 @@ import numpy as np
 
 from ._trt import BF16, layer_type, np_dtype, quirk, trt, trt_dtype
 from .context import ConversionContext
+from .quant import QUANT_DTYPES, channel_amax, scale_of
 
 EW = trt.ElementWiseOperation
 Act = trt.ActivationType
@@ -216,3 +217,35 @@ def exact_source(ctx: ConversionContext, x: Any) -> tuple[Any, int | None]:
                 return src, None
             break
     return x, ctx.exact_int
+
+
+def qdq(ctx: ConversionContext, x: Any, scale: float, dtype: str) -> Any:
+    """x -> IQuantizeLayer to int8/fp8 with one float32 scale -> IDequantizeLayer back to x's dtype."""
+    x = ctx.tensor(x)
+    s = ctx.constant(np.float32(scale), shape=(), dtype=np.float32)
+    q = ctx.net.add_quantize(x, s, trt_dtype(QUANT_DTYPES[dtype][0]))
+    return ctx.net.add_dequantize(q.get_output(0), s, x.dtype).get_output(0)
+
+
+def quantized_weights(ctx: ConversionContext, w: Any, dtype: str, axis: int | None = 0) -> Any:
+    """Weights as a float32 constant -> Q/DQ to the engine dtype, with one scale per slice along `axis` (the output
+    channels) or, with axis None, one for the whole tensor; TensorRT folds the Q into int8/fp8 weights."""
+    w = np.asarray(w, dtype=np.float32)
+    amax = channel_amax(w, axis) if axis is not None else np.abs(w).max()
+    s = ctx.constant(scale_of(amax, dtype), dtype=np.float32)
+    q = ctx.net.add_quantize(ctx.constant(w, dtype=np.float32), s, trt_dtype(QUANT_DTYPES[dtype][0]))
+    dq = ctx.net.add_dequantize(q.get_output(0), s, trt_dtype(ctx.dtype))
+    if axis is not None:
+        q.axis = dq.axis = axis % w.ndim
+    return dq.get_output(0)
+
+
+def quantized_operand(ctx: ConversionContext, x: Any, k: int) -> Any:
+    """Input `k` of the node being quantized: a tensor gets per-tensor Q/DQ from its calibrated range, a parameter
+    per-tensor Q/DQ from its values; unchanged when the node is not quantized."""
+    quant = ctx.quant
+    if quant is None:
+        return x
+    if isinstance(x, trt.ITensor):
+        return qdq(ctx, x, quant.scale(k), quant.dtype)
+    return quantized_weights(ctx, x, quant.dtype, axis=None)

@@ -21,11 +21,15 @@ import numpy as np
 
 from ._trt import BF16, downcast, layer_type, np_dtype, round_bf16, trt
 from .errors import Mx2TrtError
+from .quant import dequantize_host, quantize_host
 
 LT = trt.LayerType
+_QUANTIZED = {trt.int8: "int8", **({trt.fp8: "fp8"} if hasattr(trt, "fp8") else {})}
 _FLT_MAX = float(np.finfo(np.float32).max)
 # (layer name, attribute) -> float32 copy of bf16 weights, while from_network reads a network
 _HOST_WEIGHTS: ContextVar[Mapping[tuple[str, str], np.ndarray]] = ContextVar("_HOST_WEIGHTS", default={})
+# tensor -> the layer that produces it, while from_network reads a network (makers that fuse Q/DQ look back)
+_PRODUCERS: ContextVar[Mapping[Any, Any]] = ContextVar("_PRODUCERS", default={})
 
 
 class UnsupportedLayerError(Mx2TrtError):
@@ -91,9 +95,16 @@ class ReferenceProgram:
         """Read every layer of `network` (in topological order) into a step; `host_weights` holds float32 copies of
         bf16 weights by (layer name, attribute), which TensorRT cannot give back."""
         token = _HOST_WEIGHTS.set(host_weights or {})
+        producers = {}
+        for i in range(network.num_layers):
+            layer = network.get_layer(i)
+            for j in range(layer.num_outputs):
+                producers[layer.get_output(j)] = layer
+        token2 = _PRODUCERS.set(producers)
         try:
             return cls._from_network(network)
         finally:
+            _PRODUCERS.reset(token2)
             _HOST_WEIGHTS.reset(token)
 
     @classmethod
@@ -122,12 +133,13 @@ class ReferenceProgram:
                 fn = make(layer, ins, outs)
             except UnsupportedLayerError as exc:
                 raise UnsupportedLayerError(f"layer '{layer.name}' ({kind.name}): {exc}") from None
+            reads = getattr(fn, "reads", ins)  # a fused step reads other tensors than its layer's inputs
             steps.append(
                 Step(
                     name=layer.name,
                     kind=kind.name,
                     fn=fn,
-                    inputs=tuple(None if t is None else slot(t) for t in ins),
+                    inputs=tuple(None if t is None else slot(t) for t in reads),
                     outputs=tuple(slot(t) for t in outs),
                     out_dtypes=tuple(np_dtype(t.dtype) for t in outs),
                 )
@@ -336,21 +348,21 @@ def _shape(layer: Any, ins: list, outs: list) -> Callable:
 
 @_maker(LT.CONVOLUTION)
 def _convolution(layer: Any, ins: list, outs: list) -> Callable:
-    if len(ins) > 1 and any(t is not None for t in ins[1:]):
-        raise UnsupportedLayerError("kernel or bias given as tensors")
+    if len(ins) > 2 and ins[2] is not None:
+        raise UnsupportedLayerError("bias given as a tensor")
     kernel_size = _dims(layer.kernel_size_nd)
     n = len(kernel_size)
     groups = int(layer.num_groups)
     k_out = int(layer.num_output_maps)
     c_in = int(ins[0].shape[1])
-    w = _weights(layer, "kernel").astype(np.float32).reshape((k_out, c_in // groups) + kernel_size)
+    wshape = (groups, k_out // groups, c_in // groups) + kernel_size
+    kernel_tensor = len(ins) > 1 and ins[1] is not None
+    w_const = None if kernel_tensor else _weights(layer, "kernel").astype(np.float32).reshape(wshape)
     b = _weights(layer, "bias").astype(np.float32)
     stride, dil = _dims(layer.stride_nd), _dims(layer.dilation_nd)
     pre, post, mode = _dims(layer.pre_padding), _dims(layer.post_padding), layer.padding_mode
-    wg = w.reshape((groups, k_out // groups, c_in // groups) + kernel_size)
 
-    def run(args: list) -> list:
-        x = _f32(args[0])
+    def conv(x: np.ndarray, wg: np.ndarray) -> np.ndarray:
         spatial = x.shape[2:]
         geo = [_window_geometry(spatial[i], kernel_size[i], stride[i], dil[i], pre[i], post[i], mode) for i in range(n)]
         win = _windows(x, kernel_size, stride, dil, geo, 0.0)  # (N, C, o..., k...)
@@ -361,17 +373,65 @@ def _convolution(layer: Any, ins: list, outs: list) -> Callable:
                 np.tensordot(win[:, g * cg:(g + 1) * cg], wg[g], axes=([1] + kaxes, [1] + list(range(2, 2 + n))))
                 for g in range(groups)
             ]  # each (N, o..., K/G)
-            y = np.moveaxis(np.concatenate(parts, axis=-1), -1, 1)
-        else:  # depthwise-like: few input channels per group
-            win = win.reshape((nb, groups, cg) + win.shape[2:])
-            o, k = "hijlmn"[:n], "pqrstu"[:n]  # (N,G,C/G,o...,k...) x (G,K/G,C/G,k...) -> (N,G,K/G,o...)
-            y = np.einsum(f"ngc{o}{k},gdc{k}->ngd{o}", win, wg, optimize=True)
-            y = y.reshape((nb, k_out) + y.shape[3:])
+            return np.moveaxis(np.concatenate(parts, axis=-1), -1, 1)
+        win = win.reshape((nb, groups, cg) + win.shape[2:])  # depthwise-like: few input channels per group
+        o, k = "hijlmn"[:n], "pqrstu"[:n]  # (N,G,C/G,o...,k...) x (G,K/G,C/G,k...) -> (N,G,K/G,o...)
+        y = np.einsum(f"ngc{o}{k},gdc{k}->ngd{o}", win, wg, optimize=True)
+        return y.reshape((nb, k_out) + y.shape[3:])
+
+    def finish(y: np.ndarray) -> list:
         if b.size:
             y = y + b.reshape((1, k_out) + (1,) * n)
         return [y]
 
+    fused = _fused_qdq(ins[0], 0 if kernel_tensor else None, ins[1] if kernel_tensor else None)
+    if fused is not None:
+        (xq, xs, _), (wq, ws, w_axis), acc = fused
+
+        def run_quantized(args: list) -> list:
+            sx, sw = args[1].astype(np.float32), args[3].astype(np.float32)
+            y = conv(args[0].astype(acc), args[2].astype(acc).reshape(wshape))
+            scale = sx * (sw.reshape((1, k_out) + (1,) * n) if sw.ndim else sw)
+            return finish(y.astype(np.float32) * scale)
+
+        run_quantized.reads = [xq, xs, wq, ws]  # type: ignore[attr-defined]
+        return run_quantized
+
+    def run(args: list) -> list:
+        wg = w_const if w_const is not None else _f32(args[1]).reshape(wshape)
+        return finish(conv(_f32(args[0]), wg))
+
     return run
+
+
+def _dq_source(t: Any, axes: tuple[int, ...] | None) -> tuple[Any, Any, int | None] | None:
+    """(quantized tensor, scale tensor, axis) of a tensor made by an IDequantizeLayer from int8/fp8 with one scale, or
+    one per slice along an axis in `axes`; None otherwise (also for a zero point)."""
+    layer = _PRODUCERS.get().get(t)
+    if layer is None or layer_type(layer) != LT.DEQUANTIZE:
+        return None
+    downcast(layer)
+    q, s = layer.get_input(0), layer.get_input(1)
+    if (layer.num_inputs > 2 and layer.get_input(2) is not None) or q.dtype not in _QUANTIZED:
+        return None
+    if len(s.shape) == 0:
+        return q, s, None
+    axis = int(layer.axis) % len(q.shape)
+    return (q, s, axis) if axes is not None and axis in axes else None
+
+
+def _fused_qdq(a: Any, b_axis: int | None, b: Any) -> tuple[Any, Any, type] | None:
+    """TensorRT fuses DQ -> convolution/matmul <- DQ into one int8 (or fp8) kernel that accumulates in int32 (fp32)
+    and scales once: ((a's Q source), (b's), accumulation dtype) when `a` is per-tensor and `b` is per-tensor or per
+    slice along `b_axis`, both of one quantized dtype; None otherwise (the layer then computes on the DQ outputs).
+    int8 products are summed in float64, which holds int32 sums exactly."""
+    if b is None:
+        return None
+    qa = _dq_source(a, None)
+    qb = _dq_source(b, () if b_axis is None else (b_axis % max(len(b.shape), 1),))
+    if qa is None or qb is None or qa[0].dtype != qb[0].dtype:
+        return None
+    return qa, qb, np.float64 if qa[0].dtype == trt.int8 else np.float32
 
 
 @_maker(LT.POOLING)
@@ -567,8 +627,7 @@ def _matrix_multiply(layer: Any, ins: list, outs: list) -> Callable:
     MO = trt.MatrixOperation
     op0, op1 = layer.op0, layer.op1
 
-    def run(args: list) -> list:
-        a, b = _f32(args[0]), _f32(args[1])
+    def mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if op0 == MO.TRANSPOSE:
             a = np.swapaxes(a, -1, -2)
         if op1 == MO.TRANSPOSE:
@@ -582,9 +641,41 @@ def _matrix_multiply(layer: Any, ins: list, outs: list) -> Callable:
             y = y[..., 0]
         if op0 == MO.VECTOR:
             y = y[..., 0, :] if op1 != MO.VECTOR else y[..., 0]
-        return [y]
+        return y
 
-    return run
+    # b's columns (the output's last axis) may have a scale each: its axis -1, or -2 when transposed
+    rank_b = len(ins[1].shape)
+    fused = None if MO.VECTOR in (op0, op1) else _fused_qdq(ins[0], rank_b - (2 if op1 == MO.TRANSPOSE else 1), ins[1])
+    if fused is not None:
+        (aq, a_s, _), (bq, b_s, _), acc = fused
+
+        def run_quantized(args: list) -> list:
+            y = mm(args[0].astype(acc), args[2].astype(acc))
+            return [y.astype(np.float32) * args[1].astype(np.float32) * args[3].astype(np.float32).ravel()]
+
+        run_quantized.reads = [aq, a_s, bq, b_s]  # type: ignore[attr-defined]
+        return run_quantized
+
+    return lambda args: [mm(_f32(args[0]), _f32(args[1]))]
+
+
+@_maker(LT.QUANTIZE)
+def _quantize(layer: Any, ins: list, outs: list) -> Callable:
+    if len(ins) > 2 and ins[2] is not None:
+        raise UnsupportedLayerError("zero points (TensorRT quantizes symmetrically)")
+    kind = _QUANTIZED.get(outs[0].dtype)
+    if kind is None:
+        raise UnsupportedLayerError(f"quantize to {outs[0].dtype}")
+    axis = int(layer.axis)
+    return lambda args: [quantize_host(args[0], args[1], kind, axis if np.ndim(args[1]) else None)]
+
+
+@_maker(LT.DEQUANTIZE)
+def _dequantize(layer: Any, ins: list, outs: list) -> Callable:
+    if len(ins) > 2 and ins[2] is not None:
+        raise UnsupportedLayerError("zero points (TensorRT quantizes symmetrically)")
+    axis = int(layer.axis)
+    return lambda args: [dequantize_host(args[0], args[1], axis if np.ndim(args[1]) else None)]
 
 
 def _perm(p: Any, rank: int) -> tuple[int, ...]:

@@ -71,6 +71,9 @@ class ConverterSpec:
     compute: bool
     dtypes: frozenset[np.dtype]
     data_inputs: int | None = None  # inputs the converter reads; later ones (e.g. training labels) are not wired in
+    # Inputs that take int8/fp8 Q/DQ when the node is quantized (precision='int8'|'fp8'): a computed input gets a
+    # per-tensor scale from the calibration table, a parameter (weights) scales of its own.
+    quantize: tuple[int, ...] = ()
 
     def reads(self, inputs: Sequence[T]) -> list[T]:
         """The inputs the converter reads: all of them, or the first `data_inputs`."""
@@ -175,22 +178,25 @@ def converter(
     compute: bool = True,
     dtypes: frozenset[np.dtype] = FLOAT_DTYPES,
     data_inputs: int | None = None,
+    quantize: Sequence[int] = (),
     override: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[ConverterFn], ConverterFn]:
     """Register `fn` as the converter of each op in `ops` (aliases share the function); `compute=False` marks
     ops that only move data (reshape, flatten), so a subgraph made of them alone is not worth an engine;
-    `data_inputs=k` says only the first k inputs are read at inference (the converter gets None for the rest)."""
+    `data_inputs=k` says only the first k inputs are read at inference (the converter gets None for the rest);
+    `quantize` lists the inputs the converter puts int8/fp8 Q/DQ on when the node is quantized (ctx.quant)."""
     if not ops:
         raise TypeError("converter() needs at least one op name")
 
     def deco(fn: ConverterFn) -> ConverterFn:
         reg = REGISTRY if registry is None else registry
         taken = [op for op in ops if reg.get(op) is not None]
+        q = tuple(int(i) for i in quantize)
         if taken and not override:  # check every alias first, so a refusal registers none of them
-            reg.register(ConverterSpec(taken[0], fn, attrs, validator, compute, dtypes, data_inputs))
+            reg.register(ConverterSpec(taken[0], fn, attrs, validator, compute, dtypes, data_inputs, q))
         for op in ops:
-            reg.register(ConverterSpec(op, fn, attrs, validator, compute, dtypes, data_inputs), override=override)
+            reg.register(ConverterSpec(op, fn, attrs, validator, compute, dtypes, data_inputs, q), override=override)
         return fn
 
     return deco

@@ -21,6 +21,7 @@ from ._mx import mx
 from .errors import Mx2TrtError
 from .graph import Entry, Graph, Node
 from .partition import Partition, Subgraph
+from .quant import NodeQuant
 
 FORMAT = 1
 
@@ -119,9 +120,11 @@ class SubgraphSource:
 
     @classmethod
     def of(
-        cls, graph: Graph, sg: Subgraph, params: Mapping[str, Any], precision: str, fp32_nodes: frozenset[int]
+        cls, graph: Graph, sg: Subgraph, params: Mapping[str, Any], precision: str, fp32_nodes: frozenset[int],
+        quant: Mapping[int, NodeQuant] | None = None,
     ) -> "SubgraphSource":
-        """The source of subgraph `sg` of `graph`: inputs become variables in0.., weights keep their names."""
+        """The source of subgraph `sg` of `graph`: inputs become variables in0.., weights keep their names; `quant`
+        (quantized nodes, with their ranges) is part of it."""
         local: dict[Entry, list[int]] = {}
         nodes: list[dict[str, Any]] = []
 
@@ -152,6 +155,9 @@ class SubgraphSource:
             "outputs": [[ids[e.node], e.index] for e in sg.outputs],
             "fp32_nodes": sorted(ids[n] for n in fp32_nodes if n in ids),
         }
+        q = {str(ids[n]): nq.as_json() for n, nq in sorted((quant or {}).items()) if n in ids}
+        if q:  # absent when nothing is quantized, so float engines keep their keys
+            desc["quant"] = q
         return cls(desc, {graph.nodes[w].name: params[graph.nodes[w].name] for w in sg.weights})
 
     def content_hash(self, weights: HostWeights | None = None) -> str:
@@ -181,8 +187,9 @@ class SubgraphSource:
                               f"this mx2trt reads {FORMAT}")
         return cls(desc, weights)
 
-    def partition(self) -> tuple[Partition, Subgraph, frozenset[int]]:
-        """The subgraph again as a one-engine partition of its own graph, for `build.define_network`."""
+    def partition(self) -> tuple[Partition, Subgraph, frozenset[int], dict[int, NodeQuant]]:
+        """The subgraph again as a one-engine partition of its own graph, for `build.define_network`, with its float32
+        and its quantized nodes."""
         from .registry import REGISTRY
 
         nodes = []
@@ -200,7 +207,8 @@ class SubgraphSource:
         weights = [n.id for n in nodes if n.kind in ("param", "aux")]
         sg = Subgraph(0, [n.id for n in graph.op_nodes], [Entry(a, b) for a, b in self.desc["inputs"]], outputs,
                       weights)
-        return Partition(graph, [sg], {}, op_nodes), sg, frozenset(self.desc["fp32_nodes"])
+        quant = {int(k): NodeQuant.from_json(v) for k, v in self.desc.get("quant", {}).items()}
+        return Partition(graph, [sg], {}, op_nodes), sg, frozenset(self.desc["fp32_nodes"]), quant
 
 
 __all__ = ["SubgraphSource", "SourceError", "HostWeights", "np_value"]
