@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -46,6 +46,8 @@ class Conversion:
     engines: list[EngineSpec]
     partition: Partition
     fp32_nodes: frozenset[int] = frozenset()  # node ids kept in float32 inside fp16/bf16 engines (exact indices)
+    quant: Mapping[int, NodeQuant] = field(default_factory=dict)  # node ids quantized to int8/fp8, with their ranges
+    float_precision: str = "fp32"  # of the engines' float layers: `precision`, or int8_fallback when quantized
 
 
 PHASES = ("fold", "graph", "partition", "define", "key", "build", "reference_program", "rewrite")
@@ -118,7 +120,7 @@ def _exclusions(sym: Any, ops_name: str, ops: Any, nodes_name: str, nodes: Any) 
 
 @dataclass(frozen=True)
 class _QuantOptions:
-    table: Any  # calibrate.CalibrationTable, or None for a graph MXNet already quantized
+    table: Any  # calibration.CalibrationTable, or None for a graph MXNet already quantized
     exclude_ops: frozenset[str]
     exclude_nodes: frozenset[str]
 
@@ -139,7 +141,7 @@ def _quant_options(
             raise InputError(f"precision {precision!r} needs a calibration table (mx2trt.calibrate), unless the graph "
                              "was already quantized by MXNet")
         return _QuantOptions(None, ops, nodes)
-    from .calibrate import CalibrationTable
+    from .calibration import CalibrationTable
 
     table = calibration if isinstance(calibration, CalibrationTable) else CalibrationTable.load(
         inputs.path("calibration", calibration))
@@ -259,7 +261,7 @@ def convert(
     report.timings = {**clock.seconds, "total": time.perf_counter() - t0}
     report.folded = folded.nodes
     log.info("mx2trt: %s", report.summary())
-    return Conversion(new_sym, new_params, report, [s for _, s in built], part, fp32_nodes)
+    return Conversion(new_sym, new_params, report, [s for _, s in built], part, fp32_nodes, quant, precision)
 
 
 def engine_cache_for(cache: bool, cache_dir: Any) -> EngineCache | None:

@@ -179,7 +179,7 @@ def define_network(
     ctx.use_precision(precision)
     output_names = []
     for k, e in enumerate(sg.outputs):
-        t = tensors[e]
+        t = ctx.leaving(tensors[e])
         want = graph.dtype(e)
         if t.is_network_input or t.is_network_output:
             t = ctx.identity(t)  # an engine output must be a tensor of its own

@@ -72,6 +72,10 @@ class ConversionContext:
         self._pending: dict[int, tuple[Any, np.ndarray]] = {}
         # Names of fp16/bf16 constant layers that hold the float32 values they were given exactly (index checks).
         self.exact_constants: set[str] = set()
+        # Values of constant tensors by tensor name (value_of), e.g. the min/max ranges MXNet's int8 ops pass on.
+        self._known: dict[str, np.ndarray] = {}
+        # Tensor name -> how to turn it into MXNet's representation where it leaves the engine (leaving()).
+        self._leaving: dict[str, Callable[[Any], Any]] = {}
         self._layer_count = 0
 
     def use_precision(self, precision: str) -> None:
@@ -157,7 +161,26 @@ class ConversionContext:
         layer = self.net.add_constant(tuple(a.shape), trt.Weights(a) if a.ndim else trt.Weights(a.reshape(1)))
         if dtype == np.float16 and np.array_equal(a.astype(np.float32), np.asarray(value, np.float32).reshape(a.shape)):
             self.exact_constants.add(layer.name)
-        return layer.get_output(0)
+        out = layer.get_output(0)
+        self._known[out.name] = a
+        return out
+
+    def value_of(self, x: Any) -> np.ndarray | None:
+        """The value of `x` if it is known at conversion: a parameter, or a tensor made by `constant`."""
+        if not isinstance(x, trt.ITensor):
+            return None if x is None else np.asarray(x)
+        return self._known.get(x.name)
+
+    def represent(self, x: Any, to_mxnet: Callable[[Any], Any]) -> Any:
+        """Mark `x` as held in another form than MXNet's (e.g. an int32 accumulator kept as its real value):
+        `to_mxnet(ctx, x)` gives MXNet's form where x leaves the engine. Returns x."""
+        self._leaving[x.name] = to_mxnet
+        return x
+
+    def leaving(self, x: Any) -> Any:
+        """`x` in MXNet's representation, for an engine output."""
+        fn = self._leaving.get(x.name)
+        return x if fn is None else fn(self, x)
 
     def tensor(self, x: Any, rank: int | None = None, dtype: Any = None) -> Any:
         """`x` as a tensor: parameters become constants (in `dtype` if given); with `rank`, size-1 dims are prepended

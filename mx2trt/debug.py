@@ -36,15 +36,15 @@ log = logging.getLogger("mx2trt")
 
 # Default tolerance on a node's max relative error, per precision: what the whole-model tests allow
 # (tests/test_models.py: fp32 1e-5, fp16 5e-3, bf16 5e-2).
-TOLERANCES = {"fp32": 1e-5, "fp16": 5e-3, "bf16": 5e-2}
+TOLERANCES = {"fp32": 1e-5, "fp16": 5e-3, "bf16": 5e-2, "int8": 1e-1, "fp8": 2e-1}
 _SCALE_FLOOR = 1e-6  # a tensor whose values are all below this counts as zero (as tests/harness.py's max_rel_error)
 
 
 class Row(NamedTuple):
     """One output of one op node: where it ran and how far mx2trt's value is from MXNet's.
 
-    status: 'engine' (converted), 'fp32' (a float32 island inside an fp16/bf16 engine) or 'mxnet' (left in MXNet:
-    nothing to compare). max_rel is max |mx2trt - MXNet| over max |MXNet|, over the elements MXNet has finite;
+    status: 'engine' (converted), 'fp32' (a float32 island inside an fp16/bf16 engine), 'int8'/'fp8' (quantized) or
+    'mxnet' (left in MXNet: nothing to compare). max_rel is max |mx2trt - MXNet| over max |MXNet|, over the elements MXNet has finite;
     nonfinite counts the elements where mx2trt has inf/NaN and MXNet a finite value."""
 
     node: str
@@ -113,7 +113,7 @@ class DebugReport:
         if r is None:
             n = sum(x.compared for x in self.rows)
             return f"no divergence: all {n} compared node output(s) within rel err {self.tolerance:g}"
-        island = ", float32 island" if r.status == "fp32" else ""
+        island = {"fp32": ", float32 island", "int8": ", int8", "fp8": ", fp8"}.get(r.status, "")
         why = (f"{r.nonfinite} inf/NaN value(s) where MXNet is finite" if r.nonfinite
                else f"rel err {r.max_rel:.3g} > tol {self.tolerance:g} (max abs {r.max_abs:.3g})")
         ins = "; ".join(self._describe_input(k, r) for k in r.inputs) or "none"
@@ -126,7 +126,7 @@ class DebugReport:
         head = f"{'where':<14} {'shape':<18} {'max abs':>9} {'max rel':>9} {'inf/nan':>7}"
         lines = [f"{'node':<{w}}  {'op':<{ow}}  {head}"]
         for r in self.rows:
-            where = (r.engine or "mxnet") + ("/fp32" if r.status == "fp32" else "")
+            where = (r.engine or "mxnet") + (f"/{r.status}" if r.status in ("fp32", "int8", "fp8") else "")
             if r.compared:
                 nums = f"{r.max_abs:>9.2e} {r.max_rel:>9.2e} {r.nonfinite:>7}"
             else:
@@ -401,12 +401,15 @@ def compare(
     min_subgraph_size: int = 1,
     exclude_ops: Iterable[str] = (),
     exclude_nodes: Iterable[str] = (),
+    **quantization: Any,
 ) -> DebugReport:
     """Compare every node output of mx2trt's engines with MXNet's on `inputs` ({data input: array}); see the module.
 
     `tolerance` on the max relative error defaults by precision (TOLERANCES). `runtime`: 'reference' (the NumPy
     interpreter), 'tensorrt' (engines built with every node output marked, on GPU `device`), or 'auto'. `registry`:
-    the converters to partition and define with (default mx2trt's)."""
+    the converters to partition and define with (default mx2trt's). With precision 'int8'/'fp8', `quantization`
+    takes optimize's calibration, int8_fallback, exclude_quant_ops and exclude_quant_nodes; MXNet's float32 values
+    are the reference, so the rows show where quantization error enters and grows."""
     from . import api
     from .fold import fold_constants
     from .runtime import resolve_runtime
@@ -426,7 +429,7 @@ def compare(
     dtypes = {k: v.dtype for k, v in data.items()}
     c = api.convert(sym, params, shapes, dtypes=dtypes, precision=precision, runtime="reference",
                     min_subgraph_size=min_subgraph_size, exclude_ops=exclude_ops, exclude_nodes=exclude_nodes,
-                    build_engines=False, cache=False, progress=False, registry=registry)
+                    build_engines=False, cache=False, progress=False, registry=registry, **quantization)
     part, graph = c.partition, c.partition.graph
     c.engines.clear()  # their reference programs are not needed: the networks are defined again, one at a time
     folded = fold_constants(sym, params, shapes)  # the values of the folded graph's new parameters
@@ -435,9 +438,9 @@ def compare(
     reference = _mxnet_values(graph, folded.params, data)
     ours: dict[Entry, tuple[float, float, int]] = {}
     for sg in part.subgraphs:
-        ours.update(_compare_engine(part, sg, folded.params, precision, REGISTRY if registry is None else registry,
-                                    reference, runtime, device, c.fp32_nodes))
-    rows = _rows(part, ours, c.fp32_nodes)
+        ours.update(_compare_engine(part, sg, folded.params, c, REGISTRY if registry is None else registry,
+                                    reference, runtime, device))
+    rows = _rows(part, ours, c.fp32_nodes, c.quant)
     variables = {n.name: ("weight" if n.kind in ("param", "aux") else "input") for n in graph.nodes if n.is_var}
     rep = DebugReport(rows, precision, float(tolerance), runtime, [f"trt_engine{sg.id}" for sg in part.subgraphs],
                       variables, list(c.report.folded))
@@ -445,16 +448,17 @@ def compare(
     return rep
 
 
-def _compare_engine(part: Partition, sg: Subgraph, params: Mapping[str, Any], precision: str, registry: Registry,
-                    reference: dict[Entry, np.ndarray], runtime: str, device: int, fp32_nodes: frozenset[int]
+def _compare_engine(part: Partition, sg: Subgraph, params: Mapping[str, Any], c: Any, registry: Registry,
+                    reference: dict[Entry, np.ndarray], runtime: str, device: int
                     ) -> dict[Entry, tuple[float, float, int]]:
-    """Errors of every node output of one engine, fed MXNet's values of its inputs."""
+    """Errors of every node output of one engine (of Conversion `c`), fed MXNet's values of its inputs."""
     from .build import define_network
 
     graph = part.graph
-    fp32 = fp32_nodes & frozenset(sg.nodes)
+    fp32 = c.fp32_nodes & frozenset(sg.nodes)
     seen: dict[int, list[Any]] = {}
-    nb = define_network(part, sg, params, precision, _recording(registry, part, sg, seen), fp32_nodes=fp32)
+    nb = define_network(part, sg, params, c.float_precision, _recording(registry, part, sg, seen), fp32_nodes=fp32,
+                        quant=c.quant)
     exposed = _expose(nb, part, sg, seen)
     feeds = {}
     for i, e in enumerate(sg.inputs):
@@ -464,13 +468,15 @@ def _compare_engine(part: Partition, sg: Subgraph, params: Mapping[str, Any], pr
     return {e: errors(got[name], reference[e]) for e, name in exposed.items()}
 
 
-def _rows(part: Partition, ours: dict[Entry, tuple[float, float, int]], fp32_nodes: frozenset[int]) -> list[Row]:
+def _rows(part: Partition, ours: dict[Entry, tuple[float, float, int]], fp32_nodes: frozenset[int],
+          quant: Mapping[int, Any]) -> list[Row]:
     graph = part.graph
     rows = []
     for n in graph.op_nodes:
         p = part.placements[n.id]
         engine = f"trt_engine{p.engine}" if p.where != MXNET and p.engine is not None else None
-        status = "mxnet" if engine is None else "fp32" if n.id in fp32_nodes else "engine"
+        status = ("mxnet" if engine is None else quant[n.id].dtype if n.id in quant else "fp32" if n.id in fp32_nodes
+                  else "engine")
         ins = tuple(_key(graph, e) for e in n.inputs)
         for k in range(n.num_outputs):
             err = ours.get(Entry(n.id, k))

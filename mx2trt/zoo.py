@@ -87,6 +87,50 @@ def lenet(batch: int = 1, seed: int = 0) -> tuple[Any, dict, dict]:
     return sym, params, shapes
 
 
+def digits_data(seed: int = 0, test: int = 500) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 handwritten digits (shipped with it, offline) as (x_train, y_train, x_test, y_test): images
+    (N, 1, 8, 8) in [0, 1], a fixed shuffled split with `test` test images."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[:, None]
+    y = d.target.astype(np.float32)
+    order = np.random.default_rng(seed).permutation(len(y))
+    x, y = x[order], y[order]
+    return x[test:], y[test:], x[:test], y[:test]
+
+
+def digits_cnn(epochs: int = 12, seed: int = 0) -> tuple[Any, dict, dict]:
+    """A small CNN trained (seconds, on CPU) on `digits_data`: a real classifier for measuring int8/fp8 accuracy,
+    where random weights would say nothing. Returns (symbol ending in softmax, params, {"data": (1, 1, 8, 8)})."""
+    from mxnet import autograd, gluon
+
+    x_train, y_train, _, _ = digits_data(seed)
+    mx.random.seed(seed)
+    net = gluon.nn.HybridSequential(prefix="digits_")
+    with net.name_scope():
+        net.add(gluon.nn.Conv2D(16, 3, padding=1, activation="relu"), gluon.nn.Conv2D(32, 3, padding=1),
+                gluon.nn.BatchNorm(), gluon.nn.Activation("relu"), gluon.nn.MaxPool2D(2),
+                gluon.nn.Conv2D(64, 3, padding=1, activation="relu"), gluon.nn.GlobalAvgPool2D(),
+                gluon.nn.Dense(64, activation="relu"), gluon.nn.Dense(10))
+    net.initialize(mx.init.Xavier(), ctx=mx.cpu())
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 3e-3})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(y_train))
+        for i in range(0, len(order), 64):
+            idx = order[i:i + 64]
+            xb, yb = mx.nd.array(x_train[idx]), mx.nd.array(y_train[idx])
+            with autograd.record():
+                loss = loss_fn(net(xb), yb)
+            loss.backward()
+            trainer.step(len(idx))
+    sym = mx.sym.softmax(net(mx.sym.var("data")), name="prob")
+    params = {k: mx.nd.array(p.data().asnumpy()) for k, p in net.collect_params().items()}
+    return sym, params, {"data": (1, 1, 8, 8)}
+
+
 def _dense(x: Any, units: int, name: str) -> Any:
     return mx.sym.FullyConnected(x, num_hidden=units, flatten=False, name=name)
 

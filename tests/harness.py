@@ -186,6 +186,70 @@ def mxnet_only(x: Any, name: str) -> Any:
 FP16_RTOL = 1e-3
 BF16_RTOL = 8e-3
 precisions = pytest.mark.parametrize("precision", ["fp32", "fp16"])
+# Quantized engines: (precision, int8_fallback) — the quantized dtype, and the float precision of the rest.
+quantizations = pytest.mark.parametrize("quant", [("int8", "fp32"), ("int8", "fp16"), ("fp8", "fp16")],
+                                        ids=["int8-fp32", "int8-fp16", "fp8-fp16"])
+
+
+def fake_quant(x: np.ndarray, amax: Any, dtype: str, axis: int | None = None) -> np.ndarray:
+    """What a Q/DQ pair gives, computed here: scale = amax/127 (int8) or amax/448 (fp8 e4m3); x / scale rounded half
+    to even (int8) or to the nearest e4m3 value (fp8), saturated, times the scale. `axis`: amax per slice along it."""
+    import ml_dtypes
+
+    qmax = 127.0 if dtype == "int8" else 448.0
+    s = np.maximum(np.asarray(amax, np.float64) / qmax, np.finfo(np.float32).tiny).astype(np.float32)
+    if axis is not None:
+        s = s.reshape([-1 if i == axis else 1 for i in range(x.ndim)])
+    y = x.astype(np.float32) / s
+    if dtype == "int8":
+        q = np.clip(np.rint(y), -128, 127)
+    else:
+        q = np.clip(y, -qmax, qmax).astype(ml_dtypes.float8_e4m3fn).astype(np.float32)
+    return (q * s).astype(np.float32)
+
+
+def check_quantized(
+    op: str,
+    inputs: Sequence[np.ndarray],
+    attrs: Mapping[str, Any],
+    quant: tuple[str, str],
+    *,
+    params: Sequence[int] = (),
+    weight_axis: Mapping[int, int | None] | None = None,
+    rtol: float | None = None,
+) -> mx2trt.Conversion:
+    """One-node graph `op(inputs)` quantized (`quant` = (dtype, int8_fallback)) with a table calibrated on these very
+    inputs ('max'), against MXNet fed fake-quantized inputs: data per tensor, parameters per slice along
+    `weight_axis[k]` (None: per tensor; parameters not named there stay float, like biases)."""
+    dtype, fallback = quant
+    names = [f"x{i}" for i in range(len(inputs))]
+    inputs = exact_in(fallback, *inputs)
+    sym = sym_fn(op)(*[mx.sym.var(n) for n in names], name="node", **attrs)
+    data = {n: a for i, (n, a) in enumerate(zip(names, inputs)) if i not in params}
+    prm = {n: a for i, (n, a) in enumerate(zip(names, inputs)) if i in params}
+    table = mx2trt.calibrate(sym, {k: mx.nd.array(v) for k, v in prm.items()}, {k: v.shape for k, v in data.items()},
+                             [data], progress=False)
+    weight_axis = dict(weight_axis or {})
+    fed = {}
+    for i, (n, a) in enumerate(zip(names, inputs)):
+        if i not in params:
+            fed[n] = fake_quant(a, np.abs(a).max(), dtype)
+        elif i in weight_axis:
+            ax = weight_axis[i]
+            amax = np.abs(a).max() if ax is None else np.abs(np.moveaxis(a, ax, 0).reshape(a.shape[ax], -1)).max(1)
+            fed[n] = fake_quant(a, amax, dtype, ax)
+        else:
+            fed[n] = a
+    want = run_symbol(sym, fed)
+    c = mx2trt.convert(sym, {k: mx.nd.array(v) for k, v in prm.items()}, {k: v.shape for k, v in data.items()},
+                       precision=dtype, int8_fallback=fallback, calibration=table, runtime="reference",
+                       min_subgraph_size=1)
+    row = {r.node: r for r in c.report.rows}["node"]
+    assert row.placement != "mxnet" and row.reason.startswith(f"converted; {dtype}"), row
+    got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})
+    for g, w in zip(got, want):
+        assert_close(g, w, rtol if rtol is not None else rtol_for(fallback), f"{op} {dtype} in {fallback}")
+    return c
 
 
 def rtol_for(precision: str, fp16: float = FP16_RTOL, fp32: float = 1e-5, bf16: float = BF16_RTOL) -> float:

@@ -34,6 +34,7 @@ _NP = {  # written out here rather than taken from mx2trt._trt
     trt.int32: np.int32,
     trt.int64: np.int64,
     trt.bool: np.bool_,
+    trt.int8: np.int8,
 }
 
 
@@ -1286,3 +1287,158 @@ def test_lrn(window):
         lo, hi = max(0, c - window // 2), min(6, c + window // 2 + 1)
         want[:, c] = x[:, c] / (k + alpha / window * (x[:, lo:hi] ** 2).sum(axis=1)) ** beta
     close(net.run(layer, {"x": x}), want)
+
+
+# ---- Q/DQ: symmetric quantization, and the fused int8/fp8 convolution and matrix multiply ----------------------
+
+
+def q_expect(x, scale, lo=-128, hi=127):
+    """TensorRT's Q to int8: x / scale, rounded half to even (np.rint), saturated."""
+    return np.clip(np.rint(x.astype(np.float32) / np.float32(scale)), lo, hi).astype(np.int8)
+
+
+def qdq(n, x, scale, to=trt.int8, out=trt.float32, axis=None):
+    s = n.const(np.asarray(scale, np.float32))
+    q = n.net.add_quantize(x, s, to)
+    dq = n.net.add_dequantize(q.get_output(0), s, out)
+    if axis is not None:
+        q.axis = dq.axis = axis
+    return q, dq
+
+
+def test_quantize_rounds_half_to_even_and_saturates():
+    n = Net()
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 0.49, 126.6, 127.5, 300.0, -128.4, -129.0, -1e9], np.float32)
+    q, _ = qdq(n, n.input("x", x.shape), 1.0)
+    got = n.run(q, {"x": x})
+    assert got.tolist() == [0, 2, 2, 0, -2, 0, 127, 127, 127, -128, -128, -128]
+
+
+def test_quantize_dequantize_per_tensor():
+    n = Net()
+    x = rand((3, 5), -4, 4, seed=3)
+    _, dq = qdq(n, n.input("x", x.shape), 0.03)
+    close(n.run(dq, {"x": x}), q_expect(x, 0.03).astype(np.float64) * np.float32(0.03), rtol=1e-7, atol=0)
+
+
+def test_quantize_dequantize_per_channel_axis():
+    n = Net()
+    x = rand((2, 3, 4), -1, 1, seed=4)
+    s = np.array([0.01, 0.002, 0.05], np.float32)
+    _, dq = qdq(n, n.input("x", x.shape), s, axis=1)
+    want = np.stack([q_expect(x[:, c], s[c]).astype(np.float64) * s[c] for c in range(3)], axis=1)
+    close(n.run(dq, {"x": x}), want, rtol=1e-7, atol=0)
+
+
+def test_quantize_fp8_e4m3():
+    """Nearest e4m3 value (3 mantissa bits), ties to even, saturating at 448 (no infinities)."""
+    n = Net()
+    x = np.array([0.3, 1.0, 1.0625, 1.1875, 17.0, 448.0, 460.0, 1e6, -1e6, 0.0], np.float32)
+    _, dq = qdq(n, n.input("x", x.shape), 1.0, to=trt.fp8)
+    want = [0.3125, 1.0, 1.0, 1.25, 16.0, 448.0, 448.0, 448.0, -448.0, 0.0]
+    assert n.run(dq, {"x": x}).tolist() == want  # 1.0625 ties to 1.0 (even), 1.1875 ties to 1.25, 17 to 16
+
+
+def test_quantize_zero_point_is_unsupported():
+    n = Net()
+    x = n.input("x", (4,))
+    layer = n.net.add_quantize(x, n.const(np.float32(0.1)), trt.int8)
+    layer.set_input(2, n.const(np.int8(0)))
+    n.net.mark_output(layer.get_output(0))
+    with pytest.raises(UnsupportedLayerError, match="zero points"):
+        ReferenceProgram.from_network(n.net)
+
+
+def int8_conv_net(x_shape, w, b, sx, sw, out=trt.float32):
+    """DQ(Q(x)) -> convolution <- DQ(Q(w)) per output channel: what the converters write for an int8 node."""
+    n = Net()
+    x = n.input("x", x_shape)
+    if out == trt.float16:
+        x = n.net.add_cast(x, trt.float16).get_output(0)
+    _, dx = qdq(n, x, sx, out=out)
+    _, dw = qdq(n, n.const(w), sw, out=out, axis=0)
+    empty = trt.Weights(out)
+    layer = n.net.add_convolution_nd(dx.get_output(0), w.shape[0], w.shape[2:], empty, n.w(b.astype(_NP[out])))
+    layer.set_input(1, dw.get_output(0))
+    layer.padding_nd = (1, 1)
+    return n, layer
+
+
+@pytest.mark.parametrize("out", [trt.float32, trt.float16], ids=["fp32", "fp16"])
+def test_int8_convolution_accumulates_integers(out):
+    """TensorRT runs DQ -> conv <- DQ as one int8 kernel: integer products summed exactly (int32), scaled once,
+    plus the bias; in fp16 the dequantized operands are never rounded to fp16 on the way."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 5, 5)).astype(np.float32)
+    w = (rng.standard_normal((4, 6, 3, 3)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    sx = np.float32(np.abs(x).max() / 127)
+    sw = (np.abs(w).reshape(4, -1).max(1) / 127).astype(np.float32)
+    n, layer = int8_conv_net(x.shape, w, b, sx, sw, out)
+    prog = n.program(layer.get_output(0))
+    fused = [s for s in prog.steps if s.kind == "CONVOLUTION"][0]
+    assert len(fused.inputs) == 4  # it reads the int8 tensors and their scales, not the DQ outputs
+    qx = q_expect(x, sx).astype(np.int64)
+    qw = np.stack([q_expect(w[k], sw[k]) for k in range(4)]).astype(np.int64)
+    acc = conv_expect(qx, qw, None, 1, (1, 1), (1, 1), (1, 1), (5, 5))  # float64 sums of small integers: exact
+    want = acc * (sx * sw).reshape(1, 4, 1, 1).astype(np.float64) + b.astype(_NP[out]).reshape(1, 4, 1, 1)
+    got = prog.run({"x": x})[layer.get_output(0).name]
+    assert got.dtype == _NP[out]
+    close(got, want, rtol=1e-6 if out == trt.float32 else 1e-3, atol=1e-6 if out == trt.float32 else 2e-3)
+
+
+@pytest.mark.parametrize("op1", [MO.NONE, MO.TRANSPOSE])
+def test_int8_matrix_multiply_per_column_scales(op1):
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((3, 4, 16)).astype(np.float32)
+    w = rng.standard_normal((16, 5) if op1 == MO.NONE else (5, 16)).astype(np.float32)
+    axis = 1 if op1 == MO.NONE else 0
+    sa = np.float32(np.abs(a).max() / 127)
+    sw = (np.abs(w).max(axis=1 - axis) / 127).astype(np.float32)
+    n = Net()
+    _, da = qdq(n, n.input("a", a.shape), sa)
+    _, dw = qdq(n, n.const(w[None]), sw, axis=axis + 1)
+    layer = n.net.add_matrix_multiply(da.get_output(0), MO.NONE, dw.get_output(0), op1)
+    prog = n.program(layer.get_output(0))
+    assert len([s for s in prog.steps if s.kind == "MATRIX_MULTIPLY"][0].inputs) == 4
+    qa = q_expect(a, sa).astype(np.int64)
+    qw = np.stack([q_expect(np.take(w, j, axis), sw[j]) for j in range(5)], axis=axis).astype(np.int64)
+    acc = qa @ (qw if op1 == MO.NONE else qw.T)  # exact integers
+    close(prog.run({"a": a})[layer.get_output(0).name], acc * (np.float64(sa) * sw), rtol=1e-6, atol=1e-6)
+
+
+def test_int8_matrix_multiply_scale_on_the_contracted_axis_is_not_fused():
+    """A weight scale per contracted row cannot be applied once after the sum: the layer computes on the DQ outputs."""
+    rng = np.random.default_rng(7)
+    a, w = rng.standard_normal((4, 16)).astype(np.float32), rng.standard_normal((16, 5)).astype(np.float32)
+    sw = (np.abs(w).max(axis=1) / 127).astype(np.float32)  # one per row of w: the contracted axis
+    n = Net()
+    _, da = qdq(n, n.input("a", a.shape), 0.02)
+    _, dw = qdq(n, n.const(w), sw, axis=0)
+    layer = n.net.add_matrix_multiply(da.get_output(0), MO.NONE, dw.get_output(0), MO.NONE)
+    prog = n.program(layer.get_output(0))
+    assert len([s for s in prog.steps if s.kind == "MATRIX_MULTIPLY"][0].inputs) == 2
+    wd = np.stack([q_expect(w[r], sw[r]).astype(np.float64) * sw[r] for r in range(16)])
+    want = (q_expect(a, 0.02).astype(np.float64) * np.float32(0.02)) @ wd
+    close(prog.run({"a": a})[layer.get_output(0).name], want, rtol=1e-5, atol=1e-5)
+
+
+def test_fp8_convolution_is_fused():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 4, 4, 4)).astype(np.float32)
+    w = (rng.standard_normal((2, 4, 3, 3)) * 0.3).astype(np.float32)
+    n = Net()
+    _, dx = qdq(n, n.input("x", x.shape), 0.01, to=trt.fp8)
+    _, dw = qdq(n, n.const(w), np.array([0.001, 0.002], np.float32), to=trt.fp8, axis=0)
+    layer = n.net.add_convolution_nd(dx.get_output(0), 2, (3, 3), trt.Weights(trt.float32), trt.Weights(trt.float32))
+    layer.set_input(1, dw.get_output(0))
+    prog = n.program(layer.get_output(0))
+    assert len([s for s in prog.steps if s.kind == "CONVOLUTION"][0].inputs) == 4
+    import ml_dtypes
+
+    e4m3 = ml_dtypes.float8_e4m3fn  # an independent rounding of the operands: fp8 values are exact in float64
+    qx = np.clip(x / np.float32(0.01), -448, 448).astype(e4m3).astype(np.float64)
+    sw = np.array([0.001, 0.002], np.float32)
+    qw = np.clip(w / sw.reshape(2, 1, 1, 1), -448, 448).astype(e4m3).astype(np.float64)
+    want = conv_expect(qx, qw, None, 1, (1, 1), (1, 1), (0, 0), (2, 2)) * (np.float32(0.01) * sw).reshape(1, 2, 1, 1)
+    close(prog.run({"x": x})[layer.get_output(0).name], want, rtol=1e-5, atol=1e-6)

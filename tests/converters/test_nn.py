@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import mx2trt
 from harness import (
-    check_graph, check_op, check_property_tests, exact_in, max_rel_error, precisions, rtol_for, run_symbol,
+    check_graph, check_op, check_property_tests, check_quantized, exact_in, max_rel_error, precisions, quantizations,
+    rtol_for, run_symbol,
 )
 from mx2trt import REGISTRY
 from mx2trt._mx import mx
@@ -113,6 +114,18 @@ def test_convolution_matches_mxnet(precision, case):
              precision=precision, rtol=rtol_for(precision))
 
 
+@quantizations
+@given(convolutions())
+def test_convolution_quantized_matches_mxnet_on_quantized_inputs(quant, case):
+    shape, attrs, seed = case
+    rng = np.random.default_rng(seed)
+    groups = attrs.get("num_group", 1)
+    inputs = [_normal(rng, shape), _normal(rng, (attrs["num_filter"], shape[1] // groups) + attrs["kernel"])]
+    if not attrs.get("no_bias", False):
+        inputs.append(_normal(rng, (attrs["num_filter"],)))
+    check_quantized("Convolution", inputs, attrs, quant, params=tuple(range(1, len(inputs))), weight_axis={1: 0})
+
+
 def test_convolution_depthwise_dilated_1d():
     rng = np.random.default_rng(0)
     x, w, b = _normal(rng, (2, 4, 11)), _normal(rng, (4, 1, 3)), _normal(rng, (4,))
@@ -158,6 +171,19 @@ def test_fully_connected_matches_mxnet(precision, case):
     # is large against the output: up to 3.5e-3 of the largest output in 1000 examples.
     check_op("FullyConnected", exact_in(precision, *inputs), attrs, params=tuple(range(1, len(inputs))),
              precision=precision, rtol=rtol_for(precision, 8e-3))
+
+
+@quantizations
+@given(fully_connected())
+def test_fully_connected_quantized_matches_mxnet_on_quantized_inputs(quant, case):
+    shape, attrs, seed = case
+    rng = np.random.default_rng(seed)
+    k = math.prod(shape[1:]) if attrs.get("flatten", True) else shape[-1]
+    inputs = [_normal(rng, shape), _normal(rng, (attrs["num_hidden"], k))]
+    if not attrs.get("no_bias", False):
+        inputs.append(_normal(rng, (attrs["num_hidden"],)))
+    check_quantized("FullyConnected", inputs, attrs, quant, params=tuple(range(1, len(inputs))), weight_axis={1: 0},
+                    rtol=rtol_for(quant[1], 8e-3))  # fp16: as for float FullyConnected (the bias after rounding)
 
 
 # ---- Pooling -------------------------------------------------------------------------------------------------------
@@ -488,6 +514,15 @@ def test_dot_matches_mxnet(precision, case):
              rtol=rtol_for(precision))
 
 
+@quantizations
+@given(dots())
+def test_dot_quantized_matches_mxnet_on_quantized_inputs(quant, case):
+    sa, sb, attrs, params, seed = case
+    rng = np.random.default_rng(seed)
+    check_quantized("dot", [_normal(rng, sa), _normal(rng, sb)], attrs, quant, params=params,
+                    weight_axis={k: None for k in params})
+
+
 @st.composite
 def batch_dots(draw):
     batch = tuple(draw(st.integers(1, 3)) for _ in range(draw(st.integers(1, 2))))
@@ -506,6 +541,15 @@ def test_batch_dot_matches_mxnet(precision, case):
     rng = np.random.default_rng(seed)
     check_op("batch_dot", exact_in(precision, _normal(rng, sa), _normal(rng, sb)), attrs, params=params,
              precision=precision, rtol=rtol_for(precision))
+
+
+@quantizations
+@given(batch_dots())
+def test_batch_dot_quantized_matches_mxnet_on_quantized_inputs(quant, case):
+    sa, sb, attrs, params, seed = case
+    rng = np.random.default_rng(seed)
+    check_quantized("batch_dot", [_normal(rng, sa), _normal(rng, sb)], attrs, quant, params=params,
+                    weight_axis={k: None for k in params})
 
 
 def test_dot_sparse_output_is_refused():
