@@ -317,6 +317,14 @@ def _as_shape(ctx: ConversionContext, x: Any, shape: tuple[int, ...]) -> Any:
     return x if tuple(x.shape) == shape else ctx.reshape(x, shape)
 
 
+def _dot_operand(ctx: ConversionContext, x: Any, shape: tuple[int, ...], k: int) -> Any:
+    """Operand `k` of dot as its 2-D view, Q/DQ'd when the node is quantized (a parameter is reshaped first, so its
+    weight scale is that of the view)."""
+    if not isinstance(x, trt.ITensor):
+        return layers.quantized_operand(ctx, np.asarray(x).reshape(shape), k)
+    return layers.quantized_operand(ctx, _as_shape(ctx, x, shape), k)
+
+
 def _dot_matrix(shape: tuple[int, ...], contract_first: bool) -> tuple[int, int]:
     """MXNet's 2-D view of a dot operand: (contracted, rest) when it contracts its first axis, else (rest, last)."""
     if contract_first:
@@ -330,8 +338,8 @@ def convert_dot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list
     first, or its last with transpose_b), reshaped to MXNet's output (quantized: per-tensor Q/DQ on both)."""
     a = node.attrs
     sa, sb = node.inputs[0].shape, node.inputs[1].shape
-    ma = layers.quantized_operand(ctx, _as_shape(ctx, inputs[0], _dot_matrix(sa, a.transpose_a)), 0)
-    mb = layers.quantized_operand(ctx, _as_shape(ctx, inputs[1], _dot_matrix(sb, not a.transpose_b)), 1)
+    ma = _dot_operand(ctx, inputs[0], _dot_matrix(sa, a.transpose_a), 0)
+    mb = _dot_operand(ctx, inputs[1], _dot_matrix(sb, not a.transpose_b), 1)
     y = layers.matmul(ctx, ma, mb, transpose_a=a.transpose_a, transpose_b=a.transpose_b)
     return [_as_shape(ctx, y, node.outputs[0].shape)]
 
