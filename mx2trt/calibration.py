@@ -195,7 +195,6 @@ class _Stats:
     def __init__(self, method: str, num_bins: int) -> None:
         self.max = 0.0
         self.hist = _Histogram(num_bins) if method != "max" else None
-        self.exact_zeros = 0  # entropy only: zeros are exact in int8 at any scale
 
     def add(self, x: np.ndarray, method: str) -> None:
         a = np.abs(x.astype(np.float32 if x.dtype != np.float64 else np.float64, copy=False)).ravel()
@@ -203,8 +202,6 @@ class _Stats:
         self.max = max(self.max, m)
         if self.hist is not None:
             self.hist.add(a, m)
-            if method == "entropy":
-                self.exact_zeros += int(a.size - np.count_nonzero(a))
 
     def amax(self, method: str, percentile: float) -> float:
         if self.max == 0.0 or method == "max":
@@ -213,10 +210,20 @@ class _Stats:
             return percentile_amax(*self.hist.fine(self.max), percentile, self.max)
         counts, width = self.hist.rebinned(self.max)  # its top edge is up to one fine bin above the max
         if method == "entropy":
-            counts = counts.copy()
-            counts[0] = max(counts[0] - self.exact_zeros, 0.0)
-            return min(entropy_amax(counts, width), self.max) if counts.any() else self.max
+            return min(entropy_amax(_tamed_zeros(counts), width), self.max)
         return min(mse_amax(counts, width), self.max)
+
+
+def _tamed_zeros(counts: np.ndarray) -> np.ndarray:
+    """The histogram entropy calibration sees: the first bin (ReLU's zeros, often half the tensor) lowered to the
+    second's count, as pytorch-quantization does, so that the zero spike does not make heavy clipping look cheap
+    (measured on the digits CNN: a ReLU output of max 0.44 clipped at 0.047 with the spike, 0.40 without; MXNet's own
+    entropy calibration gives 0.42). Where the second bin is empty (images of few levels) the zeros are kept: without
+    mass below it the first non-empty bin would clip everything above it for free."""
+    if len(counts) > 1 and counts[1] > 0 and counts[0] > counts[1]:
+        counts = counts.copy()
+        counts[0] = counts[1]
+    return counts
 
 
 def percentile_amax(counts: np.ndarray, width: float, percentile: float, top: float) -> float:
