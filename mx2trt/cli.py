@@ -1,4 +1,5 @@
-"""The `mx2trt` command: explain, convert, cache ls|clear, bench and debug, on MXNet checkpoints or symbol/params files.
+"""The `mx2trt` command: explain, convert, calibrate, cache ls|clear, bench and debug, on MXNet checkpoints or
+symbol/params files.
 
 Exit codes: 0 ok, 1 an mx2trt error (one line on stderr, no traceback), 2 a usage error (argparse's message). `debug`
 has its own (DEBUG_EXIT_CODES): 0 no divergence, 1 a divergence found, 2 usage or bad input, 3 another error."""
@@ -25,6 +26,8 @@ EXAMPLES = """examples:
   mx2trt explain resnet50 0 --shape data=1,3,224,224
   mx2trt convert resnet50 0 --shape data=8,3,224,224 --precision fp16 -o resnet50-trt
   mx2trt convert --symbol net-symbol.json --params net-0000.params --shape data=1,3,32,32
+  mx2trt calibrate resnet50 0 --shape data=32,3,224,224 --data data=calib.npy -o table.json
+  mx2trt convert resnet50 0 --shape data=8,3,224,224 --precision int8 --calibration table.json
   mx2trt cache ls
   mx2trt cache clear
   mx2trt debug resnet50 0 --shape data=1,3,224,224 --input data=x.npy --precision fp16
@@ -75,9 +78,9 @@ class _Input(argparse.Action):
         files = dict(getattr(namespace, self.dest, None) or {})
         name, sep, path = value.partition("=")
         if not (sep and name.strip() and path):
-            parser.error(f"argument --input: bad value {value!r}: expected NAME=FILE.npy, like data=x.npy")
+            parser.error(f"argument {option or '--input'}: bad value {value!r}: expected NAME=FILE.npy, like data=x.npy")
         if name.strip() in files:
-            parser.error(f"argument --input: {name.strip()!r} is given twice")
+            parser.error(f"argument {option or '--input'}: {name.strip()!r} is given twice")
         files[name.strip()] = Path(path)
         setattr(namespace, self.dest, files)
 
@@ -98,9 +101,20 @@ def _model_args(p: argparse.ArgumentParser, shape_required: bool = True) -> None
                    help="smallest number of op nodes worth an engine (default %(default)s)")
 
 
-def _build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
-                   help="inside engines (default %(default)s)")
+def _build_args(p: argparse.ArgumentParser, quantized: bool = False) -> None:
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"] + (["int8", "fp8"] if quantized else []),
+                   default="fp32", help="inside engines (default %(default)s)" + (
+                       "; int8/fp8 quantize convolutions, FCs and matrix products with --calibration" if quantized
+                       else ""))
+    if quantized:
+        g = p.add_argument_group("int8/fp8")
+        g.add_argument("--calibration", metavar="TABLE.json", help="a table from `mx2trt calibrate`")
+        g.add_argument("--int8-fallback", choices=["fp16", "fp32"], default="fp16",
+                       help="precision of what is not quantized (default %(default)s)")
+        g.add_argument("--exclude-quant-op", action="append", default=[], metavar="OP",
+                       help="keep every node of OP in floating point")
+        g.add_argument("--exclude-quant-node", action="append", default=[], metavar="NODE",
+                       help="keep node NODE in floating point")
     p.add_argument("--runtime", choices=["auto", "tensorrt", "reference"], default="auto",
                    help="how engine nodes run (default %(default)s: TensorRT on a capable GPU, else NumPy)")
     p.add_argument("--no-progress", action="store_true", help="no build progress bar")
@@ -131,13 +145,33 @@ def parser() -> argparse.ArgumentParser:
                                     "(OUT-symbol.json, OUT-0000.params, OUT-engines/, OUT-mx2trt.json; load it "
                                     "with mx2trt.load(OUT)).")
     _model_args(p)
-    _build_args(p)
+    _build_args(p, quantized=True)
     p.add_argument("-o", "--output", metavar="OUT", help="prefix of the saved model (default: CHECKPOINT-trt)")
     p.add_argument("--cache-dir", metavar="DIR", help="engine cache directory (default: MX2TRT_CACHE_DIR, else the "
                                                       "user's cache directory)")
     p.add_argument("--no-cache", action="store_true", help="build every engine, neither reading nor writing the engine cache")
     _common(p)
     p.set_defaults(run=cmd_convert, _parser=p)
+
+    p = subs.add_parser("calibrate", help="int8/fp8 ranges from calibration data, for convert --precision int8",
+                        description="Run the float model in MXNet over calibration data and write the range (amax) "
+                                    "of every input of a quantizable op (convolution, FC, dot, batch_dot) as a JSON "
+                                    "table for `convert --precision int8|fp8 --calibration TABLE.json`.",
+                        epilog="example:\n  mx2trt calibrate resnet50 0 --shape data=32,3,224,224 --data data=calib.npy "
+                               "--method entropy -o resnet50-calib.json",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _model_args(p)
+    p.add_argument("--data", action=_Input, required=True, metavar="NAME=FILE.npy",
+                   help="calibration samples of a data input (.npy, N samples along axis 0), read in batches of its "
+                        "--shape's first dimension; repeat for each input")
+    p.add_argument("--method", choices=["max", "percentile", "entropy", "mse"], default="max",
+                   help="how a range is chosen (default %(default)s)")
+    p.add_argument("--percentile", type=float, default=99.99, help="for --method percentile (default %(default)s)")
+    p.add_argument("--batches", type=int, metavar="N", help="use at most N batches")
+    p.add_argument("-o", "--output", metavar="TABLE.json", required=True, help="where to write the table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(run=cmd_calibrate, _parser=p)
 
     p = subs.add_parser("cache", help="list or clear the engine cache",
                         description="List (ls) or empty (clear) the on-disk engine cache.")
@@ -263,8 +297,12 @@ def _epochs(prefix: Path) -> list[str]:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
+    quant = {}
+    if getattr(args, "calibration", None) is not None or getattr(args, "precision", "") in ("int8", "fp8"):
+        quant = {"calibration": args.calibration, "int8_fallback": args.int8_fallback,
+                 "exclude_quant_ops": args.exclude_quant_op, "exclude_quant_nodes": args.exclude_quant_node}
     return {"dtypes": args.dtype, "exclude_ops": args.exclude_op, "exclude_nodes": args.exclude_node,
-            "min_subgraph_size": args.min_subgraph_size}
+            "min_subgraph_size": args.min_subgraph_size, **quant}
 
 
 def _coverage(report: Any) -> dict[str, Any]:
@@ -325,6 +363,43 @@ def cmd_convert(args: argparse.Namespace) -> int:
     obj = {"output": str(out), "engines": [asdict(e) for e in c.report.engines], "files": files,
            "coverage": _coverage(c.report)}
     _emit(args, obj, lambda: c.report.summary() + "\nwrote:\n" + "\n".join(f"  {f}" for f in files))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """mx2trt calibrate: the calibration table of a model over .npy samples."""
+    import numpy as np
+
+    import mx2trt
+    from .errors import InputError
+
+    sym, params, _, _ = _load(args, need_params=True)
+    unknown = sorted(set(args.data) - set(args.shape))
+    if unknown:
+        raise InputError(f"--data {unknown[0]}: no --shape is given for it")
+    missing = sorted(set(args.shape) - set(args.data))
+    if missing:
+        raise InputError(f"--shape {missing[0]} has no --data {missing[0]}=FILE.npy")
+    samples = {}
+    for name, path in args.data.items():
+        try:
+            samples[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--data {name}={path}: not a readable .npy file ({exc})") from None
+    counts = {len(a) if a.ndim else 0 for a in samples.values()}
+    if len(counts) != 1:
+        raise InputError(f"--data files hold different numbers of samples: "
+                         f"{ {k: (len(a) if a.ndim else 0) for k, a in samples.items()} }")
+    step = min(s[0] for s in args.shape.values())
+    batches = ({k: a[i:i + step] for k, a in samples.items()} for i in range(0, counts.pop(), step))
+    progress = False if args.no_progress or args.quiet or args.json else None
+    table = mx2trt.calibrate(sym, params, args.shape, batches, method=args.method, batches=args.batches,
+                             percentile=args.percentile, dtypes=args.dtype, progress=progress)
+    table.save(args.output)
+    obj = {"output": args.output, "method": table.method, "batches": table.batches, "tensors": len(table.amax),
+           "digest": table.digest()}
+    _emit(args, obj, lambda: f"calibrated {len(table.amax)} tensor(s) over {table.batches} batch(es) "
+                             f"({table.method}); wrote {args.output}")
     return 0
 
 

@@ -116,6 +116,27 @@ def test_convert_from_symbol_and_params_files(ckpt: Path, tmp_path: Path) -> Non
     assert all(Path(f).is_file() for f in out["files"])
 
 
+def test_calibrate_then_convert_int8(ckpt: Path, tmp_path: Path) -> None:
+    """calibrate writes a table from .npy samples; convert --precision int8 uses it and the saved model runs."""
+    np.save(tmp_path / "calib.npy", np.random.default_rng(2).standard_normal((7,) + SHAPE[1:]).astype("f4"))
+    table = tmp_path / "table.json"
+    out = json.loads(ok(cli("calibrate", ckpt, EPOCH, "--shape", SHAPE_ARG, "--data", f"data={tmp_path / 'calib.npy'}",
+                            "--method", "percentile", "-o", table, "--json")).stdout)
+    assert out["batches"] == 4 and out["tensors"] == 2  # 7 samples in batches of 2; conv0's and fc0's inputs
+    saved = json.loads(table.read_text())
+    assert saved["method"] == "percentile" and sorted(saved["amax"]) == ["data", "relu0_output"]
+    conv = json.loads(ok(cli("convert", ckpt, EPOCH, "--shape", SHAPE_ARG, "--precision", "int8", "--calibration",
+                             table, "--int8-fallback", "fp32", "--runtime", "reference", "-o", tmp_path / "q",
+                             "--json", cache=tmp_path / "cache")).stdout)
+    assert [e["nodes"] for e in conv["engines"]] == [4]
+    failed(cli("convert", ckpt, EPOCH, "--shape", SHAPE_ARG, "--precision", "int8", "--no-cache"), 1,
+           "needs a calibration table")
+    failed(cli("calibrate", ckpt, EPOCH, "--shape", SHAPE_ARG, "--data", f"data={tmp_path / 'none.npy'}", "-o",
+               table), 1, "not a readable .npy file")
+    failed(cli("calibrate", ckpt, EPOCH, "--shape", SHAPE_ARG, "--data", "data", "-o", table), 2,
+           "argument --data: bad value")
+
+
 def test_second_convert_hits_the_cache_and_cache_ls_and_clear(ckpt: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     args = ("convert", ckpt, EPOCH, "--shape", SHAPE_ARG, "-o", tmp_path / "a", "--json")
@@ -140,7 +161,8 @@ def test_second_convert_hits_the_cache_and_cache_ls_and_clear(ckpt: Path, tmp_pa
     (["explain", "m", "0", "--shape", "data=1,0"], ["'data=1,0'"]),
     (["explain", "m", "0", "--shape", "data=1", "--shape", "data=2"], ["'data' is given twice"]),
     (["explain", "m", "0"], ["--shape"]),
-    (["convert", "m", "0", "--shape", "data=1", "--precision", "fp8"], ["--precision", "fp8"]),
+    (["convert", "m", "0", "--shape", "data=1", "--precision", "int4"], ["--precision", "int4"]),
+    (["debug", "m", "0", "--shape", "data=1", "--input", "data=x.npy", "--precision", "int8"], ["--precision"]),
     (["explain", "m", "--shape", "data=1"], ["needs an EPOCH"]),
     (["frobnicate"], ["frobnicate"]),
     (["cache", "purge"], ["purge"]),
@@ -167,7 +189,7 @@ def test_usage_errors_exit_2_from_the_command(argv: list[str], word: str) -> Non
 def test_help_names_the_subcommands_and_the_benchmarks(capsys: pytest.CaptureFixture) -> None:
     from mx2trt.cli import main
 
-    for argv, words in ((["--help"], ["explain", "convert", "cache", "bench", "exit codes"]),
+    for argv, words in ((["--help"], ["explain", "convert", "calibrate", "cache", "bench", "exit codes"]),
                         (["bench", "--help"], ["quick", "--zoo", "--vs-onnx", "tools/bench.py"])):
         with pytest.raises(SystemExit) as exc:
             main(argv)
