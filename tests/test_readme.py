@@ -1,6 +1,7 @@
-"""The README's deployment example, run as written (the python block after its `deploy-example` marker): twice, each
-time in a fresh process in an empty directory sharing one engine cache. The first run builds the engine; the second
-builds nothing (the cache has it), and both save and load a model that matches MXNet."""
+"""The README's examples, run as written. The deployment example (the python block after its `deploy-example`
+marker): twice, each time in a fresh process in an empty directory sharing one engine cache. The first run builds the engine; the second
+builds nothing (the cache has it), and both save and load a model that matches MXNet. The int8 example keeps the
+digits CNN's accuracy within a point."""
 from __future__ import annotations
 
 from harness import last_json, readme_block, run_python
@@ -33,3 +34,26 @@ def test_deploy_example_builds_once_then_loads_from_the_cache(tmp_path):
     assert [r["builds"] for r in runs] == [1, 0], runs
     assert all(r["err"] <= 1e-4 for r in runs), runs
     assert len(list((tmp_path / "cache").glob("*.engine"))) == 1
+
+
+INT8_CHECK = """
+import json, numpy as np
+from mx2trt._mx import mx
+def accuracy(s, p):
+    hits = 0
+    for i in range(0, 500, 100):
+        args = {k: v for k, v in p.items() if k in s.list_arguments()}
+        aux = {k: v for k, v in p.items() if k in s.list_auxiliary_states()}
+        args["data"] = mx.nd.array(x_test[i:i + 100])
+        out = s.bind(mx.cpu(), args, aux_states=aux, grad_req="null").forward(is_train=False)[0].asnumpy()
+        hits += int((out.argmax(1) == y_test[i:i + 100]).sum())
+    return hits / 500
+print(json.dumps({"float": accuracy(sym, params), "int8": accuracy(int8_sym, int8_params)}))
+"""
+
+
+def test_int8_example_keeps_the_accuracy(tmp_path):
+    code, first = readme_block("int8-example")
+    out = last_json(run_python("\n" * (first - 1) + code + INT8_CHECK, cwd=tmp_path).stdout)
+    assert (tmp_path / "digits-calib.json").is_file()
+    assert out["float"] > 0.95 and out["int8"] >= out["float"] - 0.01, out
