@@ -104,8 +104,14 @@ class Report:
             f"({100 * self.node_coverage:.1f}%), "
             + (f"{100 * self.mac_coverage:.1f}% of multiply-accumulates" if self.macs_total else "no multiply-accumulates")
             + (f"; {len(self.folded)} node(s) computed from parameters alone folded into constants" if self.folded else "")
+            + "".join(f"; {n} node(s) quantized to {dt}" for dt, n in sorted(self.quantized().items()))
             + times
         )
+
+    def quantized(self) -> dict[str, int]:
+        """Nodes quantized inside engines, per dtype ('int8', 'fp8')."""
+        return dict(Counter(r.reason.split()[1] for r in self.rows
+                            if r.reason.startswith(("converted; int8 ", "converted; fp8 "))))
 
     def op_table(self) -> str:
         """One line per op: count, how many in TensorRT, and the first reason one stayed in MXNet."""

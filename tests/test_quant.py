@@ -57,6 +57,7 @@ def test_int8_quantizes_every_conv_and_fc_in_one_engine(net):
     assert len(c.engines) == 1 and c.engines[0].precision == "int8" and c.float_precision == "fp16"
     r = reasons(c)
     assert r["conv0"][1] == r["fc0"][1] == "converted; int8 (Q/DQ on its input and weights, fp16 around it)"
+    assert "; 2 node(s) quantized to int8" in c.report.summary().splitlines()[0]
     assert {c.partition.graph.nodes[n].name: q.amax for n, q in c.quant.items()} == {
         "conv0": {0: table.amax["data"]}, "fc0": {0: table.amax["relu0_output"]}}
     x = data[0]["data"]

@@ -147,6 +147,13 @@ def render(registry: Any = None) -> str:
     n_ops = sum(len(ops) for fam in rows.values() for ops in fam.values())
     out = [HEADER, f"{n_ops} ops in {len(rows)} families.\n"]
     out.append("Families: " + ", ".join(f"[{f}](#{f})" for f in sorted(rows)) + "\n")
+    quantized = sorted((op, spec.quantize) for op, spec in registry.specs.items() if spec.quantize
+                       and (getattr(spec.fn, "__module__", "") or "").startswith(PACKAGE + "."))
+    if quantized:
+        out.append("With `precision=\"int8\"` or `\"fp8\"`, these ops are quantized (Q/DQ on the inputs named: per "
+                   "tensor for computed inputs, from the calibration table; per output channel for weights): "
+                   + ", ".join(f"`{op}` (input{'s' if len(q) > 1 else ''} {', '.join(map(str, q))})"
+                               for op, q in quantized) + ".\n")
     for family in sorted(rows):
         out.append(f"## {family}\n")
         out.append(f"Converters in `converters/{family}.py`.\n")
