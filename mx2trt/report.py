@@ -15,6 +15,8 @@ _MACS: dict[str, Callable[[Graph, Node], int]] = {
     "Convolution": lambda g, n: math.prod(n.out_shapes[0]) * math.prod(g.shape(n.inputs[1])[1:]),
     "Deconvolution": lambda g, n: math.prod(g.shape(n.inputs[0])) * math.prod(g.shape(n.inputs[1])[1:]),
     "FullyConnected": lambda g, n: math.prod(n.out_shapes[0]) * g.shape(n.inputs[1])[-1],
+    "_contrib_quantized_conv": lambda g, n: math.prod(n.out_shapes[0]) * math.prod(g.shape(n.inputs[1])[1:]),
+    "_contrib_quantized_fully_connected": lambda g, n: math.prod(n.out_shapes[0]) * g.shape(n.inputs[1])[-1],
     "batch_dot": lambda g, n: math.prod(n.out_shapes[0]) * _inner(g, n),
     "dot": lambda g, n: math.prod(n.out_shapes[0]) * _inner(g, n),
 }

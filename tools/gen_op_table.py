@@ -150,8 +150,9 @@ def render(registry: Any = None) -> str:
     quantized = sorted((op, spec.quantize) for op, spec in registry.specs.items() if spec.quantize
                        and (getattr(spec.fn, "__module__", "") or "").startswith(PACKAGE + "."))
     if quantized:
-        out.append("With `precision=\"int8\"` or `\"fp8\"`, these ops are quantized (Q/DQ on the inputs named: per "
-                   "tensor for computed inputs, from the calibration table; per output channel for weights): "
+        out.append("With `precision=\"int8\"` or `\"fp8\"`, these ops are quantized: Q/DQ on the inputs named, one "
+                   "scale per tensor from the calibration table; weights get scales from their own values (one per "
+                   "output channel for Convolution and FullyConnected). See the README's INT8 and FP8: "
                    + ", ".join(f"`{op}` (input{'s' if len(q) > 1 else ''} {', '.join(map(str, q))})"
                                for op, q in quantized) + ".\n")
     for family in sorted(rows):
