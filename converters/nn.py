@@ -72,7 +72,7 @@ def convert_convolution(ctx: ConversionContext, node: OpNode, inputs: list[Any])
     """Convolution -> IConvolutionLayer (1-D runs as 2-D with a unit height; quantized: Q/DQ on the input and on
     the kernel, per output channel)."""
     a = node.attrs
-    x, w = layers.quantized_operand(ctx, ctx.tensor(inputs[0]), 0), inputs[1]
+    x, w = ctx.tensor(inputs[0]), inputs[1]
     n = len(a.kernel)
     kernel, stride = a.kernel, _spatial(a.stride, n, 1)
     dilate, pad = _spatial(a.dilate, n, 1), _spatial(a.pad, n, 0)
@@ -80,6 +80,7 @@ def convert_convolution(ctx: ConversionContext, node: OpNode, inputs: list[Any])
         x = ctx.reshape(x, tuple(x.shape[:2]) + (1, x.shape[2]))
         w = np.asarray(w).reshape(w.shape[:2] + (1, w.shape[2]))
         kernel, stride, dilate, pad = (1,) + kernel, (1,) + stride, (1,) + dilate, (0,) + pad
+    x = layers.quantized_operand(ctx, x, 0)  # right before the layer, so that TensorRT fuses it
     bias = ctx.weights(inputs[2]) if not a.no_bias else ctx.no_weights()
     if ctx.quant is not None:
         conv = ctx.net.add_convolution_nd(x, a.num_filter, kernel, ctx.no_weights(), bias)
@@ -110,12 +111,14 @@ def convert_fully_connected(ctx: ConversionContext, node: OpNode, inputs: list[A
     """FullyConnected -> (shuffle to 2-D) + IMatrixMultiplyLayer against W^T + elementwise bias (quantized: Q/DQ on
     the input and on W, per output row)."""
     a = node.attrs
-    x = layers.quantized_operand(ctx, ctx.tensor(inputs[0]), 0)
+    x = ctx.tensor(inputs[0])
     if a.flatten and len(x.shape) != 2:
         x = layers.flatten2d(ctx, x)
+    x = layers.quantized_operand(ctx, x, 0)
     w = np.asarray(inputs[1]).reshape(a.num_hidden, -1)
-    if ctx.quant is not None:
-        w = layers.quantized_weights(ctx, w, ctx.quant.dtype, axis=0)
+    if ctx.quant is not None:  # W of x's rank, so that its DQ feeds the matrix multiply directly (fused)
+        r = len(x.shape)
+        w = layers.quantized_weights(ctx, w.reshape((1,) * (r - 2) + w.shape), ctx.quant.dtype, axis=r - 2)
     y = layers.matmul(ctx, x, w, transpose_b=True)
     if not a.no_bias:
         y = layers.elementwise(ctx, y, np.asarray(inputs[2]).reshape(a.num_hidden), trt.ElementWiseOperation.SUM)

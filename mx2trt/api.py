@@ -126,26 +126,33 @@ class _QuantOptions:
 
 
 def _quant_options(
-    sym: Any, precision: str, calibration: Any, fallback: Any, exclude_ops: Any, exclude_nodes: Any
+    sym: Any, params: Mapping[str, Any], precision: str, calibration: Any, fallback: Any, exclude_ops: Any,
+    exclude_nodes: Any,
 ) -> _QuantOptions | None:
     """The checked quantization options of precision 'int8'/'fp8' (None for float precisions)."""
     if precision not in QUANT_DTYPES:
-        if calibration is not None:
-            raise InputError(f"calibration is for precision 'int8' or 'fp8', not {precision!r}")
+        given = [name for name, v, unset in (("calibration", calibration, None), ("int8_fallback", fallback, "fp16"),
+                                              ("exclude_quant_ops", exclude_ops, ()),
+                                              ("exclude_quant_nodes", exclude_nodes, ())) if v != unset]
+        if given:
+            raise InputError(f"{given[0]} is for precision 'int8' or 'fp8', not {precision!r}")
         return None
     if fallback not in FALLBACKS:
         raise InputError(f"int8_fallback must be one of {list(FALLBACKS)}, not {fallback!r}")
     ops, nodes = _exclusions(sym, "exclude_quant_ops", exclude_ops, "exclude_quant_nodes", exclude_nodes)
     if calibration is None:
-        if not is_quantized_graph(sym):
-            raise InputError(f"precision {precision!r} needs a calibration table (mx2trt.calibrate), unless the graph "
-                             "was already quantized by MXNet")
+        if precision != "int8" or not is_quantized_graph(sym):
+            raise InputError(f"precision {precision!r} needs a calibration table (mx2trt.calibrate)"
+                             + (", unless the graph was already quantized to int8 by MXNet" if precision == "int8"
+                                else ""))
         return _QuantOptions(None, ops, nodes)
     from .calibration import CalibrationTable
 
     table = calibration if isinstance(calibration, CalibrationTable) else CalibrationTable.load(
         inputs.path("calibration", calibration))
-    table.check(sym)
+    table.check(sym, params)
+    if precision == "fp8" and table.method in ("entropy", "mse"):
+        log.warning("mx2trt: the calibration table's %s ranges are chosen for int8's 127 levels, not fp8's", table.method)
     return _QuantOptions(table, ops, nodes)
 
 
@@ -190,14 +197,14 @@ def convert(
     see `optimize`. `registry`: the converters to use (default: mx2trt's own, REGISTRY)."""
     inputs.symbol(sym)
     _check_options(precision, runtime)
-    qopts = _quant_options(sym, precision, calibration, int8_fallback, exclude_quant_ops, exclude_quant_nodes)
-    label, precision = precision, (int8_fallback if precision in QUANT_DTYPES else precision)
     inputs.flag("build_engines", build_engines)
     inputs.flag("cache", cache)
     if cache_dir is not None:
         inputs.path("cache_dir", cache_dir)
     progress_mode(progress)  # the option is checked before any work
     params = inputs.params(sym, params)
+    qopts = _quant_options(sym, params, precision, calibration, int8_fallback, exclude_quant_ops, exclude_quant_nodes)
+    label, precision = precision, (int8_fallback if precision in QUANT_DTYPES else precision)
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
     options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)

@@ -54,6 +54,7 @@ class CalibrationTable:
     batches: int
     params: dict[str, Any] = field(default_factory=dict)
     created_by: str = "mx2trt"
+    weights_hash: str = ""  # of the weights calibrated with ('' in tables that did not record them)
 
     def amax_of(self, name: str) -> float | None:
         """The amax of tensor `name`, or None when it was not calibrated."""
@@ -66,18 +67,22 @@ class CalibrationTable:
                             "amax": {k: float(v) for k, v in self.amax.items()}}, sort_keys=True)
         return xxhash.xxh3_128(canon.encode()).hexdigest()
 
-    def check(self, sym: Any) -> None:
-        """Raise InputError unless the table was made for a symbol of the same structure as `sym`."""
+    def check(self, sym: Any, params: Mapping[str, Any] | None = None) -> None:
+        """Raise InputError unless the table was made for a symbol of the same structure as `sym`; warn when it was
+        made with other weights than `params` (another checkpoint of the model: its ranges may no longer fit)."""
         inputs.symbol(sym)
         mine = graph_hash(sym)
         if mine != self.graph_hash:
             raise InputError(f"calibration table was made for another model (graph hash {self.graph_hash}, "
                              f"this model {mine})")
+        if params is not None and self.weights_hash and weights_hash(params) != self.weights_hash:
+            log.warning("mx2trt: the calibration table was made with other weights of this model (another "
+                        "checkpoint?): its ranges may not fit these weights; calibrate again")
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "method": self.method, "graph_hash": self.graph_hash,
                 "amax": {k: float(v) for k, v in self.amax.items()}, "batches": int(self.batches),
-                "params": dict(self.params), "created_by": self.created_by}
+                "params": dict(self.params), "created_by": self.created_by, "weights_hash": self.weights_hash}
 
     def save(self, path: Any) -> None:
         """Write the table as JSON (indented, sorted keys)."""
@@ -118,12 +123,23 @@ class CalibrationTable:
             raise InputError(f"calibration table {where}: batches must be a positive integer")
         if not isinstance(js["params"], dict):
             raise InputError(f"calibration table {where}: params must be an object")
+        if not isinstance(js.get("weights_hash", ""), str):
+            raise InputError(f"calibration table {where}: weights_hash must be a string")
         return cls(js["method"], js["graph_hash"], {k: float(v) for k, v in amax.items()}, js["batches"],
-                   dict(js["params"]), js["created_by"])
+                   dict(js["params"]), js["created_by"], js.get("weights_hash", ""))
 
 
 def _amax_ok(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+def weights_hash(params: Mapping[str, Any]) -> str:
+    """xxh3_128 hex of a model's weights (names, dtypes, shapes and bytes; `arg:`/`aux:` prefixes dropped)."""
+    from .source import HostWeights
+
+    plain = {k.split(":", 1)[1] if k.startswith(("arg:", "aux:")) else k: v for k, v in params.items()}
+    w = HostWeights(plain)
+    return xxhash.xxh3_128(json.dumps({k: w.digest(k) for k in sorted(plain)}).encode()).hexdigest()
 
 
 def graph_hash(sym: Any) -> str:
@@ -539,7 +555,7 @@ def calibrate(
     version = getattr(sys.modules.get("mx2trt"), "__version__", None)
     log.info("mx2trt: calibrated %d tensor(s) over %d batch(es) (%s)", len(amax), seen, method)
     return CalibrationTable(method, graph_hash(sym), amax, seen, used,
-                            f"mx2trt {version}" if version else "mx2trt")
+                            f"mx2trt {version}" if version else "mx2trt", weights_hash(params))
 
 
 __all__ = ["CalibrationTable", "calibrate", "graph_hash", "METHODS", "percentile_amax", "entropy_amax", "mse_amax"]

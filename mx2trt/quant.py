@@ -88,7 +88,7 @@ def dequantize_host(q: Any, scale: Any, axis: int | None = None) -> np.ndarray:
 
 
 # MXNet's own int8 ops (mx.contrib.quantization): a graph holding one is quantized already.
-MXNET_QUANTIZED_PREFIXES = ("_contrib_quantize", "_contrib_quantized_", "_contrib_requantize", "_contrib_dequantize")
+MXNET_QUANTIZED_PREFIXES = ("_contrib_quantize", "_contrib_requantize", "_contrib_dequantize")  # quantize_v2, quantized_*
 
 
 def is_quantized_graph(sym: Any) -> bool:
@@ -116,10 +116,13 @@ def plan(
         if name in exclude_nodes:
             kept[nid] = "kept in floating point: named in exclude_quant_nodes"
             continue
+        if table is None:
+            kept[nid] = "kept in floating point: no calibration table (the graph was quantized by MXNet)"
+            continue
         amax: dict[int, float] = {}
         missing = []
         for k, tensor in tensors.items():
-            a = table.amax_of(tensor) if table is not None else None
+            a = table.amax_of(tensor)
             if a is None:
                 missing.append(f"input {k} ('{tensor}')")
             else:

@@ -21,10 +21,8 @@ import numpy as np
 
 from ._trt import BF16, downcast, layer_type, np_dtype, round_bf16, trt
 from .errors import Mx2TrtError
-from .quant import dequantize_host, quantize_host
 
 LT = trt.LayerType
-_QUANTIZED = {trt.int8: "int8", **({trt.fp8: "fp8"} if hasattr(trt, "fp8") else {})}
 _FLT_MAX = float(np.finfo(np.float32).max)
 # (layer name, attribute) -> float32 copy of bf16 weights, while from_network reads a network
 _HOST_WEIGHTS: ContextVar[Mapping[tuple[str, str], np.ndarray]] = ContextVar("_HOST_WEIGHTS", default={})
@@ -384,7 +382,7 @@ def _convolution(layer: Any, ins: list, outs: list) -> Callable:
             y = y + b.reshape((1, k_out) + (1,) * n)
         return [y]
 
-    fused = _fused_qdq(ins[0], 0 if kernel_tensor else None, ins[1] if kernel_tensor else None)
+    fused = reference_quant.fused_qdq(ins[0], 0 if kernel_tensor else None, ins[1] if kernel_tensor else None)
     if fused is not None:
         (xq, xs, _), (wq, ws, w_axis), acc = fused
 
@@ -402,36 +400,6 @@ def _convolution(layer: Any, ins: list, outs: list) -> Callable:
         return finish(conv(_f32(args[0]), wg))
 
     return run
-
-
-def _dq_source(t: Any, axes: tuple[int, ...] | None) -> tuple[Any, Any, int | None] | None:
-    """(quantized tensor, scale tensor, axis) of a tensor made by an IDequantizeLayer from int8/fp8 with one scale, or
-    one per slice along an axis in `axes`; None otherwise (also for a zero point)."""
-    layer = _PRODUCERS.get().get(t)
-    if layer is None or layer_type(layer) != LT.DEQUANTIZE:
-        return None
-    downcast(layer)
-    q, s = layer.get_input(0), layer.get_input(1)
-    if (layer.num_inputs > 2 and layer.get_input(2) is not None) or q.dtype not in _QUANTIZED:
-        return None
-    if len(s.shape) == 0:
-        return q, s, None
-    axis = int(layer.axis) % len(q.shape)
-    return (q, s, axis) if axes is not None and axis in axes else None
-
-
-def _fused_qdq(a: Any, b_axis: int | None, b: Any) -> tuple[Any, Any, type] | None:
-    """TensorRT fuses DQ -> convolution/matmul <- DQ into one int8 (or fp8) kernel that accumulates in int32 (fp32)
-    and scales once: ((a's Q source), (b's), accumulation dtype) when `a` is per-tensor and `b` is per-tensor or per
-    slice along `b_axis`, both of one quantized dtype; None otherwise (the layer then computes on the DQ outputs).
-    int8 products are summed in float64, which holds int32 sums exactly."""
-    if b is None:
-        return None
-    qa = _dq_source(a, None)
-    qb = _dq_source(b, () if b_axis is None else (b_axis % max(len(b.shape), 1),))
-    if qa is None or qb is None or qa[0].dtype != qb[0].dtype:
-        return None
-    return qa, qb, np.float64 if qa[0].dtype == trt.int8 else np.float32
 
 
 @_maker(LT.POOLING)
@@ -645,37 +613,18 @@ def _matrix_multiply(layer: Any, ins: list, outs: list) -> Callable:
 
     # b's columns (the output's last axis) may have a scale each: its axis -1, or -2 when transposed
     rank_b = len(ins[1].shape)
-    fused = None if MO.VECTOR in (op0, op1) else _fused_qdq(ins[0], rank_b - (2 if op1 == MO.TRANSPOSE else 1), ins[1])
+    fused = None if MO.VECTOR in (op0, op1) else reference_quant.fused_qdq(ins[0], rank_b - (2 if op1 == MO.TRANSPOSE else 1), ins[1])
     if fused is not None:
         (aq, a_s, _), (bq, b_s, _), acc = fused
 
         def run_quantized(args: list) -> list:
             y = mm(args[0].astype(acc), args[2].astype(acc))
-            return [y.astype(np.float32) * args[1].astype(np.float32) * args[3].astype(np.float32).ravel()]
+            return [y.astype(np.float32) * (args[1].astype(np.float32) * args[3].astype(np.float32).ravel())]
 
         run_quantized.reads = [aq, a_s, bq, b_s]  # type: ignore[attr-defined]
         return run_quantized
 
     return lambda args: [mm(_f32(args[0]), _f32(args[1]))]
-
-
-@_maker(LT.QUANTIZE)
-def _quantize(layer: Any, ins: list, outs: list) -> Callable:
-    if len(ins) > 2 and ins[2] is not None:
-        raise UnsupportedLayerError("zero points (TensorRT quantizes symmetrically)")
-    kind = _QUANTIZED.get(outs[0].dtype)
-    if kind is None:
-        raise UnsupportedLayerError(f"quantize to {outs[0].dtype}")
-    axis = int(layer.axis)
-    return lambda args: [quantize_host(args[0], args[1], kind, axis if np.ndim(args[1]) else None)]
-
-
-@_maker(LT.DEQUANTIZE)
-def _dequantize(layer: Any, ins: list, outs: list) -> Callable:
-    if len(ins) > 2 and ins[2] is not None:
-        raise UnsupportedLayerError("zero points (TensorRT quantizes symmetrically)")
-    axis = int(layer.axis)
-    return lambda args: [dequantize_host(args[0], args[1], axis if np.ndim(args[1]) else None)]
 
 
 def _perm(p: Any, rank: int) -> tuple[int, ...]:
@@ -936,3 +885,6 @@ def supported_layer_kinds() -> list[str]:
 
 
 __all__ = ["ReferenceProgram", "Step", "UnsupportedLayerError", "supported_layer_kinds"]
+
+
+from . import reference_quant  # noqa: E402  (Q/DQ layers and fused int8/fp8 kernels; registers makers)

@@ -246,6 +246,9 @@ def check_quantized(
                        min_subgraph_size=1)
     row = {r.node: r for r in c.report.rows}["node"]
     assert row.placement != "mxnet" and row.reason.startswith(f"converted; {dtype}"), row
+    for step in c.engines[0].program.steps:  # TensorRT's int8/fp8 kernel: the layer reads the Q/DQ'd operands
+        if step.kind in ("CONVOLUTION", "MATRIX_MULTIPLY"):
+            assert len(step.inputs) == 4, f"{step.name} computes on dequantized values (not fused)"
     got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})
     for g, w in zip(got, want):
         assert_close(g, w, rtol if rtol is not None else rtol_for(fallback), f"{op} {dtype} in {fallback}")

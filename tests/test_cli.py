@@ -137,6 +137,20 @@ def test_calibrate_then_convert_int8(ckpt: Path, tmp_path: Path) -> None:
            "argument --data: bad value")
 
 
+def test_quantization_choices_are_the_librarys() -> None:
+    """The CLI spells its choices out (it imports no MXNet for --help): they must be the library's."""
+    from mx2trt.calibration import METHODS
+    from mx2trt.cli import parser
+    from mx2trt.quant import FALLBACKS, QUANT_DTYPES
+
+    subs = next(a for a in parser()._actions if a.dest == "command").choices
+    opts = {a.dest: a for a in subs["convert"]._actions} | {"method": next(
+        a for a in subs["calibrate"]._actions if a.dest == "method")}
+    assert tuple(opts["method"].choices) == tuple(METHODS)
+    assert tuple(opts["int8_fallback"].choices) == tuple(FALLBACKS)
+    assert set(QUANT_DTYPES) <= set(opts["precision"].choices)
+
+
 def test_second_convert_hits_the_cache_and_cache_ls_and_clear(ckpt: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     args = ("convert", ckpt, EPOCH, "--shape", SHAPE_ARG, "-o", tmp_path / "a", "--json")

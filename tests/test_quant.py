@@ -206,12 +206,12 @@ def test_vision_zoo_quantized_against_float32(name):
         c = mx2trt.convert(sym, params, shapes, precision=prec, calibration=table, runtime="reference",
                            build_engines=False)
         assert len(c.engines) == 1, c.report.summary()
-        n_quantizable = sum(1 for n in c.partition.graph.op_nodes if n.op in ("Convolution", "FullyConnected"))
+        n_quantizable = sum(1 for n in c.partition.graph.op_nodes if mx2trt.REGISTRY.get(n.op).quantize)
         assert len(c.quant) == n_quantizable
         err = max_rel_error(outputs(c, x), want)
         if err > ZOO_RTOL[prec]:  # say which layer the error comes from
             rep = mx2trt.debug.compare(sym, params, {"data": x}, precision=prec, calibration=table,
-                                       runtime="reference")
+                                       runtime="reference", tolerance=ZOO_RTOL[prec])
             pytest.fail(f"{name} {prec}: max rel error {err:.3g} > {ZOO_RTOL[prec]}\n{rep.divergence()}")
 
 
@@ -225,3 +225,23 @@ def test_resnet50_builds_one_quantized_engine(prec):
     c = mx2trt.convert(sym, params, shapes, precision=prec, calibration=table, runtime="reference")
     assert len(c.engines) == 1 and c.engines[0].plan and c.engines[0].precision == prec
     assert len(c.quant) == 54  # 53 convolutions and the FC
+
+
+def test_a_table_of_other_weights_warns(net, caplog):
+    sym, params, shapes, _, table = net
+    other = {**params, "fc0_weight": params["fc0_weight"] * 100}
+    with caplog.at_level("WARNING", logger="mx2trt"):
+        mx2trt.convert(sym, params, shapes, precision="int8", calibration=table, build_engines=False)
+    assert "other weights" not in caplog.text
+    with caplog.at_level("WARNING", logger="mx2trt"):
+        mx2trt.convert(sym, other, shapes, precision="int8", calibration=table, build_engines=False)
+    assert "made with other weights of this model" in caplog.text
+
+
+def test_quantization_options_need_a_quantized_precision(net):
+    sym, params, shapes, _, table = net
+    for opt in ({"int8_fallback": "fp32"}, {"exclude_quant_ops": ["dot"]}, {"exclude_quant_nodes": ["fc0"]}):
+        with pytest.raises(InputError, match=f"{next(iter(opt))} is for precision 'int8' or 'fp8', not 'fp32'"):
+            mx2trt.convert(sym, params, shapes, **opt)
+    with pytest.raises(InputError, match="precision 'fp8' needs a calibration table \\(mx2trt.calibrate\\)$"):
+        mx2trt.convert(sym, params, shapes, precision="fp8")
