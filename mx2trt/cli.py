@@ -368,28 +368,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """mx2trt calibrate: the calibration table of a model over .npy samples."""
-    import numpy as np
 
     import mx2trt
     from .errors import InputError
 
     sym, params, _, _ = _load(args, need_params=True)
-    unknown = sorted(set(args.data) - set(args.shape))
-    if unknown:
-        raise InputError(f"--data {unknown[0]}: no --shape is given for it")
-    missing = sorted(set(args.shape) - set(args.data))
-    if missing:
-        raise InputError(f"--shape {missing[0]} has no --data {missing[0]}=FILE.npy")
-    samples = {}
-    for name, path in args.data.items():
-        try:
-            samples[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"--data {name}={path}: not a readable .npy file ({exc})") from None
-    counts = {len(a) if a.ndim else 0 for a in samples.values()}
+    samples = _npy_files("--data", args.data, args.shape)
+    if any(a.ndim == 0 for a in samples.values()) or any(len(sh) == 0 for sh in args.shape.values()):
+        raise InputError("--data files and --shape need a batch axis (samples along axis 0)")
+    counts = {len(a) for a in samples.values()}
     if len(counts) != 1:
-        raise InputError(f"--data files hold different numbers of samples: "
-                         f"{ {k: (len(a) if a.ndim else 0) for k, a in samples.items()} }")
+        raise InputError(f"--data files hold different numbers of samples: { {k: len(a) for k, a in samples.items()} }")
     step = min(s[0] for s in args.shape.values())
     batches = ({k: a[i:i + step] for k, a in samples.items()} for i in range(0, counts.pop(), step))
     progress = False if args.no_progress or args.quiet or args.json else None
@@ -521,29 +510,40 @@ def _bench_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _debug_inputs(args: argparse.Namespace) -> dict[str, Any]:
-    """The --input arrays: one per --shape name, of that shape, cast to its --dtype (default float32)."""
+def _npy_files(option: str, files: dict[str, Path], shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """The arrays of `option`'s NAME=FILE.npy values: one for each --shape name, none for another."""
     import numpy as np
 
     from .errors import InputError
 
-    unknown = sorted(set(args.input) - set(args.shape))
+    unknown = sorted(set(files) - set(shapes))
     if unknown:
-        raise InputError(f"--input {unknown[0]!r} has no --shape; the --shape inputs are {sorted(args.shape)}")
-    missing = sorted(set(args.shape) - set(args.input))
+        raise InputError(f"{option} {unknown[0]!r} has no --shape; the --shape inputs are {sorted(shapes)}")
+    missing = sorted(set(shapes) - set(files))
     if missing:
-        raise InputError(f"--shape {missing[0]!r} has no --input {missing[0]}=FILE.npy")
+        raise InputError(f"--shape {missing[0]!r} has no {option} {missing[0]}=FILE.npy")
     out = {}
-    for name, path in args.input.items():
+    for name, path in files.items():
         try:
             x = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise InputError(f"--input {name}: cannot read {path} as a .npy array: "
+            raise InputError(f"{option} {name}: cannot read {path} as a .npy array: "
                              f"{getattr(exc, 'strerror', None) or exc}") from None
         if not isinstance(x, np.ndarray):
-            raise InputError(f"--input {name}: {path} holds several arrays (.npz); save one array with numpy.save")
+            raise InputError(f"{option} {name}: {path} holds several arrays (.npz); save one array with numpy.save")
+        out[name] = x
+    return out
+
+
+def _debug_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """The --input arrays: one per --shape name, of that shape, cast to its --dtype (default float32)."""
+    from .errors import InputError
+
+    out = {}
+    for name, x in _npy_files("--input", args.input, args.shape).items():
         if x.shape != args.shape[name]:
-            raise InputError(f"--input {name}: {path} has shape {x.shape}, not the --shape {args.shape[name]}")
+            raise InputError(f"--input {name}: {args.input[name]} has shape {x.shape}, not the --shape "
+                             f"{args.shape[name]}")
         dtype = (args.dtype or {}).get(name, "float32")  # as for --shape inputs everywhere: float32 by default
         try:
             x = x.astype(dtype, copy=False)
