@@ -368,7 +368,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """mx2trt calibrate: the calibration table of a model over .npy samples."""
-
     import mx2trt
     from .errors import InputError
 
