@@ -64,7 +64,11 @@ def fold_constants(sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any
             k += 1
             name = f"{base}{k}"
         names.add(name)
-        extra[name] = {"op": "null", "name": name, "_inputs": []}
+        # A declared shape and dtype, as mx.sym.var(shape=, dtype=) writes them: the optimized symbol must bind with
+        # the data shapes alone, like the original (MXNet cannot infer a new variable's shape from its consumers).
+        attrs = {"__shape__": str(tuple(int(d) for d in value.shape)),
+                 "__dtype__": str(mx.ndarray.ndarray._DTYPE_NP_TO_MX[np.dtype(value.dtype).type])}
+        extra[name] = {"op": "null", "name": name, "attrs": attrs, "_inputs": []}
         remap[r] = (name, 0)
         new_params[name] = value
     folded_js = splice(nodes, heads, remap, extra)

@@ -82,6 +82,8 @@ def check_graph(
         assert where[name] == "mxnet", f"{name} was expected to stay in MXNet"
     if engines is not None:
         assert len(c.engines) == engines, c.report.summary()
+    assert binds_alone(c.symbol, shapes, dtypes) or not binds_alone(sym, shapes, dtypes), \
+        "the optimized symbol needs more than the data shapes to bind, the original did not"
     got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})
     assert len(got) == len(want)
     for k, (g, w) in enumerate(zip(got, want)):
@@ -89,6 +91,16 @@ def check_graph(
         assert g.dtype == w.dtype, f"output {k}: dtype {g.dtype} vs MXNet {w.dtype}"
         assert_close(g, w, rtol, f"output {k} ({c.report.summary().splitlines()[0]})")
     return c
+
+
+def binds_alone(sym: Any, shapes: Mapping[str, Any], dtypes: Mapping[str, Any]) -> bool:
+    """Whether `sym` binds with the data shapes and dtypes alone (`simple_bind(ctx, data=shape)`, as users and the
+    MXNet docs do): every other variable's shape inferred or declared."""
+    try:
+        sym.simple_bind(mx.cpu(), grad_req="null", type_dict=dict(dtypes), **{k: tuple(v) for k, v in shapes.items()})
+    except mx.base.MXNetError:
+        return False
+    return True
 
 
 def sym_fn(op: str) -> Any:

@@ -50,3 +50,23 @@ def test_nondeterministic_and_data_dependent_nodes_are_not_folded():
     y = mx.sym.broadcast_add(mx.sym.var("data"), noise, name="add")
     f = fold_constants(y, {}, {"data": (2, 3)})
     assert f.nodes == [] and f.symbol.tojson() == y.tojson()
+
+
+def test_folded_constants_declare_shape_and_dtype_so_the_result_binds_with_data_shapes_alone():
+    """A folded constant read by a node left in MXNet: MXNet cannot infer a new variable's shape from its consumer
+    (Concat here), so the variable declares it (found with gluoncv's Faster-RCNN, whose ROI ids are such a constant)."""
+    from harness import binds_alone
+
+    data, w = mx.sym.var("data"), mx.sym.var("w")
+    ids = mx.sym.reshape(mx.sym.broadcast_add(mx.sym.arange(0, 6) * 0, w), shape=(-1, 1), name="reshape0")
+    sym = mx.sym.Concat(ids, mx.sym.slice_axis(mx.sym.relu(data), axis=1, begin=0, end=4), dim=1, name="cat")
+    sym2, params2 = mx2trt.optimize(sym, {"w": mx.nd.array([3.0])}, {"data": (6, 8)}, exclude_ops=["Concat"],
+                                    runtime="reference")
+    assert "reshape0_folded" in sym2.list_arguments()
+    assert binds_alone(sym2, {"data": (6, 8)}, {"data": np.float32})
+    x = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)
+    ex = sym2.simple_bind(mx.cpu(), grad_req="null", data=(6, 8))
+    for k, v in params2.items():
+        ex.arg_dict[k][:] = v
+    got = ex.forward(data=mx.nd.array(x))[0].asnumpy()
+    np.testing.assert_array_equal(got, np.concatenate([np.full((6, 1), 3.0, np.float32), np.maximum(x[:, :4], 0)], 1))
