@@ -99,19 +99,15 @@ def _range(ctx: ConversionContext, lo: Any, hi: Any) -> list[Any]:
     return [ctx.constant(np.array([v], f32), dtype=f32) for v in (lo, hi)]
 
 
-def _scale(ctx: ConversionContext, s: Any) -> Any:
-    return ctx.constant(f32(s), shape=(), dtype=f32)
-
-
 def _q(ctx: ConversionContext, x: Any, s: Any = 1.0) -> Any:
     """IQuantizeLayer: int8 of float32 x / s (rounded half to even, saturated), one scale."""
-    return ctx.net.add_quantize(ctx.cast(x, f32), _scale(ctx, s), trt.int8).get_output(0)
+    return ctx.net.add_quantize(ctx.cast(x, f32), layers.scale_constant(ctx, s), trt.int8).get_output(0)
 
 
 def _dq(ctx: ConversionContext, q: Any, s: Any = 1.0) -> Any:
     """IDequantizeLayer: float32 q * s, one scale; q an int8 tensor or parameter (an int8 constant)."""
     q = q if isinstance(q, trt.ITensor) else ctx.constant(np.asarray(q, np.int8), dtype=np.int8)
-    return ctx.net.add_dequantize(q, _scale(ctx, s), trt.float32).get_output(0)
+    return ctx.net.add_dequantize(q, layers.scale_constant(ctx, s), trt.float32).get_output(0)
 
 
 def _int32_value(ctx: ConversionContext, t: Any) -> Any:

@@ -222,12 +222,12 @@ def exact_source(ctx: ConversionContext, x: Any) -> tuple[Any, int | None]:
 def qdq(ctx: ConversionContext, x: Any, scale: float, dtype: str) -> Any:
     """x -> IQuantizeLayer to int8/fp8 with one float32 scale -> IDequantizeLayer back to x's dtype."""
     x = ctx.tensor(x)
-    s = _scale(ctx, scale)
+    s = scale_constant(ctx, scale)
     q = ctx.net.add_quantize(x, s, trt_dtype(QUANT_DTYPES[dtype][0]))
     return ctx.net.add_dequantize(q.get_output(0), s, x.dtype).get_output(0)
 
 
-def _scale(ctx: ConversionContext, scale: Any) -> Any:
+def scale_constant(ctx: ConversionContext, scale: Any) -> Any:
     """A float32 scale constant: 0-d for one scale (TensorRT's per-tensor form), 1-d for one per channel."""
     s = np.asarray(scale, dtype=np.float32)
     if s.ndim:
@@ -240,7 +240,7 @@ def quantized_weights(ctx: ConversionContext, w: Any, dtype: str, axis: int | No
     channels) or, with axis None, one for the whole tensor; TensorRT folds the Q into int8/fp8 weights."""
     w = np.asarray(w, dtype=np.float32)
     amax = channel_amax(w, axis) if axis is not None else np.abs(w).max()
-    s = _scale(ctx, scale_of(amax, dtype))
+    s = scale_constant(ctx, scale_of(amax, dtype))
     q = ctx.net.add_quantize(ctx.constant(w, dtype=np.float32), s, trt_dtype(QUANT_DTYPES[dtype][0]))
     dq = ctx.net.add_dequantize(q.get_output(0), s, trt_dtype(ctx.dtype))
     if axis is not None:

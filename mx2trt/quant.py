@@ -93,7 +93,6 @@ MXNET_QUANTIZED_PREFIXES = ("_contrib_quantize", "_contrib_requantize", "_contri
 
 def is_quantized_graph(sym: Any) -> bool:
     """Whether MXNet's quantization flow made `sym` (it holds MXNet's int8 ops)."""
-
     return any(n["op"].startswith(MXNET_QUANTIZED_PREFIXES) for n in json.loads(sym.tojson())["nodes"])
 
 
