@@ -514,15 +514,6 @@ def test_dot_matches_mxnet(precision, case):
              rtol=rtol_for(precision))
 
 
-@quantizations
-@given(dots())
-def test_dot_quantized_matches_mxnet_on_quantized_inputs(quant, case):
-    sa, sb, attrs, params, seed = case
-    rng = np.random.default_rng(seed)
-    check_quantized("dot", [_normal(rng, sa), _normal(rng, sb)], attrs, quant, params=params,
-                    weight_axis={k: None for k in params})
-
-
 @st.composite
 def batch_dots(draw):
     batch = tuple(draw(st.integers(1, 3)) for _ in range(draw(st.integers(1, 2))))
@@ -544,11 +535,12 @@ def test_batch_dot_matches_mxnet(precision, case):
 
 
 @quantizations
-@given(batch_dots())
-def test_batch_dot_quantized_matches_mxnet_on_quantized_inputs(quant, case):
-    sa, sb, attrs, params, seed = case
+@pytest.mark.parametrize("op, cases", [("dot", dots()), ("batch_dot", batch_dots())], ids=["dot", "batch_dot"])
+@given(data=st.data())
+def test_dot_and_batch_dot_quantized_match_mxnet_on_quantized_inputs(quant, op, cases, data):
+    sa, sb, attrs, params, seed = data.draw(cases)
     rng = np.random.default_rng(seed)
-    check_quantized("batch_dot", [_normal(rng, sa), _normal(rng, sb)], attrs, quant, params=params,
+    check_quantized(op, [_normal(rng, sa), _normal(rng, sb)], attrs, quant, params=params,
                     weight_axis={k: None for k in params})
 
 

@@ -378,6 +378,9 @@ def test_quantized_model_matches_mxnet(mkldnn: dict, name: str, precision: str) 
     assert len(c.engines) == 1, c.report.summary()
     for row in c.report.rows:
         assert row.placement != "mxnet", f"{row.node}: {row.reason}"
+    for step in c.engines[0].program.steps:  # one int8 kernel each: the layer reads the int8 tensors and scales
+        if step.kind in ("CONVOLUTION", "MATRIX_MULTIPLY"):
+            assert len(step.inputs) == 4, f"{step.name} computes on dequantized values (not fused)"
     softmax, logits = _run(c, {"data": x})
     want_softmax, want_logits = mkldnn[name]
     if precision == "fp32":
