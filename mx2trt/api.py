@@ -105,7 +105,9 @@ def _options(sym: Any, min_subgraph_size: Any, exclude_ops: Any, exclude_nodes: 
     return PartitionOptions.make(min_subgraph_size, ops, nodes)
 
 
-def _exclusions(sym: Any, ops_name: str, ops: Any, nodes_name: str, nodes: Any) -> tuple[frozenset[str], frozenset[str]]:
+def _exclusions(
+    sym: Any, ops_name: str, ops: Any, nodes_name: str, nodes: Any
+) -> tuple[frozenset[str], frozenset[str]]:
     """(MXNet op names, op node names) of an exclude_ops/exclude_nodes pair of options, checked against `sym`."""
     ops, nodes = inputs.names(ops_name, ops), inputs.names(nodes_name, nodes)
     names = {n["name"] for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null"} if nodes else set()
@@ -152,7 +154,8 @@ def _quant_options(
         inputs.path("calibration", calibration))
     table.check(sym, params)
     if precision == "fp8" and table.method in ("entropy", "mse"):
-        log.warning("mx2trt: the calibration table's %s ranges are chosen for int8's 127 levels, not fp8's", table.method)
+        log.warning("mx2trt: the calibration table's %s ranges are chosen for int8's 127 levels, not fp8's",
+                    table.method)
     return _QuantOptions(table, ops, nodes)
 
 

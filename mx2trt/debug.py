@@ -44,8 +44,8 @@ class Row(NamedTuple):
     """One output of one op node: where it ran and how far mx2trt's value is from MXNet's.
 
     status: 'engine' (converted), 'fp32' (a float32 island inside an fp16/bf16 engine), 'int8'/'fp8' (quantized) or
-    'mxnet' (left in MXNet: nothing to compare). max_rel is max |mx2trt - MXNet| over max |MXNet|, over the elements MXNet has finite;
-    nonfinite counts the elements where mx2trt has inf/NaN and MXNet a finite value."""
+    'mxnet' (left in MXNet: nothing to compare). max_rel is max |mx2trt - MXNet| over max |MXNet|, over the elements
+    MXNet has finite; nonfinite counts the elements where mx2trt has inf/NaN and MXNet a finite value."""
 
     node: str
     op: str

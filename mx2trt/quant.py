@@ -88,7 +88,8 @@ def dequantize_host(q: Any, scale: Any, axis: int | None = None) -> np.ndarray:
 
 
 # MXNet's own int8 ops (mx.contrib.quantization): a graph holding one is quantized already.
-MXNET_QUANTIZED_PREFIXES = ("_contrib_quantize", "_contrib_requantize", "_contrib_dequantize")  # quantize_v2, quantized_*
+# ("_contrib_quantize" covers quantize_v2 and every quantized_* op.)
+MXNET_QUANTIZED_PREFIXES = ("_contrib_quantize", "_contrib_requantize", "_contrib_dequantize")
 
 
 def is_quantized_graph(sym: Any) -> bool:

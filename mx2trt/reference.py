@@ -613,7 +613,8 @@ def _matrix_multiply(layer: Any, ins: list, outs: list) -> Callable:
 
     # b's columns (the output's last axis) may have a scale each: its axis -1, or -2 when transposed
     rank_b = len(ins[1].shape)
-    fused = None if MO.VECTOR in (op0, op1) else reference_quant.fused_qdq(ins[0], rank_b - (2 if op1 == MO.TRANSPOSE else 1), ins[1])
+    b_axis = rank_b - (2 if op1 == MO.TRANSPOSE else 1)
+    fused = None if MO.VECTOR in (op0, op1) else reference_quant.fused_qdq(ins[0], b_axis, ins[1])
     if fused is not None:
         (aq, a_s, _), (bq, b_s, _), acc = fused
 
