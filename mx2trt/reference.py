@@ -730,7 +730,22 @@ def _gather(layer: Any, ins: list, outs: list) -> Callable:
         return lambda args: [np.take(args[0], args[1].astype(np.int64), axis=axis % args[0].ndim)]
     if mode == G.ELEMENT:
         return lambda args: [np.take_along_axis(args[0], args[1].astype(np.int64), axis=axis % args[0].ndim)]
+    if mode == G.ND:
+        return lambda args: [_gather_nd(args[0], args[1].astype(np.int64), int(layer.num_elementwise_dims))]
     raise UnsupportedLayerError(f"gather mode {mode.name} with {layer.num_elementwise_dims} elementwise dims")
+
+
+def _gather_nd(data: np.ndarray, idx: np.ndarray, batch: int) -> np.ndarray:
+    """GatherMode.ND: the first `batch` axes of data and indices pair up; the last indices axis holds k coordinates
+    into the next k data axes; output shape indices.shape[:-1] + data.shape[batch + k:]."""
+    k = idx.shape[-1]
+    if idx.shape[:batch] != data.shape[:batch] or batch + k > data.ndim:
+        raise UnsupportedLayerError(f"gather ND: indices {idx.shape} do not fit data {data.shape} with {batch} "
+                                    "elementwise dims")
+    lead = idx.shape[:-1]
+    grids = np.indices(lead, sparse=True)[:batch]
+    coords = tuple(np.broadcast_to(g, lead) for g in grids) + tuple(idx[..., j] for j in range(k))
+    return data[coords]
 
 
 @_maker(LT.NORMALIZATION)

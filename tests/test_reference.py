@@ -924,6 +924,23 @@ def test_gather_default(axis):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("batch, k", [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (2, 1)])
+def test_gather_nd(batch, k):
+    x = rand((2, 3, 4, 5), seed=119)
+    rng = np.random.default_rng(120 + 3 * batch + k)
+    lead = x.shape[:batch] + (2, 3)[: 2 - batch] if batch < 2 else x.shape[:2]
+    idx = np.stack([rng.integers(0, x.shape[batch + j], lead) for j in range(k)], -1)
+    n = Net()
+    layer = n.net.add_gather_v2(n.input("x", x.shape), n.input("i", idx.shape, trt.int32), trt.GatherMode.ND)
+    layer.num_elementwise_dims = batch
+    got = n.run(layer, {"x": x, "i": idx.astype(np.int32)})
+    want = np.zeros(lead + x.shape[batch + k:], np.float32)
+    for o in np.ndindex(*lead):
+        src = o[:batch] + tuple(int(idx[o + (j,)]) for j in range(k))
+        want[o] = x[src]
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("pre, post", [((1, 2), (0, 1)), ((0, 0), (2, 0)), ((-1, 0), (0, -2)), ((-1, 2), (1, -1))])
 def test_padding(pre, post):
     x = rand((1, 2, 3, 4), seed=118)
