@@ -22,6 +22,7 @@ from .engine import EngineSpec
 from .errors import BuildError, ConversionError, InputError
 from .fold import fold_constants
 from .graph import Graph, _mx_call
+from .overflow import named_islands, overflow_islands
 from .partition import Partition, PartitionOptions, Subgraph, partition, used_inputs
 from .progress import BuildProgress
 from .quant import FALLBACKS, QUANT_DTYPES, NodeQuant, is_quantized_graph
@@ -190,6 +191,9 @@ def convert(
     int8_fallback: str = "fp16",
     exclude_quant_ops: Iterable[str] = (),
     exclude_quant_nodes: Iterable[str] = (),
+    fp32_ops: Iterable[str] = (),
+    fp32_nodes: Iterable[str] = (),
+    overflow_guard: bool = True,
     build_engines: bool = True,
     cache: bool = True,
     cache_dir: Any = None,
@@ -208,6 +212,7 @@ def convert(
     params = inputs.params(sym, params)
     qopts = _quant_options(sym, params, precision, calibration, int8_fallback, exclude_quant_ops, exclude_quant_nodes)
     label, precision = precision, (int8_fallback if precision in QUANT_DTYPES else precision)
+    island_opts = _island_options(sym, precision, fp32_ops, fp32_nodes, overflow_guard)
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
     options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
@@ -224,6 +229,7 @@ def convert(
     engine_cache = engine_cache_for(cache, cache_dir) if build_engines else None
     env, weights = build_env(), HostWeights(params)
     quant, float_reasons = _plan_quant(graph, registry, label, qopts) if qopts is not None else ({}, {})
+    islands = _islands(graph, island_opts, quant, precision) if precision != "fp32" else {}
 
     def prepare(sg: Subgraph, fp32: frozenset[int]) -> _Prepared:
         with clock("key"):
@@ -232,10 +238,12 @@ def convert(
             hit = engine_cache.load(key, env) if engine_cache is not None else None
         return _Prepared(source, key, cached=hit)
 
-    part, defined, fp32_nodes = _define_all(graph, options, weights, precision, prepare, registry, clock, quant)
+    part, defined, fp32_nodes = _define_all(graph, options, weights, precision, prepare, registry, clock, quant,
+                                            frozenset(islands))
     for nid in fp32_nodes & set(part.placements):
         if part.placements[nid].where != "mxnet":
-            part.placements[nid].reason = f"converted; runs in float32 inside the {precision} engine (exact indices)"
+            why = islands.get(nid, "exact indices")
+            part.placements[nid].reason = f"converted; runs in float32 inside the {precision} engine ({why})"
     for nid, place in part.placements.items():
         if place.where != "mxnet" and nid in quant:
             place.reason = f"converted; {quant[nid].dtype} (Q/DQ on its input and weights, {precision} around it)"
@@ -319,10 +327,36 @@ def _engine(
     return spec
 
 
+@dataclass(frozen=True)
+class _IslandOptions:
+    ops: frozenset[str]
+    nodes: frozenset[str]
+    guard: bool
+
+
+def _island_options(sym: Any, precision: str, ops: Any, nodes: Any, guard: Any) -> _IslandOptions:
+    """The checked fp32_ops/fp32_nodes/overflow_guard options (`precision`: that of the engines' float layers)."""
+    guard = inputs.flag("overflow_guard", guard)
+    ops, nodes = _exclusions(sym, "fp32_ops", ops, "fp32_nodes", nodes)
+    if (ops or nodes) and precision == "fp32":
+        raise InputError(f"{'fp32_ops' if ops else 'fp32_nodes'} is for fp16/bf16 engines (precision 'fp16' or "
+                         "'bf16', or int8/fp8 with int8_fallback 'fp16'); these engines are float32 throughout")
+    return _IslandOptions(ops, nodes, guard)
+
+
+def _islands(graph: Graph, opts: _IslandOptions, quant: Mapping[int, NodeQuant], precision: str) -> dict[int, str]:
+    """Node id -> why it runs in float32 inside the fp16/bf16 engines: the user's fp32_ops/fp32_nodes, and with
+    overflow_guard in fp16 engines the computations known to overflow fp16 (bf16 has float32's range); quantized
+    nodes keep their Q/DQ."""
+    why = overflow_islands(graph) if opts.guard and precision == "fp16" else {}
+    why.update(named_islands(graph, opts.ops, opts.nodes))
+    return {nid: w for nid, w in why.items() if nid not in quant}
+
+
 def _define_all(
     graph: Graph, options: PartitionOptions, params: Mapping[str, Any], precision: str,
     prepare: Callable[[Subgraph, frozenset[int]], _Prepared], registry: Registry, clock: _Clock,
-    quant: Mapping[int, NodeQuant],
+    quant: Mapping[int, NodeQuant], islands: frozenset[int] = frozenset(),
 ) -> tuple[Partition, list[tuple[Subgraph, _Prepared]], frozenset[int]]:
     """Partition and define every subgraph's network, unless `prepare` finds its engine in the cache; returns the
     partition, (subgraph, prepared) pairs and the nodes that run in float32 inside an fp16/bf16 engine.
@@ -330,9 +364,10 @@ def _define_all(
     A node whose converter fails stays in MXNet with the reason and the graph is partitioned again without it (its
     neighbours keep their engines); a failure no single node owns sends its whole subgraph back to MXNet. A node that
     would be right in float32 (indices or lengths an fp16/bf16 engine would round) runs in float32 instead, with the
-    nodes computing those inputs. Networks of subgraphs that come back unchanged are reused."""
+    nodes computing those inputs, as do the `islands` from the start. Networks of subgraphs that come back unchanged are
+    reused."""
     refused: dict[int, str] = {}
-    fp32_nodes: set[int] = set()
+    fp32_nodes: set[int] = set(islands)
     networks: dict[tuple[frozenset[int], frozenset[int]], _Prepared] = {}
     while True:
         with clock("partition"):
@@ -396,6 +431,8 @@ def optimize(
     inputs and outputs keep MXNet's dtypes and are cast at the engine boundary; 'int8'|'fp8': convolutions, FCs and
     matrix products quantized with Q/DQ from `calibration`, a table from `mx2trt.calibrate` or its JSON file, the
     rest in `int8_fallback` ('fp16' or 'fp32'), except ops/nodes in `exclude_quant_ops`/`exclude_quant_nodes`),
+    `fp32_ops`/`fp32_nodes` (ops/nodes that run in float32 inside fp16/bf16 engines), `overflow_guard` (default True:
+    so do attention energies before a softmax, exp in box decoding and norms' sums of squares, which overflow fp16),
     `runtime`
     ('auto'|'tensorrt'|'reference'), `min_subgraph_size`, `exclude_ops`, `exclude_nodes`, `dtypes`, `cache`
     (default True: engines are loaded from and saved to the on-disk engine cache), `cache_dir`, `progress` (None: a

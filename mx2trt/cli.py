@@ -101,7 +101,7 @@ def _model_args(p: argparse.ArgumentParser, shape_required: bool = True) -> None
                    help="smallest number of op nodes worth an engine (default %(default)s)")
 
 
-def _build_args(p: argparse.ArgumentParser, quantized: bool = False) -> None:
+def _build_args(p: argparse.ArgumentParser, quantized: bool = False, islands: bool = False) -> None:
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16"] + (["int8", "fp8"] if quantized else []),
                    default="fp32", help="inside engines (default %(default)s)" + (
                        "; int8/fp8 quantize convolutions, FCs and matrix products with --calibration" if quantized
@@ -115,9 +115,20 @@ def _build_args(p: argparse.ArgumentParser, quantized: bool = False) -> None:
                        help="keep every node of OP in floating point")
         g.add_argument("--exclude-quant-node", action="append", default=[], metavar="NODE",
                        help="keep node NODE in floating point")
+    if islands:
+        _island_args(p.add_argument_group("fp16 range"))
     p.add_argument("--runtime", choices=["auto", "tensorrt", "reference"], default="auto",
                    help="how engine nodes run (default %(default)s: TensorRT on a capable GPU, else NumPy)")
     p.add_argument("--no-progress", action="store_true", help="no build progress bar")
+
+
+def _island_args(g: Any) -> None:
+    g.add_argument("--fp32-op", action="append", default=[], metavar="OP",
+                   help="run every node of OP in float32 inside fp16/bf16 engines")
+    g.add_argument("--fp32-node", action="append", default=[], metavar="NODE",
+                   help="run node NODE in float32 inside fp16/bf16 engines")
+    g.add_argument("--no-overflow-guard", action="store_true",
+                   help="do not keep attention energies and box-decoding exp in float32 in fp16 engines")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -145,7 +156,7 @@ def parser() -> argparse.ArgumentParser:
                                     "(OUT-symbol.json, OUT-0000.params, OUT-engines/, OUT-mx2trt.json; load it "
                                     "with mx2trt.load(OUT)).")
     _model_args(p)
-    _build_args(p, quantized=True)
+    _build_args(p, quantized=True, islands=True)
     p.add_argument("-o", "--output", metavar="OUT", help="prefix of the saved model (default: CHECKPOINT-trt)")
     p.add_argument("--cache-dir", metavar="DIR", help="engine cache directory (default: MX2TRT_CACHE_DIR, else the "
                                                       "user's cache directory)")
@@ -301,8 +312,11 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "calibration", None) is not None or getattr(args, "precision", "") in ("int8", "fp8"):
         quant = {"calibration": args.calibration, "int8_fallback": args.int8_fallback,
                  "exclude_quant_ops": args.exclude_quant_op, "exclude_quant_nodes": args.exclude_quant_node}
+    islands = {}
+    if hasattr(args, "fp32_op"):
+        islands = {"fp32_ops": args.fp32_op, "fp32_nodes": args.fp32_node, "overflow_guard": not args.no_overflow_guard}
     return {"dtypes": args.dtype, "exclude_ops": args.exclude_op, "exclude_nodes": args.exclude_node,
-            "min_subgraph_size": args.min_subgraph_size, **quant}
+            "min_subgraph_size": args.min_subgraph_size, **quant, **islands}
 
 
 def _coverage(report: Any) -> dict[str, Any]:

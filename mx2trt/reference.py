@@ -13,6 +13,7 @@ TensorRT reads bf16 weights back without their values, so their float32 copies c
 from __future__ import annotations
 
 import math
+import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -61,6 +62,7 @@ class ReferenceProgram:
         self.outputs = outputs
         self.num_slots = num_slots
         self._nbytes: int | None = None
+        self._warned = False  # of an fp16/bf16 overflow (once per program)
 
     @property
     def nbytes(self) -> int:
@@ -168,6 +170,13 @@ class ReferenceProgram:
                 raise Mx2TrtError(f"reference program: layer '{step.name}' ({step.kind}) failed: {exc}") from exc
             for s, y, dt in zip(step.outputs, outs, step.out_dtypes):
                 values[s] = _store(y, dt)
+                if dt in _REDUCED and not self._warned and _overflowed(values[s], y):
+                    self._warned = True
+                    node = step.name.rsplit("/", 1)[0]
+                    warnings.warn(f"mx2trt: layer '{step.name}' ({step.kind}) of MXNet node '{node}' overflows "
+                                  f"{'bfloat16' if dt == BF16 else dt}: its float32 result is finite, its "
+                                  f"{'bf16' if dt == BF16 else 'fp16'} value is not; keep the node in float32 with "
+                                  f"fp32_nodes=['{node}'] (or its op in fp32_ops)", RuntimeWarning, stacklevel=3)
             if on_step is not None:
                 on_step(step, [values[s] for s in step.outputs])
         return values
@@ -217,6 +226,14 @@ def _topological_layers(network: Any) -> list[Any]:
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
+
+
+_REDUCED = (np.dtype(np.float16), BF16)
+
+
+def _overflowed(stored: np.ndarray, computed: Any) -> bool:
+    """A value rounded to fp16/bf16 is inf/NaN where its float32 computation was finite."""
+    return not np.isfinite(stored).all() and bool(np.isfinite(np.asarray(computed)).all())
 
 
 def _f32(x: np.ndarray) -> np.ndarray:

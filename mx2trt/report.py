@@ -107,8 +107,14 @@ class Report:
             + (f"{100 * self.mac_coverage:.1f}% of multiply-accumulates" if self.macs_total else "no multiply-accumulates")
             + (f"; {len(self.folded)} node(s) computed from parameters alone folded into constants" if self.folded else "")
             + "".join(f"; {n} node(s) quantized to {dt}" for dt, n in sorted(self.quantized().items()))
+            + (f"; {len(self.float32_islands())} node(s) in float32 inside reduced-precision engines: "
+               f"{_names(self.float32_islands())}" if self.float32_islands() else "")
             + times
         )
+
+    def float32_islands(self) -> list[str]:
+        """Nodes that run in float32 inside fp16/bf16 engines (overflow guard, fp32_ops/fp32_nodes, exact indices)."""
+        return [r.node for r in self.rows if r.reason.startswith("converted; runs in float32 inside")]
 
     def quantized(self) -> dict[str, int]:
         """Nodes quantized inside engines, per dtype ('int8', 'fp8')."""
@@ -173,3 +179,8 @@ def make_report(part: Partition, engines: dict[int, Any] | None = None) -> Repor
             )
         )
     return rep
+
+
+def _names(names: list[str], limit: int = 6) -> str:
+    """The first `limit` names, then how many more."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")

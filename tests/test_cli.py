@@ -346,6 +346,14 @@ def test_debug_names_the_first_divergence_and_exits_1(overflow_ckpt: Path, tmp_p
     assert json.loads(cli(*args, "--precision", "fp16", "--json", "--tolerance", "10").stdout)["tolerance"] == 10
 
 
+def test_convert_fp32_nodes_are_reported(overflow_ckpt: Path, tmp_path: Path) -> None:
+    out = ok(cli("convert", overflow_ckpt, 0, "--shape", "data=4,8", "--precision", "fp16", "--fp32-node", "big",
+                 "--fp32-op", "sum", "--no-cache", "-o", tmp_path / "m")).stdout
+    assert "2 node(s) in float32 inside reduced-precision engines: big, total" in out, out
+    failed(cli("convert", overflow_ckpt, 0, "--shape", "data=4,8", "--fp32-node", "big", "--no-cache"), 1,
+           "fp32_nodes is for fp16/bf16 engines")
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--input", "data={x}", "--input", "image={x}"], ["--input 'image' has no --shape"]),
     (["--input", "data={x}", "--shape", "mask=2,8"], ["--shape 'mask' has no --input"]),

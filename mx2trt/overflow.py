@@ -1,0 +1,67 @@
+"""Float32 islands that keep fp16 engines finite: the computations known to overflow fp16's 65504 (attention energies
+before a softmax, exp in box decoding) run in float32 inside the engine, plus the ops and nodes the user names
+(`fp32_ops`/`fp32_nodes`). Norms need no island: their converters compute sums of squares in float32 (or scaled)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .graph import Graph, Node
+
+SOFTMAXES = frozenset({"softmax", "log_softmax", "softmin", "SoftmaxActivation"})
+MATMULS = frozenset({"batch_dot", "dot", "_contrib_interleaved_matmul_selfatt_qk", "_linalg_gemm2"})
+# Ops between a matmul and its softmax that scale, mask or move the energies (followed backwards through any input).
+_BETWEEN = frozenset({
+    "_mul_scalar", "_div_scalar", "_plus_scalar", "_minus_scalar", "_contrib_div_sqrt_dim", "elemwise_add",
+    "elemwise_sub", "elemwise_mul", "elemwise_div", "broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div",
+    "_add", "_plus", "_sub", "_minus", "_mul", "_div", "where", "SequenceMask", "Reshape", "transpose", "expand_dims",
+    "squeeze", "SwapAxis",
+})
+_PRODUCTS = frozenset({"elemwise_mul", "broadcast_mul", "_mul", "_mul_scalar", "_div_scalar", "broadcast_div",
+                       "elemwise_div", "_div"})
+EXPS = frozenset({"exp", "_contrib_box_decode"})
+_MAX_DEPTH = 8  # ops between a matmul and its softmax that are still followed
+
+
+def overflow_islands(graph: Graph) -> dict[int, str]:
+    """Node id -> why it runs in float32 inside an fp16/bf16 engine, for the patterns that overflow fp16."""
+    why: dict[int, str] = {}
+    for n in graph.op_nodes:
+        if n.op in SOFTMAXES:
+            for path in _energy_paths(graph, n):
+                for nid in path:
+                    why.setdefault(nid, f"attention energies: {graph.nodes[path[-1]].name} ({graph.nodes[path[-1]].op})"
+                                        f" feeds {n.op} {n.name}, beyond fp16's range")
+        elif n.op in EXPS:
+            why.setdefault(n.id, f"{n.op} can exceed fp16's 65504 (box decoding)")
+            for c in graph.consumers(n.id):
+                if graph.nodes[c].op in _PRODUCTS:
+                    why.setdefault(c, f"scales the exp of {n.name}, which can exceed fp16's 65504")
+    return why
+
+
+def _energy_paths(graph: Graph, softmax: Node) -> list[list[int]]:
+    """Paths [softmax, between..., matmul] from a softmax's data input back to the matmuls computing it."""
+    paths: list[list[int]] = []
+    stack = [(softmax.inputs[0].node, [softmax.id])] if softmax.inputs else []
+    while stack:
+        nid, path = stack.pop()
+        node = graph.nodes[nid]
+        if node.is_var or nid in path:
+            continue
+        if node.op in MATMULS:
+            paths.append(path + [nid])
+        elif node.op in _BETWEEN and len(path) <= _MAX_DEPTH:
+            stack.extend((e.node, path + [nid]) for e in node.inputs)
+    return paths
+
+
+def named_islands(graph: Graph, ops: Iterable[str], nodes: Iterable[str]) -> dict[int, str]:
+    """Node id -> why, for the user's `fp32_ops` (canonical op names) and `fp32_nodes` (node names)."""
+    ops, nodes = frozenset(ops), frozenset(nodes)
+    why: dict[int, str] = {}
+    for n in graph.op_nodes:
+        if n.name in nodes:
+            why[n.id] = "named in fp32_nodes"
+        elif n.op in ops:
+            why[n.id] = f"{n.op} is in fp32_ops"
+    return why
