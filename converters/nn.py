@@ -1,5 +1,5 @@
-"""Neural-network converters: Convolution, Deconvolution, FullyConnected, Pooling, dot, batch_dot, Embedding, take,
-one_hot and topk."""
+"""Neural-network converters: Convolution, Deconvolution, FullyConnected, Pooling, _contrib_AdaptiveAvgPooling2D, dot
+and batch_dot."""
 from __future__ import annotations
 
 import math
@@ -219,6 +219,53 @@ def convert_pooling(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
     return [layers.elementwise(ctx, pool.get_output(0), factor, trt.ElementWiseOperation.PROD)]
 
 
+# ---- _contrib_AdaptiveAvgPooling2D ---------------------------------------------------------------------------------
+
+
+@schema
+class AdaptiveAvgPoolingAttrs:
+    output_size: Optional[tuple[int, ...]] = None  # (), None: 1; one int: square; MXNet's output shape says which
+
+
+def _adaptive_ok(node: OpNode) -> str | None:
+    """NCHW input (rank 4). (An output_size of 0 makes a 0-sized dim, which MXNet 1.x's shape inference reads as
+    unknown: no graph gets that far.)"""
+    if node.inputs[0].ndim != 4:
+        return f"{node.where()}: input rank {node.inputs[0].ndim} is not supported (NCHW only)"
+    return None
+
+
+def _bin_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) averaging matrix of MXNet's bins [floor(i*In/Out), ceil((i+1)*In/Out)), computed in float32 like
+    its START_IND/END_IND."""
+    i = np.arange(n_out)
+    start = np.floor((i * n_in).astype(np.float32) / np.float32(n_out)).astype(np.int64)
+    end = np.ceil(((i + 1) * n_in).astype(np.float32) / np.float32(n_out)).astype(np.int64)
+    j = np.arange(n_in)
+    inside = (j >= start[:, None]) & (j < end[:, None])
+    return inside / (end - start)[:, None]
+
+
+@converter("_contrib_AdaptiveAvgPooling2D", attrs=AdaptiveAvgPoolingAttrs, validator=_adaptive_ok)
+def convert_adaptive_avg_pooling(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """_contrib_AdaptiveAvgPooling2D -> IReduceLayer (1 x 1), IPoolingLayer (the output divides the input: kernel =
+    stride = In/Out), else IMatrixMultiplyLayer by a constant (Out, In) averaging matrix on H and on W."""
+    x = ctx.tensor(inputs[0])
+    (h, w), (oh, ow) = node.inputs[0].shape[2:], node.outputs[0].shape[2:]
+    if oh == ow == 1:
+        return [ctx.net.add_reduce(x, trt.ReduceOperation.AVG, 0b1100, True).get_output(0)]
+    if h % oh == 0 and w % ow == 0:
+        pool = ctx.net.add_pooling_nd(x, trt.PoolingType.AVERAGE, (h // oh, w // ow))
+        pool.stride_nd = (h // oh, w // ow)
+        return [pool.get_output(0)]
+    # Overlapping or unequal bins. In float32, so that a 16-bit engine does not round the rows' averages before
+    # averaging them over the columns.
+    f = ctx.cast(x, np.float32)
+    y = layers.matmul(ctx, ctx.constant(_bin_matrix(h, oh), dtype=np.float32), f)
+    y = layers.matmul(ctx, y, ctx.constant(_bin_matrix(w, ow), dtype=np.float32), transpose_b=True)
+    return [ctx.cast(y, ctx.dtype)]
+
+
 # ---- Deconvolution -------------------------------------------------------------------------------------------------
 
 
@@ -354,166 +401,3 @@ def convert_batch_dot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
     a = node.attrs
     x, y = (layers.quantized_operand(ctx, inputs[k], k) for k in (0, 1))
     return [layers.matmul(ctx, x, y, transpose_a=a.transpose_a, transpose_b=a.transpose_b)]
-
-
-# ---- Embedding, take, one_hot: float indices -----------------------------------------------------------------------
-
-DType = Literal["bfloat16", "float16", "float32", "float64", "int32", "int64", "int8", "uint8"]
-
-
-def _indices(ctx: ConversionContext, x: Any, size: int, mode: str, input: int) -> Any:
-    """Float indices as int32, truncated like MXNet's static_cast, then clipped to [0, size) ('clip') or wrapped
-    Python-style ('wrap'); mode 'none' only truncates. Where fp16/bf16 indices could round to another answer it
-    fails asking for float32: the node and those computing its input `input` then run in float32 in the engine."""
-    if not isinstance(x, trt.ITensor):  # a parameter: exact in NumPy
-        i = np.trunc(np.asarray(x, np.float64)).astype(np.int64)
-        i = np.clip(i, 0, size - 1) if mode == "clip" else np.mod(i, size) if mode == "wrap" else i
-        return ctx.constant(i.astype(np.int32), dtype=np.int32)
-    src, exact = layers.exact_source(ctx, x)
-    if exact is not None:
-        # Integers above `exact` round to even neighbours, all >= exact: harmless when they clip to size - 1 <= exact
-        # or fall outside one_hot's depth <= exact; wrap needs every index exact.
-        if mode == "wrap" or (mode == "clip" and size - 1 > exact) or (mode == "none" and size > exact):
-            ctx.fail(f"{ctx.precision} indices are exact only up to {exact}; size {size} in mode '{mode}' needs more",
-                     exact_inputs=(input,))
-    i = ctx.cast(src, np.int32)
-    EW = trt.ElementWiseOperation
-    if mode == "clip":
-        i = layers.elementwise(ctx, i, _int_constant(ctx, 0, len(i.shape)), EW.MAX)
-        i = layers.elementwise(ctx, i, _int_constant(ctx, size - 1, len(i.shape)), EW.MIN)
-    elif mode == "wrap":
-        k = _int_constant(ctx, size, len(i.shape))
-        q = layers.elementwise(ctx, i, k, EW.FLOOR_DIV)
-        i = layers.elementwise(ctx, i, layers.elementwise(ctx, q, k, EW.PROD), EW.SUB)
-    return i
-
-
-def _int_constant(ctx: ConversionContext, value: Any, rank: int) -> Any:
-    """An int32 constant of `rank` (leading size-1 dims added), to broadcast against int32 indices."""
-    a = np.asarray(value, np.int32)
-    return ctx.constant(a.reshape((1,) * (rank - a.ndim) + a.shape), dtype=np.int32)
-
-
-@schema
-class EmbeddingAttrs:
-    input_dim: int = attr()
-    output_dim: int = attr()
-    dtype: DType = "float32"
-    sparse_grad: bool = attr(False, ignored=True)
-
-
-@converter("Embedding", attrs=EmbeddingAttrs)
-def convert_embedding(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """Embedding -> indices cast to int32 and clipped to the table + IGatherLayer on the weight (axis 0)."""
-    rows = node.inputs[1].shape[0]
-    idx = _indices(ctx, inputs[0], rows, "clip", 0)
-    return [ctx.net.add_gather(ctx.tensor(inputs[1]), idx, 0).get_output(0)]
-
-
-@schema
-class TakeAttrs:
-    axis: int = 0
-    mode: Literal["clip", "raise", "wrap"] = "clip"
-
-
-def _take_ok(node: OpNode) -> str | None:
-    """axis within the data's rank."""
-    rank = node.inputs[0].ndim
-    if not -rank <= node.attrs.axis < rank:
-        return f"{node.where()}: axis {node.attrs.axis} is out of range for rank {rank}"
-    return None
-
-
-@converter("take", attrs=TakeAttrs, validator=_take_ok)
-def convert_take(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """take -> indices cast to int32, clipped ('clip'; 'raise' too: MXNet raises where they differ) or wrapped
-    ('wrap') + IGatherLayer on the axis."""
-    a = node.attrs
-    axis = a.axis % node.inputs[0].ndim
-    size = node.inputs[0].shape[axis]
-    idx = _indices(ctx, inputs[1], size, "wrap" if a.mode == "wrap" else "clip", 1)
-    return [ctx.net.add_gather(ctx.tensor(inputs[0]), idx, axis).get_output(0)]
-
-
-@schema
-class OneHotAttrs:
-    depth: int = attr()
-    on_value: float = 1.0
-    off_value: float = 0.0
-    dtype: DType = "float32"
-
-
-@converter("one_hot", attrs=OneHotAttrs)
-def convert_one_hot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """one_hot -> int32 indices (truncated) compared with arange(depth) + ISelectLayer of on_value/off_value."""
-    a = node.attrs
-    idx = _indices(ctx, inputs[0], a.depth, "none", 0)
-    rank = len(idx.shape)
-    idx = ctx.reshape(idx, tuple(idx.shape) + (1,))
-    hit = layers.elementwise(ctx, idx, _int_constant(ctx, np.arange(a.depth), rank + 1), trt.ElementWiseOperation.EQUAL)
-    on, off = (ctx.constant(v, shape=(1,) * (rank + 1)) for v in (a.on_value, a.off_value))
-    return [ctx.net.add_select(hit, on, off).get_output(0)]
-
-
-# ---- topk ----------------------------------------------------------------------------------------------------------
-
-_TOPK_MAX_K = 3840  # TensorRT's largest k
-
-
-@schema
-class TopKAttrs:
-    axis: Optional[int] = -1
-    k: int = 1
-    ret_typ: Literal["both", "indices", "mask", "value"] = "indices"
-    is_ascend: bool = False
-    dtype: Literal["float16", "float32", "float64", "int32", "int64", "uint8"] = "float32"
-
-
-def _topk_geometry(node: OpNode) -> tuple[int, int, int]:
-    """(axis MXNet sorts along, 0 for axis=None which flattens the input; that axis's length; k, where k < 1 means
-    all of them)."""
-    a, shape = node.attrs, node.inputs[0].shape
-    axis = 0 if a.axis is None else a.axis % len(shape)
-    size = math.prod(shape) if a.axis is None else shape[axis]
-    return axis, size, a.k if a.k >= 1 else size
-
-
-def _topk_ok(node: OpNode) -> str | None:
-    """axis within the rank (or None); k up to 3840 (TensorRT's limit)."""
-    a, rank = node.attrs, node.inputs[0].ndim
-    if a.axis is not None and not -rank <= a.axis < rank:
-        return f"{node.where()}: axis {a.axis} is out of range for rank {rank}"
-    _, size, k = _topk_geometry(node)
-    if k > min(size, _TOPK_MAX_K):
-        return f"{node.where()}: k={k} over {size} elements (TensorRT selects at most {_TOPK_MAX_K})"
-    return None
-
-
-@converter("topk", attrs=TopKAttrs, validator=_topk_ok)
-def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """topk -> ITopKLayer (MAX, or MIN if is_ascend); indices cast to float; mask: indices == arange + IReduceLayer."""
-    a = node.attrs
-    axis, size, k = _topk_geometry(node)
-    x = ctx.tensor(inputs[0])
-    if a.axis is None or len(x.shape) == 1:  # TensorRT sorts along an axis of a tensor of rank >= 2
-        x, axis = ctx.reshape(x, (1, size)), 1
-    op = trt.TopKOperation.MIN if a.is_ascend else trt.TopKOperation.MAX
-    layer = ctx.net.add_topk(x, op, k, 1 << axis)
-    values, idx = layer.get_output(0), layer.get_output(1)
-    if a.ret_typ == "mask":  # one_hot of the k indices, folded over k: 1 where an element was selected
-        shape = tuple(idx.shape)
-        rank = len(shape)
-        arange = np.arange(size).reshape((size,) + (1,) * (rank - axis - 1))
-        hit = layers.elementwise(ctx, ctx.reshape(idx, shape[:axis + 1] + (1,) + shape[axis + 1:]),
-                                 _int_constant(ctx, arange, rank + 1), trt.ElementWiseOperation.EQUAL)
-        mask = layers.reduce(ctx, ctx.cast(hit, ctx.dtype), trt.ReduceOperation.MAX, [axis], keep_dims=False)
-        return [_as_shape(ctx, mask, node.outputs[0].shape)]
-    if a.ret_typ == "value":
-        outs = [values]
-    else:
-        if ctx.exact_int is not None and size - 1 > ctx.exact_int:
-            ctx.fail(f"indices up to {size - 1} do not fit {ctx.precision} exactly (at most {ctx.exact_int})",
-                     needs_fp32=True)
-        indices = ctx.cast(idx, ctx.dtype)
-        outs = [values, indices] if a.ret_typ == "both" else [indices]
-    return [_as_shape(ctx, t, o.shape) for t, o in zip(outs, node.outputs)]

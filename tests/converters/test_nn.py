@@ -1,6 +1,6 @@
-"""Convolution, Deconvolution, FullyConnected, Pooling, dot, batch_dot, Embedding, take, one_hot and topk: a node the
-registry selects converts and matches MXNet CPU (in fp32 and, for the newer ops, fp16 engines too); a node it refuses
-stays in MXNet with a reason, and the graph still gives MXNet's output."""
+"""Convolution, Deconvolution, FullyConnected, Pooling, _contrib_AdaptiveAvgPooling2D, dot and batch_dot: a node the
+registry selects converts and matches MXNet CPU (in fp32 and fp16 engines); a node it refuses stays in MXNet with a
+reason, and the graph still gives MXNet's output."""
 from __future__ import annotations
 
 import math
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import mx2trt
 from harness import (
-    check_graph, check_op, check_property_tests, check_quantized, exact_in, max_rel_error, precisions, quantizations,
-    rtol_for, run_symbol,
+    check_op, check_property_tests, check_quantized, exact_in, max_rel_error, precisions, quantizations, rtol_for,
+    run_symbol, sym_fn,
 )
 from mx2trt import REGISTRY
 from mx2trt._mx import mx
@@ -34,7 +34,7 @@ def _normal(rng: np.random.Generator, shape: Sequence[int]) -> np.ndarray:
 def verdict(op: str, inputs: Sequence[np.ndarray], attrs: dict[str, Any], params: Sequence[int] = ()) -> str | None:
     """The registry's verdict on the one-node graph check_op builds: None when selected, else the reason."""
     names = [f"x{i}" for i in range(len(inputs))]
-    sym = getattr(mx.sym, op)(*[mx.sym.var(n) for n in names], name="node", **attrs)
+    sym = sym_fn(op)(*[mx.sym.var(n) for n in names], name="node", **attrs)
     prm = {n: mx.nd.array(a) for i, (n, a) in enumerate(zip(names, inputs)) if i in params}
     shapes = {n: a.shape for i, (n, a) in enumerate(zip(names, inputs)) if i not in params}
     graph = Graph.from_symbol(sym, prm, shapes)
@@ -308,6 +308,61 @@ def test_pooling_avg_excluding_pad_ge_kernel():
                                           count_include_pad=False))
 
 
+# ---- _contrib_AdaptiveAvgPooling2D ---------------------------------------------------------------------------------
+
+
+def _adaptive_path(hw: tuple[int, int], out: tuple[int, int]) -> str:
+    """Which layers the converter uses: 1 x 1 reduce, pooling where the output divides the input, else matmul."""
+    if out == (1, 1):
+        return "reduce"
+    return "pooling" if hw[0] % out[0] == 0 and hw[1] % out[1] == 0 else "matmul"
+
+
+@st.composite
+def adaptive_poolings(draw):
+    h, w = draw(st.integers(1, 14)), draw(st.integers(1, 14))
+
+    def size(n: int) -> int:  # often a divisor > 1 (pooling), else anything up to past the input (overlapping bins)
+        return draw(st.sampled_from([d for d in range(2, n + 1) if n % d == 0] or [1]) | st.integers(1, n + 3))
+
+    oh, ow = size(h), size(w)
+    form = draw(st.sampled_from(["absent", "int", "one"] + ["two"] * 5))  # absent: 1; int or (int,): square
+    attrs = {"absent": {}, "int": {"output_size": oh}, "one": {"output_size": (oh,)},
+             "two": {"output_size": (oh, ow)}}[form]
+    out = {"absent": (1, 1), "int": (oh, oh), "one": (oh, oh), "two": (oh, ow)}[form]
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 4)), h, w), attrs, out, draw(SEEDS)
+
+
+@precisions
+@given(adaptive_poolings())
+def test_adaptive_avg_pooling_matches_mxnet(precision, case):
+    shape, attrs, out, seed = case
+    event(_adaptive_path(shape[2:], out))
+    x = exact_in(precision, _normal(np.random.default_rng(seed), shape))[0]
+    check_op("_contrib_AdaptiveAvgPooling2D", [x], attrs, precision=precision, rtol=rtol_for(precision))
+
+
+@pytest.mark.parametrize("shape, output_size", [
+    ((2, 8, 7, 7), None), ((1, 4, 14, 14), 1), ((1, 3, 56, 40), (1, 1)),  # squeeze-and-excitation
+    *[((1, 3, 13, 13), s) for s in (1, 2, 3, 6)], *[((1, 2, 15, 9), (s, s)) for s in (2, 3, 6)],  # pyramid pooling
+    ((1, 2, 60, 60), 6), ((1, 2, 7, 5), (7, 5)), ((1, 2, 3, 4), (8, 9)),  # dividing, identity, upsampling
+])
+@precisions
+def test_adaptive_avg_pooling_cases(precision, shape, output_size):
+    x = exact_in(precision, _normal(np.random.default_rng(4), shape))[0]
+    check_op("_contrib_AdaptiveAvgPooling2D", [x], {} if output_size is None else {"output_size": output_size},
+             precision=precision, rtol=rtol_for(precision))
+
+
+def test_adaptive_avg_pooling_needs_nchw():
+    # MXNet's shape inference writes dims 2 and 3 of any rank and its kernel then fails: ask the validator directly.
+    spec = REGISTRY.get("_contrib_AdaptiveAvgPooling2D")
+    node = OpNode("a", "_contrib_AdaptiveAvgPooling2D", parse_attrs(spec.attrs, {"output_size": "2"}, op="x", node="a"),
+                  (TensorInfo((1, 2, 5, 5, 5), F32),), (TensorInfo((1, 2, 2, 2, 5), F32),))
+    reason = spec.validator(node)
+    assert reason is not None and "input rank 5" in reason, reason
+
+
 # ---- Deconvolution -------------------------------------------------------------------------------------------------
 
 
@@ -553,189 +608,14 @@ def test_dot_sparse_output_is_refused():
     assert reason is not None and "forward_stype 'csr'" in reason
 
 
-# ---- Embedding, take, one_hot: float indices -----------------------------------------------------------------------
-
-
-def _indices(rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float, fractional: bool) -> np.ndarray:
-    """Integers in [lo, hi], or (fractional) any floats there: MXNet truncates toward zero."""
-    if fractional:
-        return rng.uniform(lo, hi, shape).astype(np.float32)
-    return rng.integers(int(lo), int(hi) + 1, shape).astype(np.float32)
-
-
-@st.composite
-def embeddings(draw):
-    shape = tuple(draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 3))))
-    rows, dim = draw(st.integers(1, 8)), draw(st.integers(1, 5))
-    # Indices as data or as a parameter; the table as a parameter (the usual case) or data; never both parameters.
-    return shape, rows, dim, draw(st.sampled_from([(1,), (1,), (0,), ()])), draw(st.booleans()), draw(SEEDS)
-
-
-@precisions
-@given(embeddings())
-def test_embedding_matches_mxnet(precision, case):
-    shape, rows, dim, params, fractional, seed = case
-    rng = np.random.default_rng(seed)
-    idx = _indices(rng, shape, -3, rows + 2, fractional)  # out of range on both sides: MXNet clips
-    check_op("Embedding", [idx, *exact_in(precision, _normal(rng, (rows, dim)))], dict(input_dim=rows, output_dim=dim),
-             params=params, precision=precision, rtol=EXACT)
-
-
-@st.composite
-def takes(draw):
-    rank = draw(st.integers(1, 4))
-    shape = tuple(draw(st.integers(1, 5)) for _ in range(rank))
-    axis = draw(st.integers(-rank, rank - 1))
-    attrs: dict[str, Any] = {} if axis == 0 and draw(st.booleans()) else {"axis": axis}
-    mode = draw(st.sampled_from([None, "clip", "wrap", "raise"]))
-    if mode is not None:
-        attrs["mode"] = mode
-    idx_shape = tuple(draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 2))))
-    # The indices may be a parameter. The data may not: mx2trt's first shape inference runs without parameter shapes,
-    # and MXNet's take checks its axis against the (then unknown) data rank.
-    return shape, attrs, idx_shape, draw(st.sampled_from([(), (1,)])), draw(st.booleans()), draw(SEEDS)
-
-
-@precisions
-@given(takes())
-def test_take_matches_mxnet(precision, case):
-    shape, attrs, idx_shape, params, fractional, seed = case
-    rng = np.random.default_rng(seed)
-    size = shape[attrs.get("axis", 0)]
-    if attrs.get("mode") == "raise":  # MXNet raises on any index value outside [0, size - 1]
-        idx = _indices(rng, idx_shape, 0, size - 1, fractional)
-    else:
-        idx = _indices(rng, idx_shape, -3 * size, 3 * size, fractional)
-    event(f"mode {attrs.get('mode', 'clip')}")
-    check_op("take", [*exact_in(precision, _normal(rng, shape)), idx], attrs, params=params, precision=precision,
-             rtol=EXACT)
-
-
-@st.composite
-def one_hots(draw):
-    shape = tuple(draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 3))))
-    attrs: dict[str, Any] = {"depth": draw(st.integers(1, 8))}
-    for key in ("on_value", "off_value"):
-        if draw(st.booleans()):
-            attrs[key] = draw(st.sampled_from([0.0, 1.0, -2.5, 7.0]) | st.floats(-100, 100, width=16))
-    if draw(st.booleans()):
-        attrs["dtype"] = draw(st.sampled_from(["float32", "float16"]))
-    return shape, attrs, draw(st.booleans()), draw(SEEDS)
-
-
-@precisions
-@given(one_hots())
-def test_one_hot_matches_mxnet(precision, case):
-    shape, attrs, fractional, seed = case
-    idx = _indices(np.random.default_rng(seed), shape, -2, attrs["depth"] + 2, fractional)
-    # on/off values are drawn as fp16 numbers, so an fp16 engine holds them exactly too.
-    check_op("one_hot", [idx], attrs, precision=precision, rtol=EXACT)
-
-
-def _index_graph_fp16(op: str, x: np.ndarray, idx: np.ndarray, attrs: dict[str, Any], computed: bool) -> Any:
-    """`op` on indices fed straight from an input, or computed in the engine first (relu, a no-op on them)."""
-    i = mx.sym.var("idx")
-    if computed:
-        i = mx.sym.relu(i, name="pre")
-    if op == "Embedding":
-        sym, data, params = mx.sym.Embedding(i, mx.sym.var("w"), name="node", **attrs), {"idx": idx}, {"w": x}
-    else:  # take's data as a parameter breaks mx2trt's shape inference (see takes()): it is data here
-        sym, data, params = mx.sym.take(mx.sym.var("w"), i, name="node", **attrs), {"idx": idx, "w": x}, {}
-    return check_graph(sym, data, params, precision="fp16", rtol=1e-3, min_subgraph_size=1, engines=1,
-                       on_trt=["node", "pre"] if computed else ["node"])
-
-
-def test_fp16_embedding_reads_large_indices_from_the_fp32_input():
-    # fp16 holds integers exactly only up to 2048; indices straight from an input are read before the engine's cast.
-    rng = np.random.default_rng(10)
-    table, idx = _normal(rng, (5000, 3)), rng.integers(0, 5000, (4, 6)).astype(np.float32)
-    idx[0, :3] = [2049, 4097, 4999]  # rounded to 2048, 4096 and 5000 in fp16
-    _index_graph_fp16("Embedding", table, idx, dict(input_dim=5000, output_dim=3), computed=False)
-
-
-@pytest.mark.parametrize("op, size, idx, attrs", [
-    ("Embedding", 5000, [2049, 4097, 3, 4999], dict(input_dim=5000, output_dim=3)),
-    ("take", 3, [0, 5, 4097, 7], dict(mode="wrap")),
-])
-def test_fp16_computed_large_indices_run_in_float32(op, size, idx, attrs):
-    """Indices computed in an fp16 engine (relu) would round (2049 -> 2048): the index consumer and the relu computing
-    its indices run in float32 inside the engine, and the report says so."""
-    rng = np.random.default_rng(11)
-    c = _index_graph_fp16(op, _normal(rng, (size, 3) if op == "Embedding" else (size, 4)),
-                          np.array([idx] if op == "Embedding" else idx, np.float32), attrs, computed=True)
-    reasons = {r.node: r.reason for r in c.report.rows}
-    assert all("runs in float32 inside the fp16 engine" in reasons[n] for n in ("node", "pre")), reasons
-
-
-def test_fp16_take_wrap_from_input_is_exact():
-    _index_graph_fp16("take", _normal(np.random.default_rng(13), (3, 4)), np.array([0, 5, 4097, -7, 2.5], np.float32),
-                      dict(mode="wrap"), computed=False)
-
-
-# ---- topk ----------------------------------------------------------------------------------------------------------
-
-
-def _distinct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Distinct integers, exact in fp16: no ties, so the selected indices are unique in both precisions."""
-    n = math.prod(shape)
-    return (rng.permutation(n) - n // 2).astype(np.float32).reshape(shape) * 0.5
-
-
-@st.composite
-def topks(draw):
-    rank = draw(st.integers(1, 4))
-    shape = tuple(draw(st.integers(1, 5)) for _ in range(rank))
-    axis = draw(st.sampled_from([None, -1] + list(range(-rank, rank))))
-    size = math.prod(shape) if axis is None else shape[axis]
-    attrs: dict[str, Any] = {} if axis == -1 and draw(st.booleans()) else {"axis": axis}
-    k = draw(st.sampled_from([None, 0, -1]) | st.integers(1, size))  # k < 1: all of them
-    if k is not None:
-        attrs["k"] = k
-    for key, values in (("ret_typ", ["value", "indices", "both", "mask"]), ("is_ascend", [True, False]),
-                        ("dtype", ["float32", "float16"])):
-        if draw(st.booleans()):
-            attrs[key] = draw(st.sampled_from(values))
-    return shape, attrs, draw(SEEDS)
-
-
-@precisions
-@given(topks())
-def test_topk_matches_mxnet(precision, case):
-    shape, attrs, seed = case
-    event(f"ret_typ {attrs.get('ret_typ', 'indices')}")
-    check_op("topk", [_distinct(np.random.default_rng(seed), shape)], attrs, precision=precision, rtol=EXACT)
-
-
-def test_topk_ties_pick_the_lower_index_like_mxnet():
-    check_op("topk", [np.array([1, 2, 2, 1, 3, 2], np.float32)], dict(k=4, ret_typ="both"))
-    check_op("topk", [np.array([1, 2, 2, 1, 3, 2], np.float32)], dict(k=3, ret_typ="mask", is_ascend=True))
-
-
-def test_topk_k_above_tensorrt_limit_is_refused():
-    x = _distinct(np.random.default_rng(14), (1, 4000))
-    reason = check_either_way("topk", [x], dict(k=3900, ret_typ="value"))
-    assert reason is not None and "3840" in reason
-
-
-def test_fp16_topk_indices_beyond_2048_run_in_float32_and_values_convert():
-    x = _distinct(np.random.default_rng(15), (2, 2100))
-    sym = mx.sym.topk(mx.sym.var("x0"), k=3, ret_typ="indices", name="node")
-    c = check_graph(sym, {"x0": x}, {}, on_trt=["node"], precision="fp16", min_subgraph_size=1, rtol=0.0)
-    assert "runs in float32" in {r.node: r.reason for r in c.report.rows}["node"]
-    check_op("topk", [x], dict(k=3, ret_typ="value"), precision="fp16", rtol=1e-3)
-
-
 PROPERTY_TESTS = {
     "Convolution": test_convolution_matches_mxnet,
     "FullyConnected": test_fully_connected_matches_mxnet,
     "Pooling": test_pooling_selected_matches_refused_stays,
+    "_contrib_AdaptiveAvgPooling2D": test_adaptive_avg_pooling_matches_mxnet,
     "Deconvolution": test_deconvolution_matches_mxnet,
     "dot": test_dot_matches_mxnet,
     "batch_dot": test_batch_dot_matches_mxnet,
-    "Embedding": test_embedding_matches_mxnet,
-    "take": test_take_matches_mxnet,
-    "one_hot": test_one_hot_matches_mxnet,
-    "topk": test_topk_matches_mxnet,
 }
 
 

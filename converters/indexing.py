@@ -1,0 +1,212 @@
+"""Indexing converters: Embedding, take, one_hot, gather_nd and topk (float or int32 indices as int32 tensors for
+IGatherLayer, ITopKLayer)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Optional
+
+import numpy as np
+
+from mx2trt import layers
+from mx2trt._trt import trt
+from mx2trt.attrs import NoAttrs, attr, schema
+from mx2trt.context import ConversionContext
+from mx2trt.registry import DATA_DTYPES, OpNode, converter
+
+from .nn import _as_shape
+
+
+# ---- Embedding, take, one_hot: float indices -------------------------------------------------------------------------
+
+DType = Literal["bfloat16", "float16", "float32", "float64", "int32", "int64", "int8", "uint8"]
+
+
+def _indices(ctx: ConversionContext, x: Any, size: Any, mode: str, input: int, shift: bool = False) -> Any:
+    """Float (or int32) indices as int32, truncated like MXNet's static_cast, then clipped to [0, size) ('clip') or
+    wrapped Python-style ('wrap'); mode 'none' only truncates. `size` may be an array broadcasting against the
+    indices (a size per row); `shift` adds it before truncating, in the indices' dtype (gather_nd's
+    static_cast<int>(i + size) % size). Where fp16/bf16 indices could round to another answer it fails asking for
+    float32: the node and those computing its input `input` then run in float32 in the engine."""
+    if not isinstance(x, trt.ITensor):  # a parameter: exact in NumPy
+        v = np.asarray(x)
+        v = v + np.asarray(size).astype(v.dtype) if shift else v
+        i = np.trunc(v.astype(np.float64)).astype(np.int64)
+        i = np.clip(i, 0, size - 1) if mode == "clip" else np.mod(i, size) if mode == "wrap" else i
+        return ctx.constant(i.astype(np.int32), dtype=np.int32)
+    src, exact = layers.exact_source(ctx, x)
+    if exact is not None:
+        # Integers above `exact` round to even neighbours, all >= exact: harmless when they clip to size - 1 <= exact
+        # or fall outside one_hot's depth <= exact; wrap needs every index exact.
+        if mode == "wrap":
+            ctx.fail(f"{ctx.precision} indices are exact only up to {exact}; wrapping them needs every index exact",
+                     exact_inputs=(input,))
+        if (mode == "clip" and size - 1 > exact) or (mode == "none" and size > exact):
+            ctx.fail(f"{ctx.precision} indices are exact only up to {exact}; size {size} in mode '{mode}' needs more",
+                     exact_inputs=(input,))
+    EW = trt.ElementWiseOperation
+    if shift:
+        src = layers.elementwise(ctx, src, np.asarray(size), EW.SUM)
+    i = ctx.cast(src, np.int32)
+    if mode == "clip":
+        i = layers.elementwise(ctx, i, _int_constant(ctx, 0, len(i.shape)), EW.MAX)
+        i = layers.elementwise(ctx, i, _int_constant(ctx, size - 1, len(i.shape)), EW.MIN)
+    elif mode == "wrap":
+        k = _int_constant(ctx, size, len(i.shape))
+        q = layers.elementwise(ctx, i, k, EW.FLOOR_DIV)
+        i = layers.elementwise(ctx, i, layers.elementwise(ctx, q, k, EW.PROD), EW.SUB)
+    return i
+
+
+def _int_constant(ctx: ConversionContext, value: Any, rank: int) -> Any:
+    """An int32 constant of `rank` (leading size-1 dims added), to broadcast against int32 indices."""
+    a = np.asarray(value, np.int32)
+    return ctx.constant(a.reshape((1,) * (rank - a.ndim) + a.shape), dtype=np.int32)
+
+
+@schema
+class EmbeddingAttrs:
+    input_dim: int = attr()
+    output_dim: int = attr()
+    dtype: DType = "float32"
+    sparse_grad: bool = attr(False, ignored=True)
+
+
+@converter("Embedding", attrs=EmbeddingAttrs)
+def convert_embedding(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """Embedding -> indices cast to int32 and clipped to the table + IGatherLayer on the weight (axis 0)."""
+    rows = node.inputs[1].shape[0]
+    idx = _indices(ctx, inputs[0], rows, "clip", 0)
+    return [ctx.net.add_gather(ctx.tensor(inputs[1]), idx, 0).get_output(0)]
+
+
+@schema
+class TakeAttrs:
+    axis: int = 0
+    mode: Literal["clip", "raise", "wrap"] = "clip"
+
+
+def _take_ok(node: OpNode) -> str | None:
+    """axis within the data's rank."""
+    rank = node.inputs[0].ndim
+    if not -rank <= node.attrs.axis < rank:
+        return f"{node.where()}: axis {node.attrs.axis} is out of range for rank {rank}"
+    return None
+
+
+@converter("take", attrs=TakeAttrs, validator=_take_ok)
+def convert_take(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """take -> indices cast to int32, clipped ('clip'; 'raise' too: MXNet raises where they differ) or wrapped
+    ('wrap') + IGatherLayer on the axis."""
+    a = node.attrs
+    axis = a.axis % node.inputs[0].ndim
+    size = node.inputs[0].shape[axis]
+    idx = _indices(ctx, inputs[1], size, "wrap" if a.mode == "wrap" else "clip", 1)
+    return [ctx.net.add_gather(ctx.tensor(inputs[0]), idx, axis).get_output(0)]
+
+
+@schema
+class OneHotAttrs:
+    depth: int = attr()
+    on_value: float = 1.0
+    off_value: float = 0.0
+    dtype: DType = "float32"
+
+
+@converter("one_hot", attrs=OneHotAttrs)
+def convert_one_hot(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """one_hot -> int32 indices (truncated) compared with arange(depth) + ISelectLayer of on_value/off_value."""
+    a = node.attrs
+    idx = _indices(ctx, inputs[0], a.depth, "none", 0)
+    rank = len(idx.shape)
+    idx = ctx.reshape(idx, tuple(idx.shape) + (1,))
+    hit = layers.elementwise(ctx, idx, _int_constant(ctx, np.arange(a.depth), rank + 1), trt.ElementWiseOperation.EQUAL)
+    on, off = (ctx.constant(v, shape=(1,) * (rank + 1)) for v in (a.on_value, a.off_value))
+    return [ctx.net.add_select(hit, on, off).get_output(0)]
+
+
+# ---- gather_nd -----------------------------------------------------------------------------------------------------
+
+
+def _gather_nd_ok(node: OpNode) -> str | None:
+    """At least one coordinate per index (indices' first axis, M, >= 1)."""
+    if node.inputs[1].shape[0] < 1:
+        return f"{node.where()}: indices of shape {node.inputs[1].shape} hold no coordinates"
+    return None
+
+
+@converter("gather_nd", attrs=NoAttrs, validator=_gather_nd_ok, dtypes=DATA_DTYPES)
+def convert_gather_nd(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """gather_nd -> int32 indices wrapped like MXNet's (trunc(i + dim) mod dim per coordinate) and transposed so
+    that the M coordinates are the last axis + IGatherLayer in ND mode (MXNet raises where an index lies outside
+    [-dim, dim - 1]; wrapped, it stays inside the data for TensorRT)."""
+    m, rank = node.inputs[1].shape[0], node.inputs[1].ndim
+    dims = np.asarray(node.inputs[0].shape[:m], np.int64).reshape((m,) + (1,) * (rank - 1))
+    idx = _indices(ctx, inputs[1], dims, "wrap", 1, shift=True)
+    idx = layers.transpose(ctx, idx, tuple(range(1, rank)) + (0,))
+    layer = ctx.net.add_gather_v2(ctx.tensor(inputs[0]), idx, trt.GatherMode.ND)
+    layer.num_elementwise_dims = 0
+    return [layer.get_output(0)]
+
+
+# ---- topk ----------------------------------------------------------------------------------------------------------
+
+_TOPK_MAX_K = 3840  # TensorRT's largest k
+
+
+@schema
+class TopKAttrs:
+    axis: Optional[int] = -1
+    k: int = 1
+    ret_typ: Literal["both", "indices", "mask", "value"] = "indices"
+    is_ascend: bool = False
+    dtype: Literal["float16", "float32", "float64", "int32", "int64", "uint8"] = "float32"
+
+
+def _topk_geometry(node: OpNode) -> tuple[int, int, int]:
+    """(axis MXNet sorts along, 0 for axis=None which flattens the input; that axis's length; k, where k < 1 means
+    all of them)."""
+    a, shape = node.attrs, node.inputs[0].shape
+    axis = 0 if a.axis is None else a.axis % len(shape)
+    size = math.prod(shape) if a.axis is None else shape[axis]
+    return axis, size, a.k if a.k >= 1 else size
+
+
+def _topk_ok(node: OpNode) -> str | None:
+    """axis within the rank (or None); k up to 3840 (TensorRT's limit)."""
+    a, rank = node.attrs, node.inputs[0].ndim
+    if a.axis is not None and not -rank <= a.axis < rank:
+        return f"{node.where()}: axis {a.axis} is out of range for rank {rank}"
+    _, size, k = _topk_geometry(node)
+    if k > min(size, _TOPK_MAX_K):
+        return f"{node.where()}: k={k} over {size} elements (TensorRT selects at most {_TOPK_MAX_K})"
+    return None
+
+
+@converter("topk", attrs=TopKAttrs, validator=_topk_ok)
+def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """topk -> ITopKLayer (MAX, or MIN if is_ascend); indices cast to float; mask: indices == arange + IReduceLayer."""
+    a = node.attrs
+    axis, size, k = _topk_geometry(node)
+    x = ctx.tensor(inputs[0])
+    if a.axis is None or len(x.shape) == 1:  # TensorRT sorts along an axis of a tensor of rank >= 2
+        x, axis = ctx.reshape(x, (1, size)), 1
+    op = trt.TopKOperation.MIN if a.is_ascend else trt.TopKOperation.MAX
+    layer = ctx.net.add_topk(x, op, k, 1 << axis)
+    values, idx = layer.get_output(0), layer.get_output(1)
+    if a.ret_typ == "mask":  # one_hot of the k indices, folded over k: 1 where an element was selected
+        shape = tuple(idx.shape)
+        rank = len(shape)
+        arange = np.arange(size).reshape((size,) + (1,) * (rank - axis - 1))
+        hit = layers.elementwise(ctx, ctx.reshape(idx, shape[:axis + 1] + (1,) + shape[axis + 1:]),
+                                 _int_constant(ctx, arange, rank + 1), trt.ElementWiseOperation.EQUAL)
+        mask = layers.reduce(ctx, ctx.cast(hit, ctx.dtype), trt.ReduceOperation.MAX, [axis], keep_dims=False)
+        return [_as_shape(ctx, mask, node.outputs[0].shape)]
+    if a.ret_typ == "value":
+        outs = [values]
+    else:
+        if ctx.exact_int is not None and size - 1 > ctx.exact_int:
+            ctx.fail(f"indices up to {size - 1} do not fit {ctx.precision} exactly (at most {ctx.exact_int})",
+                     needs_fp32=True)
+        indices = ctx.cast(idx, ctx.dtype)
+        outs = [values, indices] if a.ret_typ == "both" else [indices]
+    return [_as_shape(ctx, t, o.shape) for t, o in zip(outs, node.outputs)]
