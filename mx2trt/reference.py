@@ -121,23 +121,13 @@ class ReferenceProgram:
             t = network.get_input(i)
             inputs[t.name] = (slot(t), tuple(t.shape), np_dtype(t.dtype))
         steps = []
-        for layer in _topological_layers(network):
-            kind = layer_type(layer)
-            downcast(layer)
-            make = _MAKERS.get(kind)
-            if make is None:
-                raise UnsupportedLayerError(f"layer '{layer.name}': {kind.name} layers are not supported")
-            ins = [layer.get_input(j) for j in range(layer.num_inputs)]
-            outs = [layer.get_output(j) for j in range(layer.num_outputs)]
-            try:
-                fn = make(layer, ins, outs)
-            except UnsupportedLayerError as exc:
-                raise UnsupportedLayerError(f"layer '{layer.name}' ({kind.name}): {exc}") from None
-            reads = getattr(fn, "reads", ins)  # a fused step reads other tensors than its layer's inputs
+        for item in reference_loop.fold(_topological_layers(network)):  # each loop's layers make one step
+            name, kind, fn, reads, outs = (item.compile(_layer_fn) if isinstance(item, reference_loop.Loop)
+                                           else _layer_fn(item))
             steps.append(
                 Step(
-                    name=layer.name,
-                    kind=kind.name,
+                    name=name,
+                    kind=kind,
                     fn=fn,
                     inputs=tuple(None if t is None else slot(t) for t in reads),
                     outputs=tuple(slot(t) for t in outs),
@@ -193,6 +183,23 @@ class ReferenceProgram:
         return rows
 
 
+def _layer_fn(layer: Any) -> tuple[str, str, Callable, list, list]:
+    """(name, kind, evaluation function, tensors it reads, output tensors) of one layer."""
+    kind = layer_type(layer)
+    downcast(layer)
+    make = _MAKERS.get(kind)
+    if make is None:
+        raise UnsupportedLayerError(f"layer '{layer.name}': {kind.name} layers are not supported")
+    ins = [layer.get_input(j) for j in range(layer.num_inputs)]
+    outs = [layer.get_output(j) for j in range(layer.num_outputs)]
+    try:
+        fn = make(layer, ins, outs)
+    except UnsupportedLayerError as exc:
+        raise UnsupportedLayerError(f"layer '{layer.name}' ({kind.name}): {exc}") from None
+    reads = getattr(fn, "reads", ins)  # a fused step reads other tensors than its layer's inputs
+    return layer.name, kind.name, fn, reads, outs
+
+
 def _topological_layers(network: Any) -> list[Any]:
     """Layers so that each comes after the producers of its inputs (insertion order is not always that:
     `set_input` may wire in a layer created later)."""
@@ -216,7 +223,7 @@ def _topological_layers(network: Any) -> list[Any]:
             state[i] = 1
             stack.append((i, True))
             for j in range(layers[i].num_inputs):
-                t = layers[i].get_input(j)
+                t = None if reference_loop.back_edge(layers[i], j) else layers[i].get_input(j)
                 p = producer.get(t) if t is not None else None
                 if p is not None and state[p] == 0:
                     stack.append((p, False))
@@ -350,8 +357,8 @@ def _cast(layer: Any, ins: list, outs: list) -> Callable:
     def run(args: list) -> list:
         x = args[0]
         if dtype.kind in "iu" and x.dtype.kind == "f":
-            x = np.trunc(x)  # float -> int casts truncate toward zero
-        return [_store(x, dtype)]
+            return [_store(np.trunc(x), dtype)]  # float -> int casts truncate toward zero
+        return [x]  # stored (rounded) as the output dtype by the program, which sees a float value overflow
 
     return run
 
@@ -914,10 +921,11 @@ def _lrn(layer: Any, ins: list, outs: list) -> Callable:
 
 def supported_layer_kinds() -> list[str]:
     """Names of the TensorRT layer kinds the interpreter evaluates."""
-    return sorted(k.name for k in _MAKERS)
+    return sorted({k.name for k in _MAKERS} | reference_loop.KINDS)
 
 
 __all__ = ["ReferenceProgram", "Step", "UnsupportedLayerError", "supported_layer_kinds"]
 
 
 from . import reference_quant  # noqa: E402  (Q/DQ layers and fused int8/fp8 kernels; registers makers)
+from . import reference_loop  # noqa: E402  (ILoop: trip limit, recurrence, iterator and loop output layers)
