@@ -14,7 +14,8 @@ _BETWEEN = frozenset({
     "_mul_scalar", "_div_scalar", "_plus_scalar", "_minus_scalar", "_contrib_div_sqrt_dim", "elemwise_add",
     "elemwise_sub", "elemwise_mul", "elemwise_div", "broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div",
     "_add", "_plus", "_sub", "_minus", "_mul", "_div", "where", "SequenceMask", "Reshape", "transpose", "expand_dims",
-    "squeeze", "SwapAxis",
+    "squeeze", "SwapAxis", "broadcast_like", "broadcast_to", "broadcast_axis",
+    "max", "min", "sum", "mean", "max_axis", "min_axis", "sum_axis",  # DANet: broadcast_like(max(e), e) - e
 })
 _PRODUCTS = frozenset({"elemwise_mul", "broadcast_mul", "_mul", "_mul_scalar", "_div_scalar", "broadcast_div",
                        "elemwise_div", "_div"})

@@ -34,6 +34,16 @@ def attention() -> tuple:
     return out, {k: v.astype(np.float32) for k, v in data.items()}, ["energy", "scale", "mask", "att"], "energy"
 
 
+def channel_attention() -> tuple:
+    """DANet's channel attention: softmax(broadcast_like(max(e), e) - e) of energies e = x x^T around 1e5."""
+    x = mx.sym.var("x")
+    e = mx.sym.batch_dot(x, x, transpose_b=True, name="energy")
+    top = mx.sym.broadcast_like(mx.sym.max(e, axis=-1, keepdims=True, name="top"), e, name="wide")
+    out = mx.sym.relu(mx.sym.softmax(mx.sym.elemwise_sub(top, e, name="gap"), axis=-1, name="att"), name="post")
+    return out, {"x": (rng(8).standard_normal((1, 6, 16)) * 120).astype(np.float32)}, \
+        ["energy", "top", "wide", "gap", "att"], "energy"
+
+
 def box_decoding() -> tuple:
     """exp of log-size offsets times anchor sizes: exp(12) is 1.6e5, the decoded sizes a few thousand."""
     x, a = mx.sym.var("x"), mx.sym.var("a")
@@ -43,9 +53,9 @@ def box_decoding() -> tuple:
     return out, {k: v.astype(np.float32) for k, v in data.items()}, ["grow", "size"], "grow"
 
 
-PATTERNS = {"attention": attention, "box_decoding": box_decoding}
+PATTERNS = {"attention": attention, "channel_attention": channel_attention, "box_decoding": box_decoding}
 # fp16 tolerances: exp(x) inherits x's fp16 rounding, x * 2^-11 relative (1.2e-2 near x = 12; measured 2.6e-3)
-RTOL = {"attention": 2e-3, "box_decoding": 1.2e-2}
+RTOL = {"attention": 2e-3, "channel_attention": 2e-3, "box_decoding": 1.2e-2}
 
 
 def convert(sym, data, **options):
