@@ -1,4 +1,4 @@
-"""Indexing converters: Embedding, take, one_hot, gather_nd and topk (float or int32 indices as int32 tensors for
+"""Indexing converters: Embedding, take, one_hot, gather_nd, topk and argsort (float or int32 indices as int32 tensors for
 IGatherLayer, ITopKLayer)."""
 from __future__ import annotations
 
@@ -204,9 +204,51 @@ def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     if a.ret_typ == "value":
         outs = [values]
     else:
-        if ctx.exact_int is not None and size - 1 > ctx.exact_int:
-            ctx.fail(f"indices up to {size - 1} do not fit {ctx.precision} exactly (at most {ctx.exact_int})",
-                     needs_fp32=True)
-        indices = ctx.cast(idx, ctx.dtype)
+        indices = _float_indices(ctx, idx, size)
         outs = [values, indices] if a.ret_typ == "both" else [indices]
     return [_as_shape(ctx, t, o.shape) for t, o in zip(outs, node.outputs)]
+
+
+def _float_indices(ctx: ConversionContext, idx: Any, size: int) -> Any:
+    """TopK's int32 indices as the engine's float (MXNet's default index dtype); fp16/bf16 engines compute the node in
+    float32 when they would round an index."""
+    if ctx.exact_int is not None and size - 1 > ctx.exact_int:
+        ctx.fail(f"indices up to {size - 1} do not fit {ctx.precision} exactly (at most {ctx.exact_int})",
+                 needs_fp32=True)
+    return ctx.cast(idx, ctx.dtype)
+
+
+@schema
+class ArgsortAttrs:
+    axis: Optional[int] = -1
+    is_ascend: bool = True
+    dtype: Literal["float16", "float32", "float64", "int32", "int64", "uint8"] = "float32"
+
+
+def _argsort_geometry(node: OpNode) -> tuple[int, int]:
+    """(axis MXNet sorts along, 0 for axis=None which flattens the input; that axis's length)."""
+    a, shape = node.attrs, node.inputs[0].shape
+    return (0, math.prod(shape)) if a.axis is None else (a.axis % len(shape), shape[a.axis % len(shape)])
+
+
+def _argsort_ok(node: OpNode) -> str | None:
+    """axis within the rank (or None); at most 3840 elements along it (TensorRT's TopK limit)."""
+    a, rank = node.attrs, node.inputs[0].ndim
+    if a.axis is not None and not -rank <= a.axis < rank:
+        return f"{node.where()}: axis {a.axis} is out of range for rank {rank}"
+    size = _argsort_geometry(node)[1]
+    if size > _TOPK_MAX_K:
+        return f"{node.where()}: sorting {size} elements (TensorRT's TopK sorts at most {_TOPK_MAX_K})"
+    return None
+
+
+@converter("argsort", attrs=ArgsortAttrs, validator=_argsort_ok)
+def convert_argsort(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """argsort -> ITopKLayer over the whole axis (MIN if is_ascend, else MAX); its indices cast to float."""
+    axis, size = _argsort_geometry(node)
+    x = ctx.tensor(inputs[0])
+    if node.attrs.axis is None or len(x.shape) == 1:  # TensorRT sorts along an axis of a tensor of rank >= 2
+        x, axis = ctx.reshape(x, (1, size)), 1
+    op = trt.TopKOperation.MIN if node.attrs.is_ascend else trt.TopKOperation.MAX
+    idx = ctx.net.add_topk(x, op, size, 1 << axis).get_output(1)
+    return [_as_shape(ctx, _float_indices(ctx, idx, size), node.outputs[0].shape)]

@@ -1,4 +1,4 @@
-"""Embedding, take, one_hot, gather_nd and topk: a node the registry selects converts and matches MXNet CPU in fp32
+"""Embedding, take, one_hot, gather_nd, topk and argsort: a node the registry selects converts and matches MXNet CPU in fp32
 and fp16 engines (indices that an fp16 engine would round run in float32 inside it); a node it refuses stays in MXNet
 with a reason, and the graph still gives MXNet's output."""
 from __future__ import annotations
@@ -248,6 +248,31 @@ def test_topk_matches_mxnet(precision, case):
     check_op("topk", [_distinct(np.random.default_rng(seed), shape)], attrs, precision=precision, rtol=EXACT)
 
 
+@st.composite
+def argsorts(draw):
+    rank = draw(st.integers(1, 4))
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(rank))
+    attrs: dict[str, Any] = {}
+    if draw(st.booleans()):
+        attrs["axis"] = draw(st.sampled_from([None] + list(range(-rank, rank))))
+    for key, values in (("is_ascend", [True, False]), ("dtype", ["float32", "float16"])):
+        if draw(st.booleans()):
+            attrs[key] = draw(st.sampled_from(values))
+    return shape, attrs, draw(SEEDS)
+
+
+@precisions
+@given(argsorts())
+def test_argsort_matches_mxnet(precision, case):
+    shape, attrs, seed = case
+    check_op("argsort", [_distinct(np.random.default_rng(seed), shape)], attrs, precision=precision, rtol=EXACT)
+
+
+def test_argsort_of_more_than_tensorrt_sorts_is_refused():
+    reason = check_either_way("argsort", [_distinct(np.random.default_rng(16), (1, 4000))], {})
+    assert reason is not None and "3840" in reason
+
+
 def test_topk_ties_pick_the_lower_index_like_mxnet():
     check_op("topk", [np.array([1, 2, 2, 1, 3, 2], np.float32)], dict(k=4, ret_typ="both"))
     check_op("topk", [np.array([1, 2, 2, 1, 3, 2], np.float32)], dict(k=3, ret_typ="mask", is_ascend=True))
@@ -273,6 +298,7 @@ PROPERTY_TESTS = {
     "one_hot": test_one_hot_matches_mxnet,
     "gather_nd": test_gather_nd_matches_mxnet,
     "topk": test_topk_matches_mxnet,
+    "argsort": test_argsort_matches_mxnet,
 }
 
 
