@@ -17,9 +17,19 @@ _BETWEEN = frozenset({
     "squeeze", "SwapAxis", "broadcast_like", "broadcast_to", "broadcast_axis",
     "max", "min", "sum", "mean", "max_axis", "min_axis", "sum_axis",  # DANet: broadcast_like(max(e), e) - e
 })
-_PRODUCTS = frozenset({"elemwise_mul", "broadcast_mul", "_mul", "_mul_scalar", "_div_scalar", "broadcast_div",
-                       "elemwise_div", "_div"})
 EXPS = frozenset({"exp", "_contrib_box_decode"})
+# Ops of box decoding after the exp of the size offsets, followed downstream to the outputs: arithmetic with anchors,
+# data movement, and the NMS that reads the boxes (a box exp(offset) * anchor may be beyond fp16 even where the
+# offsets are not: gluoncv's SSD with random weights decodes boxes of 6e24).
+_DECODING = frozenset({
+    "elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div", "broadcast_add", "broadcast_sub", "broadcast_mul",
+    "broadcast_div", "broadcast_maximum", "broadcast_minimum", "_add", "_plus", "_sub", "_minus", "_mul", "_div",
+    "_maximum", "_minimum", "_plus_scalar", "_minus_scalar", "_rminus_scalar", "_mul_scalar", "_div_scalar",
+    "_maximum_scalar", "_minimum_scalar", "negative", "clip", "where", "Concat", "Reshape", "transpose",
+    "expand_dims", "squeeze", "slice", "slice_axis", "slice_like", "SliceChannel", "stack", "Flatten", "tile",
+    "broadcast_to", "broadcast_like", "broadcast_axis", "SwapAxis", "_copy", "identity", "BlockGrad",
+    "_contrib_box_decode", "_contrib_box_nms",
+})
 _MAX_DEPTH = 8  # ops between a matmul and its softmax that are still followed
 
 
@@ -34,10 +44,21 @@ def overflow_islands(graph: Graph) -> dict[int, str]:
                                         f" feeds {n.op} {n.name}, beyond fp16's range")
         elif n.op in EXPS:
             why.setdefault(n.id, f"{n.op} can exceed fp16's 65504 (box decoding)")
-            for c in graph.consumers(n.id):
-                if graph.nodes[c].op in _PRODUCTS:
-                    why.setdefault(c, f"scales the exp of {n.name}, which can exceed fp16's 65504")
+            for nid in _decoding(graph, n):
+                why.setdefault(nid, f"decodes boxes from the exp of {n.name}, which can exceed fp16's 65504")
     return why
+
+
+def _decoding(graph: Graph, exp: Node) -> set[int]:
+    """The box-decoding nodes downstream of `exp` (through _DECODING ops only)."""
+    seen: set[int] = set()
+    stack = list(graph.consumers(exp.id))
+    while stack:
+        nid = stack.pop()
+        if nid not in seen and graph.nodes[nid].op in _DECODING:
+            seen.add(nid)
+            stack.extend(graph.consumers(nid))
+    return seen
 
 
 def _energy_paths(graph: Graph, softmax: Node) -> list[list[int]]:
