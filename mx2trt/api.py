@@ -46,7 +46,7 @@ class Conversion:
     report: Report
     engines: list[EngineSpec]
     partition: Partition
-    fp32_nodes: frozenset[int] = frozenset()  # node ids kept in float32 inside fp16/bf16 engines (exact indices)
+    fp32_nodes: frozenset[int] = frozenset()  # node ids kept in float32 inside fp16/bf16 engines (report: why)
     quant: Mapping[int, NodeQuant] = field(default_factory=dict)  # node ids quantized to int8/fp8, with their ranges
     float_precision: str = "fp32"  # of the engines' float layers: `precision`, or int8_fallback when quantized
 
@@ -222,7 +222,7 @@ def convert(
     clock = _Clock()
     t0 = time.perf_counter()
     with clock("fold"):
-        folded = fold_constants(sym, params, shapes)
+        folded = fold_constants(sym, params, shapes, dtypes)
     sym, params = folded.symbol, folded.params
     with clock("graph"):
         graph = Graph.from_symbol(sym, params, shapes, dtypes, folded.json)
@@ -239,7 +239,7 @@ def convert(
         return _Prepared(source, key, cached=hit)
 
     part, defined, fp32_nodes = _define_all(graph, options, weights, precision, prepare, registry, clock, quant,
-                                            frozenset(islands))
+                                            islands)
     for nid in fp32_nodes & set(part.placements):
         if part.placements[nid].where != "mxnet":
             why = islands.get(nid, "exact indices")
@@ -356,7 +356,7 @@ def _islands(graph: Graph, opts: _IslandOptions, quant: Mapping[int, NodeQuant],
 def _define_all(
     graph: Graph, options: PartitionOptions, params: Mapping[str, Any], precision: str,
     prepare: Callable[[Subgraph, frozenset[int]], _Prepared], registry: Registry, clock: _Clock,
-    quant: Mapping[int, NodeQuant], islands: frozenset[int] = frozenset(),
+    quant: Mapping[int, NodeQuant], islands: dict[int, str] | None = None,
 ) -> tuple[Partition, list[tuple[Subgraph, _Prepared]], frozenset[int]]:
     """Partition and define every subgraph's network, unless `prepare` finds its engine in the cache; returns the
     partition, (subgraph, prepared) pairs and the nodes that run in float32 inside an fp16/bf16 engine.
@@ -364,9 +364,10 @@ def _define_all(
     A node whose converter fails stays in MXNet with the reason and the graph is partitioned again without it (its
     neighbours keep their engines); a failure no single node owns sends its whole subgraph back to MXNet. A node that
     would be right in float32 (indices or lengths an fp16/bf16 engine would round) runs in float32 instead, with the
-    nodes computing those inputs, as do the `islands` from the start. Networks of subgraphs that come back unchanged are
-    reused."""
+    nodes computing those inputs, as do the `islands` from the start (node id -> why; the promoted nodes are added
+    with the converter's reason). Networks of subgraphs that come back unchanged are reused."""
     refused: dict[int, str] = {}
+    islands = {} if islands is None else islands
     fp32_nodes: set[int] = set(islands)
     networks: dict[tuple[frozenset[int], frozenset[int]], _Prepared] = {}
     while True:
@@ -392,6 +393,10 @@ def _define_all(
                     log.info("%s runs in float32 inside the %s engine, with %d node(s) computing its inputs: %s",
                              graph.nodes[exc.node_id].name, precision, len(promoted) - 1, exc)
                     fp32_nodes |= promoted
+                    failing = graph.nodes[exc.node_id].name
+                    for nid in promoted:
+                        islands.setdefault(nid, str(exc).split(": ", 1)[-1] if nid == exc.node_id
+                                           else f"computes an input {failing} needs exact")
                     retry = True
                 else:
                     log.warning("%s stays in MXNet: %s", graph.nodes[exc.node_id].name, exc)
@@ -496,7 +501,7 @@ def explain(
         }
     params = inputs.params(sym, params)
     options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
-    folded = fold_constants(sym, params, shapes)
+    folded = fold_constants(sym, params, shapes, dtypes)
     graph = Graph.from_symbol(folded.symbol, folded.params, shapes, dtypes)
     t0 = time.perf_counter()
     part = partition(graph, options)

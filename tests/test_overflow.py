@@ -50,7 +50,7 @@ def box_decoding() -> tuple:
     wh = mx.sym.broadcast_mul(mx.sym.exp(mx.sym.relu(x, name="pre"), name="grow"), a, name="size")
     out = mx.sym._internal._plus_scalar(wh, scalar=1.0, name="post")
     data = {"x": 10 + rng(4).random((1, 6, 2)) * 2.5, "a": 0.01 + rng(5).random((1, 6, 2)) * 0.02}
-    return out, {k: v.astype(np.float32) for k, v in data.items()}, ["grow", "size"], "grow"
+    return out, {k: v.astype(np.float32) for k, v in data.items()}, ["grow", "size", "post"], "grow"
 
 
 PATTERNS = {"attention": attention, "channel_attention": channel_attention, "box_decoding": box_decoding}
