@@ -1,5 +1,6 @@
-"""Data-movement converters: Flatten, Concat, Reshape and its kin, transpose, slicing, tiling, Pad, Cast, the
-constant-valued *_like/shape ops, and ops that are the identity at inference (Dropout, BlockGrad...)."""
+"""Data-movement converters: Flatten, Concat, Reshape and its kin, transpose and SwapAxis, slicing and Crop, tiling,
+reversing (SequenceReverse too), Pad, Cast, the constant-valued *_like ops, and ops that are the identity at
+inference (Dropout, BlockGrad...)."""
 from __future__ import annotations
 
 from typing import Any, Literal, Optional
@@ -10,7 +11,10 @@ from mx2trt import layers
 from mx2trt._trt import trt
 from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
-from mx2trt.registry import DATA_DTYPES, FLOAT_DTYPES, INT32, OpNode, all_of, converter, rank_in
+from mx2trt.registry import DATA_DTYPES, INT32, OpNode, all_of, converter, rank_in
+
+EW = trt.ElementWiseOperation
+FLOAT32 = frozenset({np.dtype(np.float32)})
 
 
 @converter("Flatten", "flatten", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES)
@@ -99,6 +103,21 @@ def convert_reshape(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
 
 
 @schema
+class ReshapeLikeAttrs:
+    lhs_begin: Optional[int] = None
+    lhs_end: Optional[int] = None
+    rhs_begin: Optional[int] = None
+    rhs_end: Optional[int] = None
+
+
+# rhs is wired in although only its shape is read, as slice_like's second input (see there).
+@converter("reshape_like", attrs=ReshapeLikeAttrs, compute=False, dtypes=DATA_DTYPES)
+def convert_reshape_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """reshape_like -> IShuffleLayer to the output shape MXNet inferred (the values of rhs are not read)."""
+    return [ctx.reshape(inputs[0], node.outputs[0].shape)]
+
+
+@schema
 class ExpandDimsAttrs:
     axis: int = attr()
 
@@ -145,6 +164,23 @@ def convert_transpose(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
 
 
 @schema
+class SwapAxisAttrs:
+    dim1: int = 0
+    dim2: int = 0
+
+
+@converter("SwapAxis", "swapaxes", attrs=SwapAxisAttrs, compute=False, dtypes=DATA_DTYPES)
+def convert_swap_axis(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """SwapAxis / swapaxes -> IShuffleLayer first_transpose exchanging dim1 and dim2 (MXNet's shape inference has
+    checked both are in [-rank, rank))."""
+    rank = node.inputs[0].ndim
+    a, b = node.attrs.dim1 % rank, node.attrs.dim2 % rank
+    perm = list(range(rank))
+    perm[a], perm[b] = b, a
+    return [layers.transpose(ctx, inputs[0], perm)]
+
+
+@schema
 class ReverseAttrs:
     axis: tuple[int, ...] = attr()
 
@@ -166,6 +202,50 @@ def convert_reverse(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
     start = [d - 1 if i in flipped else 0 for i, d in enumerate(shape)]
     stride = [-1 if i in flipped else 1 for i in range(len(shape))]
     return [layers.slice_nd(ctx, inputs[0], start, shape, stride)]
+
+
+@schema
+class SequenceReverseAttrs:
+    use_sequence_length: bool = False
+    axis: int = 0  # MXNet 1.9.1's shape inference takes 0 only
+
+
+def _sequence_lengths(ctx: ConversionContext, x: Any, steps: int) -> Any:
+    """sequence_length as int32 (1, B): floats truncated toward zero as MXNet's static_cast does, then clamped to
+    [0, steps]. A computed float length an fp16/bf16 engine would round (2.9999 -> 3) fails asking for float32."""
+    if not isinstance(x, trt.ITensor):  # a parameter: exact in NumPy
+        v = np.clip(np.trunc(np.asarray(x, np.float64)), 0, steps).astype(np.int32)
+        return _ints(ctx, v.reshape(1, -1))
+    if x.dtype != trt.int32:
+        x, exact = layers.exact_source(ctx, x)
+        if exact is not None:
+            ctx.fail(f"{ctx.precision} rounds computed float lengths, which MXNet truncates", exact_inputs=(1,))
+        x = ctx.cast(layers.trunc(ctx, x), INT32)
+    x = layers.elementwise(ctx, layers.elementwise(ctx, x, _ints(ctx, [0]), EW.MAX), _ints(ctx, [steps]), EW.MIN)
+    return ctx.reshape(x, (1, -1))
+
+
+def _ints(ctx: ConversionContext, value: Any) -> Any:
+    return ctx.constant(np.asarray(value, np.int32), dtype=np.int32)
+
+
+@converter("SequenceReverse", attrs=SequenceReverseAttrs, compute=False, dtypes=DATA_DTYPES)
+def convert_sequence_reverse(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """SequenceReverse -> ISliceLayer with stride -1 on axis 0; with sequence_length, IGatherLayer of the (T*B, rest)
+    view at rows (t < len[b] ? len[b] - 1 - t : t) * B + b, lengths clamped to [0, T] (outside it MXNet reads and
+    writes out of bounds)."""
+    shape = node.inputs[0].shape
+    rank, steps, batch = len(shape), shape[0], shape[1]
+    if not node.attrs.use_sequence_length:
+        return [layers.slice_nd(ctx, inputs[0], (steps - 1,) + (0,) * (rank - 1), shape, (-1,) + (1,) * (rank - 1))]
+    lengths = _sequence_lengths(ctx, inputs[1], steps)
+    t = _ints(ctx, np.arange(steps).reshape(steps, 1))
+    back = layers.elementwise(ctx, layers.elementwise(ctx, lengths, _ints(ctx, [[1]]), EW.SUB), t, EW.SUB)
+    step = layers.select(ctx, layers.elementwise(ctx, t, lengths, EW.LESS), back, t)  # (T, B): the step read
+    rows = layers.elementwise(ctx, layers.elementwise(ctx, step, _ints(ctx, [[batch]]), EW.PROD),
+                              _ints(ctx, np.arange(batch).reshape(1, batch)), EW.SUM)
+    x = ctx.reshape(inputs[0], (steps * batch, int(np.prod(shape[2:], dtype=np.int64))))
+    return [ctx.reshape(ctx.net.add_gather(x, rows, 0).get_output(0), shape)]
 
 
 # ---- stack, SliceChannel -------------------------------------------------------------------------------------------
@@ -274,6 +354,47 @@ def convert_slice_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) 
     """slice_like -> ISliceLayer from 0 to the output shape (the second input's values are not read)."""
     out = node.outputs[0].shape
     return [layers.slice_nd(ctx, inputs[0], (0,) * len(out), out)]
+
+
+@schema
+class CropAttrs:
+    num_args: int = attr()
+    offset: tuple[int, ...] = (0, 0)  # (y, x)
+    h_w: tuple[int, ...] = (0, 0)
+    center_crop: bool = False
+
+
+def _crop_offset(node: OpNode) -> tuple[int, int]:
+    """(y, x) of the crop window: MXNet's InferCropOfferset (centred: the spare room halved, rounded down)."""
+    (_, _, h, w), (_, _, oh, ow) = node.inputs[0].shape, node.outputs[0].shape
+    if node.attrs.center_crop:
+        return (h - oh) // 2, (w - ow) // 2
+    return node.attrs.offset[0], node.attrs.offset[1]
+
+
+def _crop_ok(node: OpNode) -> str | None:
+    """The crop window inside the input (MXNet fails at run time otherwise): a crop_like no larger than it, offset
+    two values within the spare room."""
+    (_, _, h, w), (_, _, oh, ow) = node.inputs[0].shape, node.outputs[0].shape
+    if oh > h or ow > w:
+        return f"{node.where()}: crop size {(oh, ow)} is larger than the input's {(h, w)} (MXNet fails)"
+    if not node.attrs.center_crop:
+        if len(node.attrs.offset) != 2:
+            return f"{node.where()}: offset {node.attrs.offset} is not two values (y, x) (MXNet fails)"
+        y, x = _crop_offset(node)
+        if not (0 <= y <= h - oh and 0 <= x <= w - ow):
+            return f"{node.where()}: offset {node.attrs.offset} puts the {(oh, ow)} crop outside the input's " \
+                   f"{(h, w)} (MXNet fails)"
+    return None
+
+
+# The crop_like input is wired in although only its shape is read, as slice_like's second input (see there).
+@converter("Crop", attrs=CropAttrs, validator=_crop_ok, compute=False, dtypes=FLOAT32)
+def convert_crop(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """Crop -> ISliceLayer on the two spatial axes of NCHW at offset (y, x) or centred (the second input, with
+    num_args=2, gives only the size)."""
+    y, x = _crop_offset(node)
+    return [layers.slice_nd(ctx, inputs[0], (0, 0, y, x), node.outputs[0].shape)]
 
 
 # ---- tile, repeat --------------------------------------------------------------------------------------------------
@@ -402,7 +523,7 @@ def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     return [ctx.cast(x, ctx.dtype)]
 
 
-# ---- constant-valued ops: zeros_like, ones_like, shape_array, size_array -------------------------------------------
+# ---- constant-valued ops: zeros_like, ones_like (shape_array and size_array are folded: fold.py) ------------------
 
 
 @converter("zeros_like", "ones_like", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES, data_inputs=0)
@@ -412,14 +533,3 @@ def convert_fill_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
     shape = node.outputs[0].shape
     one = ctx.constant(np.full((1,) * len(shape), 1 if node.op == "ones_like" else 0), dtype=ctx.out_dtype(node))
     return [layers.slice_nd(ctx, one, (0,) * len(shape), shape, mode=trt.SampleMode.WRAP)]
-
-
-INT64 = np.dtype(np.int64)
-
-
-@converter("shape_array", "size_array", attrs=NoAttrs, compute=False, dtypes=FLOAT_DTYPES | {INT64})
-def convert_shape_array(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """shape_array / size_array -> int64 IConstantLayer of the static shape (or element count)."""
-    shape = node.inputs[0].shape
-    value = shape if node.op == "shape_array" else (int(np.prod(shape)),)
-    return [ctx.constant(np.array(value, dtype=np.int64), dtype=np.int64)]

@@ -1,11 +1,11 @@
-"""Data-movement converters: Flatten, Concat, Dropout, the identity ops (BlockGrad, _copy...), Reshape, transpose,
-expand_dims, squeeze, stack, SliceChannel, slice, slice_axis, slice_like, tile, repeat, Pad, Cast, zeros_like/ones_like,
-shape_array/size_array and reverse. They move data only, and a subgraph without compute is dropped by design (it stays
-in MXNet), so each is tested inside a small graph with compute nodes around it: the op after a relu, before one, or
-between a relu and a sigmoid, optionally with its own output leaving the graph. A node the registry selects must join
-the engine and the graph match MXNet CPU; a node it refuses (Dropout(mode='always'), deprecated Reshape attributes,
-more than 8 dims, non-float Cast...) must stay in MXNet with that reason. The ops added with Reshape run in fp32 and
-fp16 engines.
+"""Data-movement converters: Flatten, Concat, Dropout, the identity ops (BlockGrad, _copy...), Reshape, reshape_like,
+transpose, SwapAxis, expand_dims, squeeze, stack, SliceChannel, slice, slice_axis, slice_like, Crop, tile, repeat, Pad,
+Cast, zeros_like/ones_like, reverse and SequenceReverse (shape_array/size_array are folded: tests/test_fold.py). They move data only, and a subgraph
+without compute is dropped by design (it stays in MXNet), so each is tested inside a small graph with compute nodes
+around it: the op after a relu, before one, or between a relu and a sigmoid, optionally with its own output leaving the
+graph. A node the registry selects must join the engine and the graph match MXNet CPU; a node it refuses
+(Dropout(mode='always'), deprecated Reshape attributes, more than 8 dims, non-float Cast, Crop windows MXNet fails
+on...) must stay in MXNet with that reason. The ops added with Reshape run in fp32 and fp16 engines.
 
 Bugs these tests found have regression tests at the end.
 """
@@ -24,6 +24,7 @@ from harness import check_graph, check_property_tests, registered_ops, run_symbo
 from mx2trt import REGISTRY
 from mx2trt._mx import mx
 from mx2trt.graph import Graph
+from mx2trt.runtime import EngineNodeError
 
 MODULE = "mx2trt.converters.shape"
 SEEDS = st.integers(0, 2**32 - 1)
@@ -388,6 +389,55 @@ def test_reshape_minus_one_after_split_is_refused():
     assert reason is not None and "different number of elements" in reason, reason
 
 
+# ---- reshape_like --------------------------------------------------------------------------------------------------
+
+
+def _range_attrs(draw, begin: int, end: int, rank: int, side: str) -> dict[str, Any]:
+    """lhs_/rhs_ begin and end for the canonical range [begin, end) of `rank` dims, each left out where MXNet's
+    default gives it (0, the rank), or written negative or positive."""
+    attrs: dict[str, Any] = {}
+    b = draw(st.sampled_from(([None] if begin == 0 else []) + [begin, begin - rank]))
+    e = draw(st.sampled_from(([None] if end == rank else []) + [end] + ([end - rank] if end < rank else [])))
+    if b is not None:
+        attrs[f"{side}_begin"] = b
+    if e is not None:
+        attrs[f"{side}_end"] = e
+    return attrs
+
+
+@st.composite
+def reshape_likes(draw):
+    """lhs and rhs shapes with ranges [lb, le) and [rb, re) of one element count: rhs[rb:re] replaces lhs[lb:le]."""
+    shape = draw(small_shapes(1, 4))
+    rank = len(shape)
+    lb = draw(st.integers(0, rank - 1))
+    le = draw(st.integers(lb + 1, rank))
+    middle = draw(factorization(int(np.prod(shape[lb:le])), 4, infer=False))
+    before, after = draw(small_shapes(0, 2, 3)), draw(small_shapes(0, 2, 3))
+    like = before + tuple(middle) + after
+    assume(len(like) <= 8 and rank - (le - lb) + len(middle) <= 8)  # rhs is an engine input too
+    attrs = {**_range_attrs(draw, lb, le, rank, "lhs"),
+             **_range_attrs(draw, len(before), len(before) + len(middle), len(like), "rhs")}
+    # How the shape-only rhs arrives; MXNet takes any rhs dtype, an engine only those it carries (int64 is refused)
+    like_kind = draw(st.sampled_from(["data", "data", "relu", "param", "int32", "int64"]))
+    return shape, like, attrs, like_kind
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(case=reshape_likes(), place=ANY_PLACES)
+def test_reshape_like(precision, case, place):
+    shape, like, attrs, like_kind = case
+    y = mx.sym.var("y")
+    if like_kind == "relu":
+        y = mx.sym.relu(y, name="like")
+    sym, data, params, compute = unary_graph(lambda t: mx.sym.reshape_like(t, y, name="node", **attrs), shape, place)
+    dtype = {"int32": np.int32, "int64": np.int64}.get(like_kind, np.float32)
+    (params if like_kind == "param" else data)["y"] = normal(place[2], like, 2).astype(dtype)
+    reason = check_case(sym, data, params, compute + ["like"] * (like_kind == "relu"), precision)
+    assert (reason is not None) == (like_kind == "int64"), reason
+    assert reason is None or "input dtype int64" in reason, reason
+
+
 # ---- transpose -----------------------------------------------------------------------------------------------------
 
 
@@ -418,6 +468,30 @@ def test_transpose(precision, case, place):
         place = ("after", False, place[2])
     reason = check_unary(lambda t: mx.sym.transpose(t, name="node", **attrs), shape, place, precision, run=not bad)
     assert (reason is not None) == bad, reason
+
+
+@pytest.mark.parametrize("op", ["SwapAxis", "swapaxes"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(shape=small_shapes(1, 6), data=st.data(), place=ANY_PLACES)
+def test_swap_axis(op, precision, shape, data, place):
+    """dim1/dim2 anywhere in [-rank, rank), equal ones too; either left out takes MXNet's default 0."""
+    rank = len(shape)
+    attrs = {k: data.draw(st.integers(-rank, rank - 1), label=k) for k in ("dim1", "dim2") if data.draw(st.booleans())}
+    assert check_unary(lambda t: sym_fn(op)(t, name="node", **attrs), shape, place, precision) is None
+
+
+def test_channel_shuffle():
+    """gluoncv's ShuffleNet channel shuffle: conv -> reshape (N, g, C/g, H, W) -> SwapAxis(1, 2) -> reshape back ->
+    relu, all in one engine, in fp16 too."""
+    x = mx.sym.var("x")
+    y = mx.sym.Convolution(x, num_filter=6, kernel=(1, 1), no_bias=True, name="conv")
+    y = mx.sym.reshape(y, shape=(0, -4, 2, -1, -2), name="split")
+    y = mx.sym.SwapAxis(y, dim1=1, dim2=2, name="node")
+    y = mx.sym.relu(mx.sym.reshape(y, shape=(0, -3, -2), name="merge"), name="post")
+    for precision in PRECISIONS:
+        check_graph(y, {"x": normal(0, (2, 4, 3, 3))}, {"conv_weight": normal(1, (6, 4, 1, 1))},
+                    on_trt=["conv", "split", "node", "merge", "post"], engines=1, precision=precision,
+                    rtol=RTOL[precision])
 
 
 # ---- expand_dims, squeeze ------------------------------------------------------------------------------------------
@@ -614,6 +688,86 @@ def test_slice_like(precision, case, place):
     assert check_case(sym, data, params, compute, precision) is None
 
 
+@st.composite
+def crops(draw):
+    """Crop with h_w (num_args 1) or a crop_like's size (num_args 2), at an offset or centred. 'bad' cases, which
+    MXNet fails on when run, are refused: an offset outside the spare room or not two values, a crop_like larger
+    than the input."""
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    h, w = draw(st.integers(1, shape[2])), draw(st.integers(1, shape[3]))
+    num_args = draw(st.sampled_from([1, 2]))
+    bad = draw(st.sampled_from([None] * 6 + ["offset", "offset length"] + ["larger"] * (num_args == 2)))
+    attrs: dict[str, Any] = {"num_args": num_args} if num_args == 2 or draw(st.booleans()) else {}
+    center = draw(st.sampled_from([None, False, True])) if bad not in ("offset", "offset length") else False
+    if center is not None:
+        attrs["center_crop"] = center
+    if center:  # offset is not read then, whatever it holds
+        if draw(st.booleans()):
+            attrs["offset"] = (draw(st.integers(-2, 6)), draw(st.integers(-2, 6)))
+    elif bad == "offset":
+        y, x = draw(st.integers(0, shape[2] - h)), draw(st.integers(0, shape[3] - w))
+        attrs["offset"] = (shape[2] - h + 1, x) if draw(st.booleans()) else (y, draw(st.sampled_from([-1, shape[3]])))
+    elif bad == "offset length":
+        attrs["offset"] = (draw(st.integers(0, shape[2] - h)),)
+    elif draw(st.booleans()):
+        attrs["offset"] = (draw(st.integers(0, shape[2] - h)), draw(st.integers(0, shape[3] - w)))
+    if num_args == 1:
+        attrs["h_w"] = (h, w)
+    if bad == "larger":  # the crop_like's size, after drawing offsets that fitted
+        more = draw(st.integers(1, 2))
+        h, w = (shape[2] + more, w) if draw(st.booleans()) else (h, shape[3] + more)
+    like = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w) + tuple(draw(small_shapes(0, 1, 2)))
+    like_kind = draw(st.sampled_from(["data", "relu", "param"]))  # how crop_like arrives (only its size is read)
+    return shape, attrs, like, like_kind, bad
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(case=crops(), place=PLACES)
+def test_crop(precision, case, place):
+    """MXNet's Crop takes float32 only (its type inference refuses the rest), so there are no int32 placements."""
+    shape, attrs, like, like_kind, bad = case
+    event(f"num_args={attrs.get('num_args', 1)} {'bad: ' + bad if bad else 'ok'}")
+    if bad:
+        place = ("after", False, place[2])
+    y = mx.sym.var("y")
+    if like_kind == "relu":
+        y = mx.sym.relu(y, name="like")
+    args = [y] if attrs.get("num_args", 1) == 2 else []
+    sym, data, params, compute = unary_graph(lambda t: mx.sym.Crop(t, *args, name="node", **attrs), shape, place)
+    if args:
+        (params if like_kind == "param" else data)["y"] = normal(place[2], like, 2)
+    reason = check_case(sym, data, params, compute + ["like"] * (bool(args) and like_kind == "relu" and not bad),
+                        precision, run=not bad)
+    assert (reason is not None) == bool(bad), reason
+    assert not bad or ("larger than the input" if bad == "larger" else "offset") in reason, reason
+
+
+def test_crop_center_offset_rounds_down():
+    """center_crop halves the spare room rounding down, as MXNet's InferCropOfferset: 4 of 7 rows and 3 of 6 columns
+    start at (1, 1), where rounding half up would start at (2, 2) and give other values."""
+    sym = mx.sym.relu(mx.sym.Crop(mx.sym.var("x"), h_w=(4, 3), center_crop=True, name="node"), name="post")
+    for precision in PRECISIONS:
+        check_graph(sym, {"x": normal(0, (1, 2, 7, 6))}, {}, on_trt=["node", "post"], engines=1, precision=precision,
+                    rtol=RTOL[precision])
+
+
+@pytest.mark.parametrize("op", ["reshape_like", "Crop"])
+def test_shape_only_input_keys_the_bind(op):
+    """The shape-only second input is an engine input: binding the optimized symbol with another shape for it (which
+    changes MXNet's output shape) is refused, not answered with the output shape the engine was built for."""
+    x, y = mx.sym.var("x"), mx.sym.var("y")
+    if op == "reshape_like":
+        node = mx.sym.reshape_like(mx.sym.relu(x, name="pre"), y, name="node")
+        shapes, other = {"x": (6,), "y": (2, 3)}, (3, 2)
+    else:
+        node = mx.sym.Crop(mx.sym.relu(x, name="pre"), y, num_args=2, name="node")
+        shapes, other = {"x": (1, 1, 4, 4), "y": (1, 1, 2, 2)}, (1, 1, 3, 3)
+    sym, _ = mx2trt.optimize(node, {}, shapes, runtime="reference")
+    pattern = r"input \d \('y'\) has shape .* but the engine was built for"
+    with pytest.raises((EngineNodeError, RuntimeError), match=pattern):
+        sym.simple_bind(mx.cpu(), x=shapes["x"], y=other, grad_req="null")
+
+
 # ---- broadcast_axis, broadcast_to, broadcast_like -----------------------------------------------------------------
 
 
@@ -723,7 +877,7 @@ def test_cast(precision, shape, source, target, op, place):
     assert reason is not None and f"output dtype {np.dtype(target)}" in reason, reason
 
 
-# ---- zeros_like, ones_like, shape_array, size_array ----------------------------------------------------------------
+# ---- zeros_like, ones_like -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -736,18 +890,6 @@ def test_fill_like(precision, shape, op, dtype, place, special):
         x = data["x"].reshape(-1)
         x[::2], x[1::3] = np.nan, -np.inf
     assert check_case(sym, data, params, compute, precision) is None
-
-
-@pytest.mark.parametrize("precision", PRECISIONS)
-@given(shape=small_shapes(1, 4), op=st.sampled_from(["shape_array", "size_array"]),
-       dtype=st.sampled_from(["float32", "float16"]), beside=st.booleans(), seed=SEEDS)
-def test_shape_array(precision, shape, op, dtype, beside, seed):
-    """The int64 result leaves the engine that computes relu(x) (optionally beside a float output of it)."""
-    pre = mx.sym.relu(mx.sym.var("x"), name="pre")
-    y = sym_fn(op)(pre, name="node")
-    sym = mx.sym.Group([y, mx.sym.sigmoid(pre, name="post")]) if beside else y
-    compute = ["pre", "post"] if beside else ["pre"]
-    assert check_case(sym, {"x": normal(seed, shape).astype(dtype)}, {}, compute, precision) is None
 
 
 # ---- reverse -------------------------------------------------------------------------------------------------------
@@ -774,6 +916,68 @@ def test_reverse(precision, case, op, place):
     assert (reason is not None) == bad, reason
 
 
+# ---- SequenceReverse -----------------------------------------------------------------------------------------------
+
+# How sequence_length arrives: a data input (float32, float16 or int32; MXNet takes int64 too, which an engine does not
+# carry: refused), a parameter, or computed (relu) inside the engine, where fp16/bf16 would round a float length that
+# MXNet truncates (2.9999 -> 3): that relu and the node then run in float32.
+LENGTH_KINDS = ("float32", "float32", "float16", "int32", "param", "relu", "relu", "int64")
+
+
+@st.composite
+def sequence_reverses(draw):
+    """(T, B, ...) data with per-batch lengths in [0, T], fractional ones (truncated toward zero by MXNet) included,
+    some just below an integer. Lengths outside [0, T] are not drawn: MXNet reads and writes out of bounds on them."""
+    shape = (draw(st.integers(1, 6)), draw(st.integers(1, 4))) + tuple(draw(small_shapes(0, 2, 3)))
+    use = draw(st.sampled_from([None, False, True, True, True]))  # None: MXNet's default False
+    kind = draw(st.sampled_from(LENGTH_KINDS))
+    steps = shape[0]
+    dtype = {"float16": np.float16, "int32": np.int32, "int64": np.int64}.get(kind, np.float32)
+    lengths = []
+    for _ in range(shape[1]):
+        n = draw(st.integers(0, steps))
+        frac = 0.0 if kind in ("int32", "int64") else draw(st.sampled_from([0.0, 0.0, 0.25, 0.5, 1 - 2**-13, 0.9999]))
+        v = dtype(n + frac)
+        lengths.append(v if v < steps + 1 else dtype(n))  # float16 rounds 3.9999 to 4
+    attrs = {} if use is None else {"use_sequence_length": use}
+    if draw(st.booleans()):
+        attrs["axis"] = 0
+    return shape, attrs, np.asarray(lengths, dtype), kind
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(case=sequence_reverses(), place=ANY_PLACES)
+def test_sequence_reverse(precision, case, place):
+    shape, attrs, lengths, kind = case
+    use = attrs.get("use_sequence_length", False)
+    event(f"lengths {kind}" if use else "no lengths")
+    length = mx.sym.var("len")
+    if kind == "relu":
+        length = mx.sym.relu(length, name="len_relu")
+    inputs = [length] if use else []
+    sym, data, params, compute = unary_graph(lambda t: mx.sym.SequenceReverse(t, *inputs, name="node", **attrs),
+                                             shape, place)
+    if use:
+        (params if kind == "param" else data)["len"] = lengths
+        compute = compute + ["len_relu"] * (kind == "relu")
+    reason = check_case(sym, data, params, compute, precision)
+    assert (reason is not None) == (use and kind == "int64"), reason
+    assert reason is None or "input dtype int64" in reason, reason
+
+
+def test_sequence_reverse_rounding_lengths_run_in_float32():
+    """Computed lengths 2.9999 and 1.9999 truncate to 2 and 1 in MXNet; an fp16 engine would round them to 3 and 2:
+    the relu computing them and the SequenceReverse run in float32 inside the fp16 engine."""
+    x, length = mx.sym.var("x"), mx.sym.relu(mx.sym.var("len"), name="len_relu")
+    sym = mx.sym.sigmoid(mx.sym.SequenceReverse(mx.sym.relu(x, name="pre"), length, use_sequence_length=True,
+                                                name="node"), name="post")
+    data = {"x": normal(0, (4, 2, 3)), "len": np.array([2.9999, 1.9999], np.float32)}
+    c = check_graph(sym, data, {}, on_trt=["pre", "len_relu", "node", "post"], engines=1, precision="fp16",
+                    rtol=RTOL["fp16"])
+    reasons = {r[0]: r[3] for r in c.report.rows}
+    assert "runs in float32" in reasons["len_relu"] and "runs in float32" in reasons["node"], reasons
+
+
 # ---- aliases and registry coverage ---------------------------------------------------------------------------------
 
 
@@ -781,7 +985,7 @@ def test_reverse(precision, case, op, place):
 
 # Inputs and required attributes to build each op with (harness.check_alias_entry builds ops without attributes).
 ALIAS_ARGS: dict[str, tuple[int, dict[str, Any]]] = {
-    "Concat": (2, {}), "concat": (2, {}), "stack": (2, {}), "slice_like": (2, {}),
+    "Concat": (2, {}), "concat": (2, {}), "stack": (2, {}), "slice_like": (2, {}), "reshape_like": (2, {}),
     "expand_dims": (1, {"axis": 0}), "tile": (1, {"reps": (1,)}), "repeat": (1, {"repeats": 1}),
     "SliceChannel": (1, {"num_outputs": 1}), "split": (1, {"num_outputs": 1}),
     "slice": (1, {"begin": (0,), "end": (1,)}), "crop": (1, {"begin": (0,), "end": (1,)}),
@@ -829,8 +1033,11 @@ PROPERTY_TESTS = {
     "Pad": test_pad, "pad": test_pad,
     "Cast": test_cast, "cast": test_cast,
     "zeros_like": test_fill_like, "ones_like": test_fill_like,
-    "shape_array": test_shape_array, "size_array": test_shape_array,
     "reverse": test_reverse, "flip": test_reverse,
+    "reshape_like": test_reshape_like,
+    "SwapAxis": test_swap_axis, "swapaxes": test_swap_axis,
+    "Crop": test_crop,
+    "SequenceReverse": test_sequence_reverse,
 }
 
 
