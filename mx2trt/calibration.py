@@ -509,7 +509,7 @@ def calibrate(
     params = inputs.params(sym, params)
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
-    folded = fold_constants(sym, params, shapes)
+    folded = fold_constants(sym, params, shapes, dtypes)
     graph = Graph.from_symbol(folded.symbol, folded.params, shapes, dtypes, folded.json)
     targets = _targets(graph, registry)
     runner = _Runner(graph, folded.symbol, folded.params, targets)

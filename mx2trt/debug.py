@@ -432,7 +432,7 @@ def compare(
                     build_engines=False, cache=False, progress=False, registry=registry, **quantization)
     part, graph = c.partition, c.partition.graph
     c.engines.clear()  # their reference programs are not needed: the networks are defined again, one at a time
-    folded = fold_constants(sym, params, shapes)  # the values of the folded graph's new parameters
+    folded = fold_constants(sym, params, shapes, dtypes)  # the values of the folded graph's new parameters
     if folded.json["nodes"] != graph.json["nodes"]:
         raise Mx2TrtError("internal: folding the model again gave another graph")
     reference = _mxnet_values(graph, folded.params, data)

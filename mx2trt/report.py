@@ -74,7 +74,7 @@ class Report:
     partition_s: float = 0.0
     # seconds per phase of convert: fold, graph, partition, define, key, build, reference_program, rewrite, total
     timings: dict[str, float] = field(default_factory=dict)
-    folded: list[str] = field(default_factory=list)  # op nodes computed from parameters alone, evaluated once
+    folded: list[str] = field(default_factory=list)  # op nodes computed from parameters or shapes alone, evaluated once
 
     def row(self, node: str) -> Row:
         """The row of the op node named `node` (the first, where MXNet names several alike)."""
@@ -105,7 +105,7 @@ class Report:
             f"{len(self.engines)} engine(s); {self.nodes_trt}/{self.nodes_total} op nodes in TensorRT "
             f"({100 * self.node_coverage:.1f}%), "
             + (f"{100 * self.mac_coverage:.1f}% of multiply-accumulates" if self.macs_total else "no multiply-accumulates")
-            + (f"; {len(self.folded)} node(s) computed from parameters alone folded into constants" if self.folded else "")
+            + (f"; {len(self.folded)} node(s) computed from parameters or shapes alone folded into constants" if self.folded else "")
             + "".join(f"; {n} node(s) quantized to {dt}" for dt, n in sorted(self.quantized().items()))
             + (f"; {len(self.float32_islands())} node(s) in float32 inside reduced-precision engines: "
                f"{_names(self.float32_islands())}" if self.float32_islands() else "")

@@ -70,3 +70,52 @@ def test_folded_constants_declare_shape_and_dtype_so_the_result_binds_with_data_
         ex.arg_dict[k][:] = v
     got = ex.forward(data=mx.nd.array(x))[0].asnumpy()
     np.testing.assert_array_equal(got, np.concatenate([np.full((6, 1), 3.0, np.float32), np.maximum(x[:, :4], 0)], 1))
+
+
+def box_clipping():
+    """gluoncv's BBoxClipToImage: the image's (w, h) from shape_array -> slice_axis -> reverse -> tile, cast to float
+    and used as the upper bound of data-dependent boxes."""
+    data = mx.sym.var("data")
+    feat = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), name="conv")
+    wh = mx.sym.reverse(mx.sym.slice_axis(mx.sym.shape_array(data, name="shape"), axis=0, begin=2, end=4, name="hw"),
+                        axis=0, name="wh")
+    bound = mx.sym.Cast(mx.sym.tile(wh, reps=(2,), name="whwh"), dtype="float32", name="bound")
+    boxes = mx.sym.reshape(mx.sym.relu(feat, name="r") * 10, shape=(0, -1, 4), name="boxes")
+    clipped = mx.sym.broadcast_minimum(boxes, mx.sym.reshape(bound, shape=(1, 1, 4), name="bound4"), name="clip")
+    params = {"conv_weight": RNG.standard_normal((4, 3, 3, 3)).astype(np.float32),
+              "conv_bias": RNG.standard_normal(4).astype(np.float32)}
+    return clipped, params
+
+
+def test_shape_only_chains_are_folded_and_the_rest_is_one_engine():
+    sym, params = box_clipping()
+    c = check_graph(sym, {"data": RNG.standard_normal((2, 3, 7, 9)).astype(np.float32)}, params,
+                    on_trt=["conv", "r", "clip"], engines=1)
+    assert set(c.report.folded) == {"shape", "hw", "wh", "whwh", "bound", "bound4"}, c.report.folded
+    (name,) = [k for k in fold_constants(sym, params, {"data": (2, 3, 7, 9)}).params if k.endswith("_folded")]
+    assert fold_constants(sym, params, {"data": (2, 3, 7, 9)}).params[name].asnumpy().ravel().tolist() == \
+        [9, 7, 9, 7]
+
+
+def test_a_shape_only_op_reads_a_computed_tensor_without_computing_it():
+    """shape_array of a conv output: the conv is not evaluated (its input is a zeros placeholder of its shape and
+    dtype), and size_array of an int32 data input folds as well."""
+    data, idx = mx.sym.var("data"), mx.sym.var("idx", dtype="int32")
+    conv = mx.sym.Convolution(data, num_filter=5, kernel=(1, 1), name="conv")
+    n = mx.sym.Cast(mx.sym.size_array(idx, name="n"), dtype="float32", name="nf")
+    y = mx.sym.broadcast_add(mx.sym.Cast(mx.sym.shape_array(conv, name="s"), dtype="float32", name="sf"), n,
+                             name="y")
+    params = {"conv_weight": np.full((5, 3, 1, 1), np.nan, np.float32), "conv_bias": np.zeros(5, np.float32)}
+    f = fold_constants(y, params, {"data": (1, 3, 4, 6), "idx": (2, 3)}, {"idx": np.int32})
+    assert set(f.nodes) == {"s", "sf", "n", "nf", "y"}
+    (value,) = [v for k, v in f.params.items() if k.endswith("_folded")]
+    assert value.asnumpy().tolist() == [7, 11, 10, 12]  # (1, 5, 4, 6) + 6, with no NaN from the conv
+
+
+def test_values_of_data_are_never_folded():
+    """Only shapes make a shape-only op constant: what reads data values next to it stays."""
+    data = mx.sym.var("data")
+    y = mx.sym.broadcast_add(mx.sym.Cast(mx.sym.shape_array(data, name="s"), dtype="float32", name="sf"),
+                             mx.sym.sum(data, axis=(1, 2), name="total"), name="y")
+    f = fold_constants(y, {}, {"data": (3, 2, 2)})
+    assert set(f.nodes) == {"s", "sf"}
