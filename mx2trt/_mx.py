@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,17 @@ if "bool" not in np.__dict__:
 
 import mxnet as mx  # noqa: E402
 
-__all__ = ["mx"]
+__all__ = ["mx", "gluoncv"]
+
+
+def gluoncv() -> Any:
+    """gluoncv (0.11), imported after the numpy aliases it still reads (np.float, np.int: removed in numpy 1.24)."""
+    for name, alias in (("float", float), ("int", int)):
+        if name not in np.__dict__:
+            setattr(np, name, alias)
+    import gluoncv as gcv
+
+    return gcv
 
 
 def canonical_op(op: str) -> str:

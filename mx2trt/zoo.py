@@ -2,12 +2,13 @@
 BERT-base-shaped encoder written with `mx.sym`."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._mx import mx
+from ._mx import gluoncv, mx
 
 # Every model `gluon.model_zoo.vision.get_model(name, pretrained=False)` builds offline.
 VISION_MODELS = (
@@ -239,6 +240,103 @@ def gluonnlp_bert_inputs(shapes: dict, seed: int = 1) -> dict[str, np.ndarray]:
     return {"data0": rng.integers(0, 1000, (b, t)).astype(np.float32),
             "data1": rng.integers(0, 2, (b, t)).astype(np.float32),
             "data2": rng.integers(t // 2, t + 1, b).astype(np.float32)}
+
+
+# gluoncv 0.11 models, one or more per family: name -> (family, input shape, get_model kwargs). The inputs are the
+# smallest each accepts (segmentation models fix their pooling sizes from crop_size/height/width; Mask-RCNN's RPN
+# keeps 1000 proposals, so it needs more than 1000 anchors).
+_SEG = lambda s: {"crop_size": s, "base_size": s, "height": s, "width": s}  # noqa: E731
+_RCNN = {"proposals": (256, 32)}  # RPN: the best 256 anchors, 32 proposals after NMS (gluoncv: 6000, 300/1000)
+GLUONCV_MODELS: dict[str, tuple[str, tuple[int, ...], dict[str, Any]]] = {
+    "resnet18_v1b": ("ResNet v1b", (1, 3, 64, 64), {}),
+    "resnet50_v1c": ("ResNet v1c", (1, 3, 64, 64), {}),
+    "resnet50_v1d": ("ResNet v1d", (1, 3, 64, 64), {}),
+    "resnet50_v1s": ("ResNet v1s", (1, 3, 64, 64), {}),
+    "resnext50_32x4d": ("ResNeXt", (1, 3, 64, 64), {}),
+    "se_resnext50_32x4d": ("SE-ResNeXt", (1, 3, 64, 64), {}),
+    "resnest14": ("ResNeSt", (1, 3, 64, 64), {}),
+    "mobilenetv3_small": ("MobileNetV3", (1, 3, 64, 64), {}),
+    "shufflenet_v1": ("ShuffleNet v1", (1, 3, 64, 64), {}),
+    "shufflenet_v2": ("ShuffleNet v2", (1, 3, 64, 64), {}),
+    "xception": ("Xception", (1, 3, 96, 96), {}),
+    "dla34": ("DLA", (1, 3, 64, 64), {}),
+    "hrnet_w18_small_v1_c": ("HRNet", (1, 3, 64, 64), {}),
+    "nasnet_4_1056": ("NASNet", (1, 3, 224, 224), {}),
+    "residualattentionnet56": ("ResidualAttention", (1, 3, 224, 224), {}),
+    "cifar_resnet20_v1": ("CIFAR", (1, 3, 32, 32), {}),
+    "ssd_300_vgg16_atrous_voc": ("SSD (VGG)", (1, 3, 300, 300), {}),
+    "ssd_512_mobilenet1.0_voc": ("SSD (MobileNet)", (1, 3, 128, 128), {}),
+    "yolo3_mobilenet1.0_voc": ("YOLOv3", (1, 3, 128, 128), {}),
+    "center_net_resnet18_v1b_voc": ("CenterNet", (1, 3, 128, 128), {}),
+    "faster_rcnn_resnet50_v1b_voc": ("Faster-RCNN", (1, 3, 128, 128), _RCNN),
+    "faster_rcnn_fpn_resnet50_v1b_coco": ("Faster-RCNN FPN", (1, 3, 128, 128), _RCNN),
+    "mask_rcnn_resnet18_v1b_coco": ("Mask-RCNN", (1, 3, 160, 160), _RCNN),
+    "fcn_resnet50_voc": ("FCN", (1, 3, 64, 64), {}),
+    "psp_resnet101_voc": ("PSPNet", (1, 3, 120, 120), _SEG(120)),
+    "deeplab_resnet50_citys": ("DeepLab v3", (1, 3, 64, 64), {}),
+    "deeplab_v3b_plus_wideresnet_citys": ("DeepLab v3b+", (1, 3, 64, 64), _SEG(64)),
+    "icnet_resnet50_citys": ("ICNet", (1, 3, 96, 96), _SEG(96)),
+    "fastscnn_citys": ("FastSCNN", (1, 3, 128, 128), _SEG(128)),
+    "danet_resnet50_citys": ("DANet", (1, 3, 64, 64), {}),
+    "simple_pose_resnet18_v1b": ("SimplePose", (1, 3, 64, 64), {}),
+    "mobile_pose_mobilenetv3_small": ("MobilePose", (1, 3, 64, 64), {}),
+    "alpha_pose_resnet101_v1b_coco": ("AlphaPose", (1, 3, 64, 64), {}),
+    "c3d_kinetics400": ("C3D", (1, 3, 16, 112, 112), {}),
+    "i3d_resnet50_v1_kinetics400": ("I3D", (1, 3, 8, 64, 64), {}),
+    "r2plus1d_resnet18_kinetics400": ("R(2+1)D", (1, 3, 8, 64, 64), {}),
+    "p3d_resnet50_kinetics400": ("P3D", (1, 3, 16, 64, 64), {}),
+    "slowfast_4x16_resnet50_kinetics400": ("SlowFast", (1, 3, 36, 64, 64), {}),
+    "monodepth2_resnet18_kitti_stereo_640x192": ("Monodepth2", (1, 3, 64, 64), {}),
+}
+
+
+# Parameters scaled down (a regular expression over the name without the model's prefix -> factor). Random He weights
+# saturate CenterNet's heatmap sigmoid at exactly 1.0, where its top-k of tied scores has no defined order (MXNet's
+# is its sort's, not the index's); random BatchNorm gains (up to 2.1 with the running variance) compound through
+# Xception's and NASNet's depth to activations past fp16's range in MXNet's fp32 itself.
+GLUONCV_SCALED: dict[str, dict[str, float]] = {
+    "center_net_resnet18_v1b_voc": {"conv1_weight": 0.05},
+    "mask_rcnn_resnet18_v1b_coco": {"dense0_weight": 0.02},  # class scores, sorted by argsort
+    "faster_rcnn_fpn_resnet50_v1b_coco": {"dense0_weight": 0.02},
+    "xception": {".*gamma": 0.6},
+    "nasnet_4_1056": {".*gamma": 0.6},
+    "psp_resnet101_voc": {".*gamma": 0.6},
+    "alpha_pose_resnet101_v1b_coco": {".*gamma": 0.6},
+    "ssd_300_vgg16_atrous_voc": {"vggatrousextractor0_init_scale": 1 / 255},  # 0-255 pixels without BatchNorm
+}
+
+
+def gluoncv_model(name: str, shape: tuple[int, ...], seed: int = 0, **kwargs: Any) -> tuple[Any, dict, dict]:
+    """(symbol, params as NDArrays, {"data": shape}) of gluoncv's model `name`, built offline (no pretrained
+    weights) with He-normal weights and random BatchNorm statistics; constant parameters (YOLO's anchors and
+    offsets...) keep gluoncv's values. `kwargs` go to get_model (segmentation models take crop_size, height...),
+    except `proposals`."""
+    zoo = gluoncv().model_zoo
+    proposals = kwargs.pop("proposals", None)  # (pre-NMS, post-NMS) RPN proposals of an R-CNN
+    mx.random.seed(seed)
+    try:
+        net = zoo.get_model(name, pretrained=False, pretrained_base=False, **kwargs)
+    except TypeError as exc:  # classification models have no backbone to leave untrained
+        if "pretrained_base" not in str(exc):
+            raise
+        net = zoo.get_model(name, pretrained=False, **kwargs)
+    if proposals is not None:  # the model functions fix these arguments: set what __init__ derived from them
+        net.rpn._test_pre_nms, net.rpn._test_post_nms = proposals
+        net._rpn_test_post_nms = proposals[1]
+        if hasattr(net, "_rcnn_max_dets"):
+            net._rcnn_max_dets = min(net._rcnn_max_dets, *proposals)
+    net.initialize()
+    net(mx.nd.zeros(shape))  # finishes Gluon's deferred initialisation
+    out = net(mx.sym.var("data"))
+    sym = out if isinstance(out, mx.sym.Symbol) else mx.sym.Group(list(out))
+    used = set(sym.list_arguments()) | set(sym.list_auxiliary_states())
+    const = {p.name: p.data().asnumpy() for p in net.collect_params().values() if p.name in used
+             and p.grad_req == "null" and not p.name.endswith(("running_mean", "running_var"))}
+    params = _random_params(sym, {"data": shape}, np.random.default_rng(seed), const)
+    for pattern, factor in GLUONCV_SCALED.get(name, {}).items():
+        for k in [k for k in params if re.fullmatch(pattern, k.split("_", 1)[-1])]:
+            params[k] = params[k] * factor
+    return sym, params, {"data": tuple(shape)}
 
 
 def get(name: str, batch: int = 1, size: int | None = None, seed: int = 0) -> tuple[Any, dict, dict]:
