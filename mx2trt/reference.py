@@ -202,15 +202,24 @@ def _layer_fn(layer: Any) -> tuple[str, str, Callable, list, list]:
 
 def _topological_layers(network: Any) -> list[Any]:
     """Layers so that each comes after the producers of its inputs (insertion order is not always that:
-    `set_input` may wire in a layer created later)."""
+    `set_input` may wire in a layer created later); a recurrence's back edge is no dependency."""
     layers = [network.get_layer(i) for i in range(network.num_layers)]
-    producer = {}
-    for i, layer in enumerate(layers):
-        for j in range(layer.num_outputs):
-            producer[layer.get_output(j)] = i
+    producer = {layer.get_output(j): i for i, layer in enumerate(layers) for j in range(layer.num_outputs)}
+
+    def deps(i: int) -> list[int | None]:
+        return [None if reference_loop.back_edge(layers[i], j) else producer.get(layers[i].get_input(j))
+                for j in range(layers[i].num_inputs)]
+
+    order = depth_first(len(layers), deps, lambda i: f"layer '{layers[i].name}' is part of a cycle")
+    return [layers[i] for i in order]
+
+
+def depth_first(count: int, deps: Callable[[int], Sequence[int | None]], cycle: Callable[[int], str]) -> list[int]:
+    """0..count-1 ordered so that each comes after its `deps` (None entries ignored); `cycle(i)` words the error
+    when i depends on itself."""
     order: list[int] = []
-    state = [0] * len(layers)  # 0 new, 1 on the stack, 2 done
-    for root in range(len(layers)):
+    state = [0] * count  # 0 new, 1 on the stack, 2 done
+    for root in range(count):
         stack = [(root, False)]
         while stack:
             i, expanded = stack.pop()
@@ -222,14 +231,12 @@ def _topological_layers(network: Any) -> list[Any]:
                 continue
             state[i] = 1
             stack.append((i, True))
-            for j in range(layers[i].num_inputs):
-                t = None if reference_loop.back_edge(layers[i], j) else layers[i].get_input(j)
-                p = producer.get(t) if t is not None else None
+            for p in deps(i):
                 if p is not None and state[p] == 0:
                     stack.append((p, False))
                 elif p is not None and state[p] == 1:
-                    raise UnsupportedLayerError(f"layer '{layers[i].name}' is part of a cycle")
-    return [layers[i] for i in order]
+                    raise UnsupportedLayerError(cycle(i))
+    return order
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------

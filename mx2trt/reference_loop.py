@@ -20,7 +20,7 @@ import numpy as np
 
 from ._trt import downcast, layer_type, np_dtype, trt
 from .errors import Mx2TrtError
-from .reference import LT, UnsupportedLayerError, _store
+from .reference import LT, UnsupportedLayerError, _store, depth_first
 
 BOUNDARY = {LT.TRIP_LIMIT, LT.RECURRENCE, LT.ITERATOR, LT.LOOP_OUTPUT}
 KINDS = frozenset(k.name for k in BOUNDARY)
@@ -189,25 +189,11 @@ def _ordered(items: list) -> list:
         return [layer.get_output(j) for layer in layers for j in range(layer.num_outputs)]
 
     producer = {t: k for k, item in enumerate(items) for t in made(item)}
-    order: list[int] = []
-    state = [0] * len(items)  # 0 new, 1 on the stack, 2 done
-    for root in range(len(items)):
-        stack = [(root, False)]
-        while stack:
-            k, expanded = stack.pop()
-            if expanded:
-                state[k] = 2
-                order.append(k)
-                continue
-            if state[k]:
-                continue
-            state[k] = 1
-            stack.append((k, True))
-            for t in reads(items[k]):
-                p = producer.get(t) if t is not None else None
-                if p is not None and state[p] == 0:
-                    stack.append((p, False))
-                elif p is not None and state[p] == 1:
-                    what = f"loop '{items[k].name}'" if isinstance(items[k], Loop) else f"layer '{items[k].name}'"
-                    raise UnsupportedLayerError(f"{what} is part of a cycle outside a loop's recurrences")
+
+    def cycle(k: int) -> str:
+        what = f"loop '{items[k].name}'" if isinstance(items[k], Loop) else f"layer '{items[k].name}'"
+        return f"{what} is part of a cycle outside a loop's recurrences"
+
+    order = depth_first(len(items), lambda k: [producer.get(t) if t is not None else None for t in reads(items[k])],
+                        cycle)
     return [items[k] for k in order]

@@ -94,16 +94,21 @@ def check_placement(name, c):
     assert rep.mac_coverage == 1.0
 
 
+def converted(name, precision):
+    """(sym, params, shapes, data, MXNet's outputs, the optimized model's), the placement checked."""
+    sym, params, shapes, data = model(name)
+    want = run_symbol(sym, {**data, **params})
+    c = convert(sym, params, shapes, precision)
+    check_placement(name, c)
+    return sym, params, shapes, data, want, outputs(c, data)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_fp32_one_engine_matches_mxnet(name):
     if name in MISMATCH:
         pytest.xfail(MISMATCH[name])
-    sym, params, shapes, data = model(name)
-    want = run_symbol(sym, {**data, **params})
-    c = convert(sym, params, shapes, "fp32")
-    check_placement(name, c)
-    got = outputs(c, data)
+    _, _, _, _, want, got = converted(name, "fp32")
     for k, (g, w) in enumerate(zip(got, want)):
         assert g.shape == w.shape and g.dtype == w.dtype, (k, g.shape, w.shape, g.dtype, w.dtype)
         assert_close(g, w, FP32_RTOL, f"{name} output {k}")
@@ -112,11 +117,7 @@ def test_fp32_one_engine_matches_mxnet(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_fp16_finite_and_within_tolerance(name):
-    sym, params, shapes, data = model(name)
-    want = run_symbol(sym, {**data, **params})
-    c = convert(sym, params, shapes, "fp16")
-    check_placement(name, c)
-    got = outputs(c, data)
+    sym, params, shapes, data, want, got = converted(name, "fp16")
     for k, (g, w) in enumerate(zip(got, want)):
         assert np.isfinite(g[np.isfinite(w)]).all(), f"{name} output {k}: inf/NaN in fp16 where fp32 is finite"
     if name in FP16_FINITE_ONLY:
