@@ -273,7 +273,7 @@ GLUONCV_MODELS: dict[str, tuple[str, tuple[int, ...], dict[str, Any]]] = {
     "mask_rcnn_resnet18_v1b_coco": ("Mask-RCNN", (1, 3, 160, 160), _RCNN),
     "fcn_resnet50_voc": ("FCN", (1, 3, 64, 64), {}),
     "psp_resnet101_voc": ("PSPNet", (1, 3, 120, 120), _SEG(120)),
-    "deeplab_resnet50_citys": ("DeepLab v3", (1, 3, 64, 64), {}),
+    "deeplab_resnet50_citys": ("DeepLab v3", (1, 3, 64, 64), _SEG(64)),
     "deeplab_v3b_plus_wideresnet_citys": ("DeepLab v3b+", (1, 3, 64, 64), _SEG(64)),
     "icnet_resnet50_citys": ("ICNet", (1, 3, 96, 96), _SEG(96)),
     "fastscnn_citys": ("FastSCNN", (1, 3, 128, 128), _SEG(128)),
