@@ -224,7 +224,7 @@ def convert_pooling(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
 
 @schema
 class AdaptiveAvgPoolingAttrs:
-    output_size: Optional[tuple[int, ...]] = None  # (), None: 1; one int: square; MXNet's output shape says which
+    output_size: tuple[int, ...] = ()  # (): 1; one int: square; MXNet's output shape says which
 
 
 def _adaptive_ok(node: OpNode) -> str | None:

@@ -20,8 +20,6 @@ from mx2trt._mx import mx
 from harness import assert_close, check_graph, run_symbol
 
 FP16_RTOL = 5e-3
-NMS = "no converter for op '_contrib_box_nms'"  # NMS: data-dependent output count and greedy suppression
-DATA_ONLY = "subgraph holds no compute (only data movement)"  # slices of the NMS output: nothing to accelerate
 
 
 def _inputs(shapes: dict, params: dict) -> tuple[dict, dict]:
@@ -84,14 +82,13 @@ def _match_detections(got: list, want: list, tol: float) -> float:
 
 # ---- SSD ------------------------------------------------------------------------------------------------------------
 
-SSD_MXNET = {"ssd_nms": NMS, "ssd_post_nms": DATA_ONLY, "ssd_out_ids": DATA_ONLY, "ssd_out_scores": DATA_ONLY,
-             "ssd_out_bboxes": DATA_ONLY}
+SSD_MXNET: dict[str, str] = {}  # box_nms and the slices of its output convert too (converters/nms.py)
 
 
-def test_ssd_fp32_one_engine_up_to_nms():
+def test_ssd_fp32_one_engine_with_nms():
     """Backbone, class/box predictors, transpose/flatten/concat, softmax, box decoding against sliced constant
-    anchors, the where-threshold and the pre-NMS topk + batch gather: one engine. box_nms and the slices of its
-    output stay in MXNet."""
+    anchors, the where-threshold, the pre-NMS topk + batch gather, box_nms and the slices of its output: one
+    engine."""
     sym, params, shapes = zoo.ssd(batch=2)
     data, prm = _inputs(shapes, params)
     c = check_graph(sym, data, prm, rtol=1e-5, on_trt=["ssd_softmax", "ssd_ids_thresh", "ssd_topk", "ssd_gather"])
@@ -100,10 +97,10 @@ def test_ssd_fp32_one_engine_up_to_nms():
     assert not c.params, "every weight and anchor is inside the engine"
 
 
-def test_ssd_with_multibox_prior_one_engine_up_to_nms():
+def test_ssd_with_multibox_prior_one_engine_with_nms():
     """MXNet's example SSD computes anchors with `_contrib_MultiBoxPrior` on each feature map. They depend on the map's
     shape alone, so each becomes a constant inside the one engine (it reads nothing from the backbone): the backbone,
-    predictors, anchors and decoding stay together, and only box_nms and its slices are left in MXNet."""
+    predictors, anchors, decoding and box_nms stay together."""
     sym, params, shapes = zoo.ssd(batch=2, anchors="prior")
     data, prm = _inputs(shapes, params)
     c = check_graph(sym, data, prm, rtol=1e-5, on_trt=[f"ssd_prior{i}" for i in range(3)] + ["ssd_prior_center"])
@@ -126,13 +123,13 @@ def test_ssd_fp16_with_more_rows_than_fp16_indices_runs_them_in_float32():
 
 # ---- YOLOv3 ---------------------------------------------------------------------------------------------------------
 
-YOLO_MXNET = {"yolo_nms": NMS, "yolo_post_nms": DATA_ONLY, "yolo_out_ids": DATA_ONLY, "yolo_out_scores": DATA_ONLY,
-              "yolo_out_bboxes": DATA_ONLY}
+YOLO_MXNET: dict[str, str] = {}
 
 
-def test_yolo3_fp32_one_engine_up_to_nms():
+def test_yolo3_fp32_one_engine_with_nms():
     """LeakyReLU conv blocks, nearest UpSampling + Concat routes, 5-D reshape/transpose/tile decoding with sigmoid and
-    exp on slices and broadcast grid offsets: one engine. The per-class id ramps (arange + reshape) are folded."""
+    exp on slices and broadcast grid offsets, box_nms: one engine. The per-class id ramps (arange + reshape) are
+    folded."""
     sym, params, shapes = zoo.yolo3(batch=2)
     data, prm = _inputs(shapes, params)
     c = check_graph(sym, data, prm, rtol=1e-5,
