@@ -125,7 +125,7 @@ def test_norms_stay_finite_without_islands(op):
     assert len(c.engines) == 1 and not any("float32" in r.reason for r in c.report.rows)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        assert_close(run(c, data), run_symbol(sym, data)[0], 2e-3, op)
+        assert_close(run(c, data), run_symbol(sym, data)[0], 5e-3, op)  # fp16 outputs: LayerNorm measures 1.9e-3
 
 
 def test_bf16_engines_are_not_guarded_but_take_user_islands():
