@@ -98,7 +98,10 @@ def check_placement(name, c):
 
 
 def converted(name, precision):
-    """(sym, params, shapes, data, MXNet's outputs, the optimized model's), the placement checked."""
+    """(sym, params, shapes, data, MXNet's outputs, the optimized model's), the placement checked; a known mismatch
+    (MISMATCH) is an expected failure."""
+    if (name, precision) in MISMATCH:
+        pytest.xfail(MISMATCH[name, precision])
     sym, params, shapes, data = model(name)
     want = run_symbol(sym, {**data, **params})
     c = convert(sym, params, shapes, precision)
@@ -109,8 +112,6 @@ def converted(name, precision):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_fp32_one_engine_matches_mxnet(name):
-    if (name, "fp32") in MISMATCH:
-        pytest.xfail(MISMATCH[name, "fp32"])
     _, _, _, _, want, got = converted(name, "fp32")
     for k, (g, w) in enumerate(zip(got, want)):
         assert g.shape == w.shape and g.dtype == w.dtype, (k, g.shape, w.shape, g.dtype, w.dtype)
@@ -120,8 +121,6 @@ def test_fp32_one_engine_matches_mxnet(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_fp16_finite_and_within_tolerance(name):
-    if (name, "fp16") in MISMATCH:
-        pytest.xfail(MISMATCH[name, "fp16"])
     sym, params, shapes, data, want, got = converted(name, "fp16")
     for k, (g, w) in enumerate(zip(got, want)):
         assert np.isfinite(g[np.isfinite(w)]).all(), f"{name} output {k}: inf/NaN in fp16 where fp32 is finite"
