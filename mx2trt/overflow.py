@@ -9,27 +9,27 @@ from .graph import Graph, Node
 
 SOFTMAXES = frozenset({"softmax", "log_softmax", "softmin", "SoftmaxActivation"})
 MATMULS = frozenset({"batch_dot", "dot", "_contrib_interleaved_matmul_selfatt_qk", "_linalg_gemm2"})
-# Ops between a matmul and its softmax that scale, mask or move the energies (followed backwards through any input).
-_BETWEEN = frozenset({
-    "_mul_scalar", "_div_scalar", "_plus_scalar", "_minus_scalar", "_contrib_div_sqrt_dim", "elemwise_add",
-    "elemwise_sub", "elemwise_mul", "elemwise_div", "broadcast_add", "broadcast_sub", "broadcast_mul", "broadcast_div",
-    "_add", "_plus", "_sub", "_minus", "_mul", "_div", "where", "SequenceMask", "Reshape", "transpose", "expand_dims",
-    "squeeze", "SwapAxis", "broadcast_like", "broadcast_to", "broadcast_axis",
-    "max", "min", "sum", "mean", "max_axis", "min_axis", "sum_axis",  # DANet: broadcast_like(max(e), e) - e
+# Arithmetic and data movement that carry a value on unchanged in range: followed by both patterns below.
+_CARRY = frozenset({
+    "elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div", "broadcast_add", "broadcast_sub", "broadcast_mul",
+    "broadcast_div", "_add", "_plus", "_sub", "_minus", "_mul", "_div", "_plus_scalar", "_minus_scalar",
+    "_mul_scalar", "_div_scalar", "where", "Reshape", "transpose", "expand_dims", "squeeze", "SwapAxis",
+    "broadcast_like", "broadcast_to", "broadcast_axis",
 })
+# Ops between a matmul and its softmax that scale, mask or move the energies (followed backwards through any input).
+_BETWEEN = _CARRY | {
+    "_contrib_div_sqrt_dim", "SequenceMask",
+    "max", "min", "sum", "mean", "max_axis", "min_axis", "sum_axis",  # DANet: broadcast_like(max(e), e) - e
+}
 EXPS = frozenset({"exp", "_contrib_box_decode"})
 # Ops of box decoding after the exp of the size offsets, followed downstream to the outputs: arithmetic with anchors,
 # data movement, and the NMS that reads the boxes (a box exp(offset) * anchor may be beyond fp16 even where the
 # offsets are not: gluoncv's SSD with random weights decodes boxes of 6e24).
-_DECODING = frozenset({
-    "elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div", "broadcast_add", "broadcast_sub", "broadcast_mul",
-    "broadcast_div", "broadcast_maximum", "broadcast_minimum", "_add", "_plus", "_sub", "_minus", "_mul", "_div",
-    "_maximum", "_minimum", "_plus_scalar", "_minus_scalar", "_rminus_scalar", "_mul_scalar", "_div_scalar",
-    "_maximum_scalar", "_minimum_scalar", "negative", "clip", "where", "Concat", "Reshape", "transpose",
-    "expand_dims", "squeeze", "slice", "slice_axis", "slice_like", "SliceChannel", "stack", "Flatten", "tile",
-    "broadcast_to", "broadcast_like", "broadcast_axis", "SwapAxis", "_copy", "identity", "BlockGrad",
-    "_contrib_box_decode", "_contrib_box_nms",
-})
+_DECODING = _CARRY | {
+    "broadcast_maximum", "broadcast_minimum", "_maximum", "_minimum", "_rminus_scalar", "_maximum_scalar",
+    "_minimum_scalar", "negative", "clip", "Concat", "slice", "slice_axis", "slice_like", "SliceChannel", "stack",
+    "Flatten", "tile", "_copy", "identity", "BlockGrad", "_contrib_box_decode", "_contrib_box_nms",
+}
 _MAX_DEPTH = 8  # ops between a matmul and its softmax that are still followed
 
 
