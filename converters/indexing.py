@@ -187,12 +187,7 @@ def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     """topk -> ITopKLayer (MAX, or MIN if is_ascend); indices cast to float; mask: indices == arange + IReduceLayer."""
     a = node.attrs
     axis, size, k = _topk_geometry(node)
-    x = ctx.tensor(inputs[0])
-    if a.axis is None or len(x.shape) == 1:  # TensorRT sorts along an axis of a tensor of rank >= 2
-        x, axis = ctx.reshape(x, (1, size)), 1
-    op = trt.TopKOperation.MIN if a.is_ascend else trt.TopKOperation.MAX
-    layer = ctx.net.add_topk(x, op, k, 1 << axis)
-    values, idx = layer.get_output(0), layer.get_output(1)
+    values, idx, axis = _sort(ctx, inputs[0], a.axis is None, axis, size, k, a.is_ascend)
     if a.ret_typ == "mask":  # one_hot of the k indices, folded over k: 1 where an element was selected
         shape = tuple(idx.shape)
         rank = len(shape)
@@ -207,6 +202,17 @@ def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
         indices = _float_indices(ctx, idx, size)
         outs = [values, indices] if a.ret_typ == "both" else [indices]
     return [_as_shape(ctx, t, o.shape) for t, o in zip(outs, node.outputs)]
+
+
+def _sort(ctx: ConversionContext, x: Any, flat: bool, axis: int, size: int, k: int,
+          ascend: bool) -> tuple[Any, Any, int]:
+    """(values, int32 indices, the axis sorted along in them) of the k smallest (ascend) or largest along `axis`
+    (`flat`: of the flattened input, as (1, size)), by one ITopKLayer."""
+    x = ctx.tensor(x)
+    if flat or len(x.shape) == 1:  # TensorRT sorts along an axis of a tensor of rank >= 2
+        x, axis = ctx.reshape(x, (1, size)), 1
+    layer = ctx.net.add_topk(x, trt.TopKOperation.MIN if ascend else trt.TopKOperation.MAX, k, 1 << axis)
+    return layer.get_output(0), layer.get_output(1), axis
 
 
 def _float_indices(ctx: ConversionContext, idx: Any, size: int) -> Any:
@@ -246,9 +252,5 @@ def _argsort_ok(node: OpNode) -> str | None:
 def convert_argsort(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """argsort -> ITopKLayer over the whole axis (MIN if is_ascend, else MAX); its indices cast to float."""
     axis, size = _argsort_geometry(node)
-    x = ctx.tensor(inputs[0])
-    if node.attrs.axis is None or len(x.shape) == 1:  # TensorRT sorts along an axis of a tensor of rank >= 2
-        x, axis = ctx.reshape(x, (1, size)), 1
-    op = trt.TopKOperation.MIN if node.attrs.is_ascend else trt.TopKOperation.MAX
-    idx = ctx.net.add_topk(x, op, size, 1 << axis).get_output(1)
+    _, idx, _ = _sort(ctx, inputs[0], node.attrs.axis is None, axis, size, size, node.attrs.is_ascend)
     return [_as_shape(ctx, _float_indices(ctx, idx, size), node.outputs[0].shape)]
