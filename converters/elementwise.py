@@ -11,7 +11,7 @@ from mx2trt import layers
 from mx2trt._trt import np_dtype, trt
 from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
-from mx2trt.registry import DATA_DTYPES, INT32, OpNode, converter
+from mx2trt.registry import DATA_DTYPES, INT_DTYPES, OpNode, converter
 
 EW = trt.ElementWiseOperation
 
@@ -28,19 +28,55 @@ _BINARY = {
 
 
 def _int_arith_ok(node: OpNode) -> str | None:
-    """int32 operands only for +, -, *, max and min (MXNet's integer division truncates and its integer power is
-    exact; neither is checked against TensorRT's integer kernels)."""
-    if node.inputs[0].dtype == INT32:
+    """Integer operands for everything but power (MXNet's integer power is exact; TensorRT's integer POW is not
+    checked against it)."""
+    if node.inputs[0].dtype in INT_DTYPES:
         op = _BINARY[node.op] if node.op in _BINARY else _SCALAR[node.op][0]
-        if op in (EW.DIV, EW.POW):
-            return f"{node.where()}: int32 {'division' if op == EW.DIV else 'power'} is not supported"
+        if op == EW.POW:
+            return f"{node.where()}: {node.inputs[0].dtype.name} power is not supported"
     return None
+
+
+def _divisor(ctx: ConversionContext, b: Any) -> Any:
+    """An integer divisor with 0 read as 1: MXNet's own integer division by zero dies of SIGFPE, and a GPU's is
+    undefined."""
+    return layers.select(ctx, layers.elementwise(ctx, b, 0, EW.EQUAL), 1, b)
+
+
+def int_divide(ctx: ConversionContext, a: Any, b: Any) -> Any:
+    """a / b on int32/int64 truncated toward zero, as C++ (MXNet's kernel) divides: FLOOR_DIV (documented to floor;
+    TensorRT's integer DIV rounding is not), plus 1 where the remainder is nonzero and a, b differ in sign."""
+    b = _divisor(ctx, b)
+    q = layers.elementwise(ctx, a, b, EW.FLOOR_DIV)
+    r = layers.elementwise(ctx, a, layers.elementwise(ctx, q, b, EW.PROD), EW.SUB)
+    signs = layers.elementwise(ctx, layers.elementwise(ctx, a, 0, EW.LESS), layers.elementwise(ctx, b, 0, EW.LESS),
+                               EW.XOR)
+    up = layers.elementwise(ctx, layers.nonzero(ctx, r), signs, EW.AND)
+    return layers.select(ctx, up, layers.elementwise(ctx, q, 1, EW.SUM), q)
+
+
+def int_mod(ctx: ConversionContext, a: Any, b: Any) -> Any:
+    """MXNet's a mod b on int32/int64 (the divisor's sign, 0 for a zero divisor): a - b * FLOOR_DIV(a, b), exact
+    (MXNet goes through double, so int64 beyond 2**53 may differ there)."""
+    safe = _divisor(ctx, b)
+    q = layers.elementwise(ctx, a, safe, EW.FLOOR_DIV)
+    r = layers.elementwise(ctx, a, layers.elementwise(ctx, q, safe, EW.PROD), EW.SUB)
+    return layers.select(ctx, layers.elementwise(ctx, b, 0, EW.EQUAL), 0, r)
+
+
+def _int_tensors(ctx: ConversionContext, node: OpNode, a: Any, b: Any) -> tuple[Any, Any]:
+    """Both operands as tensors of the node's integer dtype (a parameter becomes a constant once)."""
+    return ctx.tensor(a, dtype=node.inputs[0].dtype), ctx.tensor(b, dtype=node.inputs[0].dtype)
 
 
 @converter(*_BINARY, attrs=NoAttrs, validator=_int_arith_ok, dtypes=DATA_DTYPES)
 def convert_binary(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """elemwise_* / broadcast_* / _plus etc. -> IElementWiseLayer (ranks equalised with leading 1s)."""
-    return [layers.elementwise(ctx, inputs[0], inputs[1], _BINARY[node.op])]
+    """elemwise_* / broadcast_* / _plus etc. -> IElementWiseLayer (ranks equalised with leading 1s); integer
+    division truncates toward zero (int_divide)."""
+    op = _BINARY[node.op]
+    if op == EW.DIV and node.inputs[0].dtype in INT_DTYPES:
+        return [int_divide(ctx, *_int_tensors(ctx, node, inputs[0], inputs[1]))]
+    return [layers.elementwise(ctx, inputs[0], inputs[1], op)]
 
 
 @schema
@@ -66,11 +102,17 @@ _SCALAR = {
 @converter(*_SCALAR, attrs=ScalarAttrs, validator=_int_arith_ok, dtypes=DATA_DTYPES)
 def convert_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """x <op> scalar (or scalar <op> x for _r*_scalar) -> IElementWiseLayer with a broadcast constant in x's dtype
-    (for int32, the scalar truncated toward zero, as MXNet casts it)."""
+    (for integers, the scalar truncated toward zero, as MXNet casts it, and division as int_divide)."""
     op, reverse = _SCALAR[node.op]
     x = ctx.tensor(inputs[0])
     c = ctx.constant(_scalar(node), shape=(1,) * len(x.shape), dtype=np_dtype(x.dtype))
     a, b = (c, x) if reverse else (x, c)
+    if op == EW.DIV and node.inputs[0].dtype in INT_DTYPES:
+        if reverse:  # MXNet's rdiv goes through float32 (mshadow's math::id) and truncates back
+            f32 = np.dtype(np.float32)
+            q = layers.elementwise(ctx, ctx.cast(a, f32), ctx.cast(b, f32), EW.DIV)
+            return [ctx.cast(layers.trunc(ctx, q), np_dtype(x.dtype))]
+        return [int_divide(ctx, a, b)]
     return [ctx.net.add_elementwise(a, b, op).get_output(0)]
 
 
@@ -110,23 +152,27 @@ def floor_mod(ctx: ConversionContext, a: Any, b: Any) -> Any:
     return ctx.cast(r, ctx.dtype)
 
 
-@converter("_mod", "broadcast_mod", attrs=NoAttrs)
+@converter("_mod", "broadcast_mod", attrs=NoAttrs, dtypes=DATA_DTYPES)
 def convert_mod(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """_mod / broadcast_mod (floor mod: the divisor's sign; 0 for a zero divisor) -> in float32, FLOOR(a / b) and
     a - b * quotient (IUnaryLayer, IElementWiseLayer), fixed up by ISelectLayers (result into b's range, 0 where
     b == 0). Matches MXNet while |a / b| < 2**24: MXNet works in double, and float32 cannot hold b * quotient
-    exactly beyond that (e.g. 123456792 mod 7)."""
+    exactly beyond that (e.g. 123456792 mod 7). Integers: int_mod."""
+    if node.inputs[0].dtype in INT_DTYPES:
+        return [int_mod(ctx, *_int_tensors(ctx, node, inputs[0], inputs[1]))]
     return [floor_mod(ctx, inputs[0], inputs[1])]
 
 
-@converter("_mod_scalar", "_rmod_scalar", attrs=ScalarAttrs)
+@converter("_mod_scalar", "_rmod_scalar", attrs=ScalarAttrs, dtypes=DATA_DTYPES)
 def convert_mod_scalar(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """_mod_scalar (x mod scalar) / _rmod_scalar (scalar mod x) -> as _mod, with the scalar cast to x's dtype as MXNet
-    does, then held as a float32 constant (so an fp16 engine keeps a float32 graph's scalar exactly)."""
+    does, then held as a float32 constant (so an fp16 engine keeps a float32 graph's scalar exactly); integers in
+    their own dtype (int_mod)."""
     x = ctx.tensor(inputs[0])
-    c = np.full((1,) * len(x.shape), _scalar(node), np.float32)
+    dtype = node.inputs[0].dtype
+    c = np.full((1,) * len(x.shape), _scalar(node), dtype if dtype in INT_DTYPES else np.float32)
     a, b = (c, x) if node.op == "_rmod_scalar" else (x, c)
-    return [floor_mod(ctx, a, b)]
+    return [int_mod(ctx, *_int_tensors(ctx, node, a, b)) if dtype in INT_DTYPES else floor_mod(ctx, a, b)]
 
 
 # ---- comparisons and logic: MXNet gives 0/1 in the input dtype -------------------------------------------------------

@@ -11,7 +11,7 @@ from mx2trt import layers
 from mx2trt._trt import trt
 from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
-from mx2trt.registry import DATA_DTYPES, INT32, OpNode, all_of, converter, rank_in
+from mx2trt.registry import DATA_DTYPES, INT32, INT_DTYPES, OpNode, all_of, converter, rank_in
 
 EW = trt.ElementWiseOperation
 FLOAT32 = frozenset({np.dtype(np.float32)})
@@ -216,13 +216,13 @@ def _sequence_lengths(ctx: ConversionContext, x: Any, steps: int) -> Any:
     if not isinstance(x, trt.ITensor):  # a parameter: exact in NumPy
         v = np.clip(np.trunc(np.asarray(x, np.float64)), 0, steps).astype(np.int32)
         return _ints(ctx, v.reshape(1, -1))
-    if x.dtype != trt.int32:
+    if x.dtype not in (trt.int32, trt.int64):
         x, exact = layers.exact_source(ctx, x)
         if exact is not None:
             ctx.fail(f"{ctx.precision} rounds computed float lengths, which MXNet truncates", exact_inputs=(1,))
         x = ctx.cast(layers.trunc(ctx, x), INT32)
-    x = layers.elementwise(ctx, layers.elementwise(ctx, x, _ints(ctx, [0]), EW.MAX), _ints(ctx, [steps]), EW.MIN)
-    return ctx.reshape(x, (1, -1))
+    x = layers.elementwise(ctx, layers.elementwise(ctx, x, np.array([0]), EW.MAX), np.array([steps]), EW.MIN)
+    return ctx.reshape(ctx.cast(x, INT32), (1, -1))
 
 
 def _ints(ctx: ConversionContext, value: Any) -> Any:
@@ -504,20 +504,20 @@ class CastAttrs:
 
 @converter("Cast", "cast", attrs=CastAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """Cast / cast among float32, float16 and int32 -> ICastLayer. Floats are the engine dtype inside; to float16 in
-    an fp32 engine goes through float16 and back (the values round as MXNet's do); float to int32 truncates toward
-    zero first, as MXNet's static_cast does, so TensorRT's own float-to-int rounding never matters (in fp16/bf16
-    engines a computed value is cast in float32, with the nodes computing it)."""
+    """Cast / cast among float32, float16, int32 and int64 -> ICastLayer. Floats are the engine dtype inside; to
+    float16 in an fp32 engine goes through float16 and back (the values round as MXNet's do); float to an integer
+    truncates toward zero first, as MXNet's static_cast does, so TensorRT's own float-to-int rounding never matters
+    (in fp16/bf16 engines a computed value is cast in float32, with the nodes computing it)."""
     x = ctx.tensor(inputs[0])
     target = np.dtype(node.attrs.dtype)
-    if target == INT32:
+    if target in INT_DTYPES:
         if node.inputs[0].dtype.kind == "f":
             x, exact = layers.exact_source(ctx, x)
             if exact is not None:  # an fp16/bf16 engine would truncate a rounded value
                 ctx.fail(f"{ctx.precision} holds integers exactly only up to {exact}, so a computed float cast to "
-                         "int32 could change", exact_inputs=(0,))
+                         f"{target.name} could change", exact_inputs=(0,))
             x = layers.trunc(ctx, x)
-        return [ctx.cast(x, INT32)]
+        return [ctx.cast(x, target)]
     if target == np.float16 and ctx.dtype != np.float16:
         x = ctx.cast(x, np.float16)
     return [ctx.cast(x, ctx.dtype)]
@@ -526,7 +526,13 @@ def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
 # ---- constant-valued ops: zeros_like, ones_like (shape_array and size_array are folded: fold.py) ------------------
 
 
-@converter("zeros_like", "ones_like", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES, data_inputs=0)
+@schema
+class FillLikeAttrs:
+    # gluoncv passes dtype= (CenterNet: 'int64'); MXNet 1.9.1 records it and ignores it: the output takes x's dtype.
+    dtype: Optional[str] = attr(None, ignored=True)
+
+
+@converter("zeros_like", "ones_like", attrs=FillLikeAttrs, compute=False, dtypes=DATA_DTYPES, data_inputs=0)
 def convert_fill_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """zeros_like / ones_like -> a one-element IConstantLayer broadcast to the output shape by an ISliceLayer in WRAP
     mode (the input is not read: no NaN or inf leaks, and nothing upstream is needed)."""

@@ -142,10 +142,11 @@ class ConversionContext:
         return trt.Weights(trt_dtype(dtype or self.dtype))
 
     def constant(self, value: Any, shape: Sequence[int] | None = None, dtype: Any = None) -> Any:
-        """A constant tensor of `value` in `dtype`; by default an int32 array keeps its dtype and anything else takes
-        the engine dtype."""
+        """A constant tensor of `value` in `dtype`; by default an int32/int64 array keeps its dtype and anything else
+        takes the engine dtype."""
         if dtype is None:
-            dtype = np.int32 if isinstance(value, np.ndarray) and value.dtype == np.int32 else self.dtype
+            int_array = isinstance(value, np.ndarray) and value.dtype in (np.int32, np.int64)
+            dtype = value.dtype if int_array else self.dtype
         dtype = np.dtype(dtype)
         if dtype == BF16:
             a = np.asarray(value, dtype=np.float32)

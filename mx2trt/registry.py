@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("mx2trt")
 
 FLOAT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float16)})
-INT32 = np.dtype(np.int32)
-# Ops that move or select data without arithmetic also carry int32 tensors (lengths, indices) inside an engine.
-DATA_DTYPES = FLOAT_DTYPES | {INT32}
+INT32, INT64 = np.dtype(np.int32), np.dtype(np.int64)
+INT_DTYPES = frozenset({INT32, INT64})
+# Ops that move or select data, and integer arithmetic, also carry int32/int64 tensors (lengths, indices, shapes) inside
+# an engine.
+DATA_DTYPES = FLOAT_DTYPES | INT_DTYPES
 
 
 @dataclass(frozen=True)

@@ -325,51 +325,53 @@ def test_add_n(op, precision, shape, n, seed, data):
              build_engines=data.draw(BUILD))
 
 
-# ---- int32 operands --------------------------------------------------------------------------------------------------
+# ---- integer operands ------------------------------------------------------------------------------------------------
 
-INT_REFUSED = DIVISIONS | POWERS | {"_div_scalar", "_rdiv_scalar", "_power_scalar", "_rpower_scalar"}
-INT_OPS = (ELEMWISE_OPS + BROADCAST_OPS + SCALAR_OPS + ELEMWISE_PREDICATE_OPS + BROADCAST_PREDICATE_OPS
-           + SCALAR_PREDICATE_OPS + ("logical_not", "where", "add_n"))
+INT_REFUSED = POWERS | {"_power_scalar", "_rpower_scalar"}
+INT_DIVISIONS = DIVISIONS | {"_div_scalar", "_rdiv_scalar"}
+INT_OPS = (ELEMWISE_OPS + BROADCAST_OPS + SCALAR_OPS + MOD_OPS + MOD_SCALAR_OPS + ELEMWISE_PREDICATE_OPS
+           + BROADCAST_PREDICATE_OPS + SCALAR_PREDICATE_OPS + ("logical_not", "where", "add_n"))
+INT_DTYPES = st.sampled_from(["int32", "int64"])
 
 
-def ints(rng: np.random.Generator, shape: Sequence[int], big: bool) -> np.ndarray:
-    """int32 values: small ones (equal pairs and zeros frequent) or, with `big`, up to 2**30 (sums and products
-    wrap around in MXNet's int32 arithmetic)."""
-    hi = 2**30 if big else 4
-    return rng.integers(-hi, hi + 1, size=tuple(shape)).astype(np.int32)
+def ints(rng: np.random.Generator, shape: Sequence[int], big: bool, dtype: str) -> np.ndarray:
+    """Integers: small ones (equal pairs and zeros frequent) or, with `big`, up to 2**30 for int32 (sums and products
+    wrap around in MXNet's int32 arithmetic) and 2**50 for int64 (MXNet's mod goes through double, exact to 2**53)."""
+    hi = (2**30 if dtype == "int32" else 2**50) if big else 4
+    return rng.integers(-hi, hi + 1, size=tuple(shape)).astype(dtype)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("op", INT_OPS)
 @given(data=st.data())
-def test_int32_operands(op, precision, data):
-    """On int32 tensors (lengths, indices) +, -, *, max, min, comparisons, logic, where and add_n convert and match
-    MXNet bit for bit (wrap-around and the scalar truncated toward zero included) in either engine precision;
-    division and power stay in MXNet."""
+def test_int_operands(op, precision, data):
+    """On int32/int64 tensors (lengths, indices, shapes) +, -, *, max, min, division (truncating), mod (the
+    divisor's sign), comparisons, logic, where and add_n convert and match MXNet bit for bit (wrap-around and the
+    scalar truncated toward zero included) in either engine precision; power stays in MXNet."""
     rng = np.random.default_rng(data.draw(SEEDS))
-    big = data.draw(st.booleans())
+    big, dtype = data.draw(st.booleans()), data.draw(INT_DTYPES)
     if op.startswith("broadcast_"):
         shape_a, shape_b = data.draw(broadcast_operand_shapes())
     else:
         shape_a = shape_b = data.draw(shapes())
     attrs: dict[str, Any] = {}
-    if op in SCALAR_OPS or op in SCALAR_PREDICATE_OPS:
-        inputs = [ints(rng, shape_a, big)]
+    if op in SCALAR_OPS or op in SCALAR_PREDICATE_OPS or op in MOD_SCALAR_OPS:
+        inputs = [ints(rng, shape_a, big, dtype)]
         scalars = [-2.5, -1.0, 0.0, 0.5, 1.7, 3.0, 1e-30, 1e9]
-        if op in INT_REFUSED:  # MXNet's integer division by zero (a scalar truncated to 0 too) kills the process
-            scalars = [-2.5, 1.7, 3.0]
+        if op in INT_REFUSED | INT_DIVISIONS:  # MXNet's integer division by zero (a scalar truncated to 0 too) kills
+            scalars = [-2.5, 1.7, 3.0, 1e9]  # the process
             inputs[0][inputs[0] == 0] = 1
         attrs["scalar"] = data.draw(st.sampled_from(scalars))
     elif op == "logical_not":
-        inputs = [ints(rng, shape_a, big)]
+        inputs = [ints(rng, shape_a, big, dtype)]
     elif op == "where":
-        inputs = [ints(rng, shape_a, False), ints(rng, shape_a, big), ints(rng, shape_a, big)]
+        inputs = [ints(rng, shape_a, False, dtype), ints(rng, shape_a, big, dtype), ints(rng, shape_a, big, dtype)]
     elif op == "add_n":
-        inputs = [ints(rng, shape_a, big) for _ in range(data.draw(st.integers(1, 3)))]
+        inputs = [ints(rng, shape_a, big, dtype) for _ in range(data.draw(st.integers(1, 3)))]
     else:
-        inputs = [ints(rng, shape_a, big), ints(rng, shape_b, big)]
-        if op in INT_REFUSED:
-            inputs[1][inputs[1] == 0] = 1  # MXNet's own integer division by zero is undefined
+        inputs = [ints(rng, shape_a, big, dtype), ints(rng, shape_b, big and op not in INT_DIVISIONS, dtype)]
+        if op in INT_REFUSED | INT_DIVISIONS:
+            inputs[1][inputs[1] == 0] = 1  # MXNet's own integer division by zero kills the process
     check_op(op, inputs, attrs, precision=precision, rtol=0.0, expect_trt=op not in INT_REFUSED,
              build_engines=data.draw(BUILD))
 

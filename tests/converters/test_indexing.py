@@ -152,7 +152,7 @@ def test_fp16_take_wrap_from_input_is_exact():
 
 
 def _nd_indices(rng: np.random.Generator, dims: Sequence[int], y: tuple[int, ...], kind: str) -> np.ndarray:
-    """(M, *y) indices, row j in [-dims[j], dims[j] - 1] (MXNet raises outside): integers (float32 or int32) or
+    """(M, *y) indices, row j in [-dims[j], dims[j] - 1] (MXNet raises outside): integers (float32, int32 or int64) or
     any float32 there (MXNet reads trunc(i + dim) mod dim, so -0.5 is the last element)."""
     rows = []
     for d in dims:
@@ -160,7 +160,7 @@ def _nd_indices(rng: np.random.Generator, dims: Sequence[int], y: tuple[int, ...
             rows.append(rng.uniform(-d, d - 1, y).astype(np.float32))
         else:
             rows.append(rng.integers(-d, d, y))
-    return np.stack(rows).astype(np.int32 if kind == "int32" else np.float32)
+    return np.stack(rows).astype(kind if kind in ("int32", "int64") else np.float32)
 
 
 @st.composite
@@ -168,8 +168,8 @@ def gather_nds(draw):
     shape = tuple(draw(st.integers(1, 5)) for _ in range(draw(st.integers(1, 4))))
     m = draw(st.integers(1, len(shape)))
     y = tuple(draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 3))))
-    kind = draw(st.sampled_from(["integer", "fractional", "int32"]))
-    int_data = draw(st.sampled_from([False, False, False, True]))
+    kind = draw(st.sampled_from(["integer", "fractional", "int32", "int64"]))
+    int_data = draw(st.sampled_from([None, None, None, "int32", "int64"]))
     # Indices as data or as a parameter; the data as data or (the lookup table case) a parameter, never both.
     return shape, m, y, kind, int_data, draw(st.sampled_from([(), (), (1,), (0,)])), draw(SEEDS)
 
@@ -179,8 +179,8 @@ def gather_nds(draw):
 def test_gather_nd_matches_mxnet(precision, case):
     shape, m, y, kind, int_data, params, seed = case
     rng = np.random.default_rng(seed)
-    data = rng.integers(-100, 100, shape).astype(np.int32) if int_data else exact_in(precision, _normal(rng, shape))[0]
-    event(f"M={m} of rank {len(shape)}, {kind} indices")
+    data = rng.integers(-100, 100, shape).astype(int_data) if int_data else exact_in(precision, _normal(rng, shape))[0]
+    event(f"M={m} of rank {len(shape)}, {kind} indices, {int_data or 'float'} data")
     check_op("gather_nd", [data, _nd_indices(rng, shape[:m], y, kind)], {}, params=params, precision=precision,
              rtol=EXACT)
 
@@ -198,11 +198,11 @@ def test_fp16_gather_nd_reads_large_indices_from_the_fp32_input():
     _index_graph_fp16("gather_nd", exact_in("fp16", _normal(rng, (5000, 2)))[0], idx, {}, computed=False)
 
 
-def test_gather_nd_int64_indices_stay_in_mxnet():
-    data, idx = _normal(np.random.default_rng(17), (3, 4)), np.array([[0, 2, -1]], np.int64)
+def test_gather_nd_float64_indices_stay_in_mxnet():
+    data, idx = _normal(np.random.default_rng(17), (3, 4)), np.array([[0, 2, -1]], np.float64)
     c = check_op("gather_nd", [data, idx], {}, expect_trt=False)
     reason = {r.node: r.reason for r in c.report.rows}["node"]
-    assert "int64" in reason and "not supported" in reason, reason
+    assert "float64" in reason and "not supported" in reason, reason
 
 
 def test_gather_nd_without_coordinates_is_refused():
