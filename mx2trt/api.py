@@ -21,7 +21,7 @@ from .context import PRECISIONS
 from .engine import EngineSpec
 from .errors import BuildError, ConversionError, InputError
 from .fold import fold_constants
-from .graph import Graph, _mx_call
+from .graph import Entry, Graph, _mx_call
 from .overflow import named_islands, overflow_islands
 from .partition import Partition, PartitionOptions, Subgraph, partition, used_inputs
 from .progress import BuildProgress
@@ -97,6 +97,25 @@ def _check_options(precision: str, runtime: str) -> None:
         raise InputError(f"precision 'bf16' needs a TensorRT with bfloat16; {_trt.FLAVOR} {_trt.VERSION} has none")
     if runtime not in RUNTIMES:
         raise InputError(f"runtime must be one of {list(RUNTIMES)}, not {runtime!r}")
+
+
+FLOAT64 = ("refuse", "float32")
+
+
+def _check_float64(value: Any) -> None:
+    if value not in FLOAT64:
+        raise InputError(f"float64 must be one of {list(FLOAT64)} (TensorRT has no float64: 'float32' computes it in "
+                         f"float32, 'refuse' leaves it in MXNet), not {value!r}")
+
+
+def _mark_float64(graph: Graph, part: Any) -> None:
+    """Give converted nodes that read or produce a tensor MXNet holds in float64 (float64='float32') that reason."""
+    for n in graph.nodes:
+        place = part.placements.get(n.id)
+        if place is not None and place.where != "mxnet" and (
+                any(e in graph.float64 for e in n.inputs)
+                or any(Entry(n.id, k) in graph.float64 for k in range(n.num_outputs))):
+            place.reason = "converted; its float64 computed in float32 (float64='float32')"
 
 
 def _options(sym: Any, min_subgraph_size: Any, exclude_ops: Any, exclude_nodes: Any) -> PartitionOptions:
@@ -194,6 +213,7 @@ def convert(
     fp32_ops: Iterable[str] = (),
     fp32_nodes: Iterable[str] = (),
     overflow_guard: bool = True,
+    float64: str = "refuse",
     build_engines: bool = True,
     cache: bool = True,
     cache_dir: Any = None,
@@ -213,6 +233,7 @@ def convert(
     qopts = _quant_options(sym, params, precision, calibration, int8_fallback, exclude_quant_ops, exclude_quant_nodes)
     label, precision = precision, (int8_fallback if precision in QUANT_DTYPES else precision)
     island_opts = _island_options(sym, precision, fp32_ops, fp32_nodes, overflow_guard)
+    _check_float64(float64)
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
     options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
@@ -226,6 +247,8 @@ def convert(
     sym, params = folded.symbol, folded.params
     with clock("graph"):
         graph = Graph.from_symbol(sym, params, shapes, dtypes, folded.json)
+        if float64 == "float32":
+            graph.float64_as_float32()
     engine_cache = engine_cache_for(cache, cache_dir) if build_engines else None
     env, weights = build_env(), HostWeights(params)
     quant, float_reasons = _plan_quant(graph, registry, label, qopts) if qopts is not None else ({}, {})
@@ -249,6 +272,7 @@ def convert(
             place.reason = f"converted; {quant[nid].dtype} (Q/DQ on its input and weights, {precision} around it)"
         elif place.where != "mxnet" and nid in float_reasons:
             place.reason = f"converted; {float_reasons[nid]}"
+    _mark_float64(graph, part)
     # fold, graph and partition (with any retries); the engines' own network definition is reported per engine
     t_part = time.perf_counter() - t0 - sum(p.network.define_s for _, p in defined if p.network is not None)
     needs_program = resolve_runtime(runtime) == "reference" or not build_engines
@@ -438,7 +462,8 @@ def optimize(
     rest in `int8_fallback` ('fp16' or 'fp32'), except ops/nodes in `exclude_quant_ops`/`exclude_quant_nodes`),
     `fp32_ops`/`fp32_nodes` (ops/nodes that run in float32 inside fp16/bf16 engines), `overflow_guard` (default True:
     so do attention energies before a softmax, exp in box decoding and norms' sums of squares, which overflow fp16),
-    `runtime`
+    `float64` ('refuse', the default: float64 nodes stay in MXNet, since TensorRT has no float64; 'float32': engines
+    compute them in float32, cast from and to float64 at the engine node), `runtime`
     ('auto'|'tensorrt'|'reference'), `min_subgraph_size`, `exclude_ops`, `exclude_nodes`, `dtypes`, `cache`
     (default True: engines are loaded from and saved to the on-disk engine cache), `cache_dir`, `progress` (None: a
     bar on a terminal, log lines otherwise; False: quiet), `enabled` (False, or MX2TRT_ENABLE=0: return the model
@@ -482,9 +507,11 @@ def explain(
     exclude_ops: Iterable[str] = (),
     exclude_nodes: Iterable[str] = (),
     dtypes: Mapping[str, Any] | None = None,
+    float64: str = "refuse",
 ) -> Report:
     """Where each node would run and why, without building anything; arguments not in `shapes` count as weights."""
     inputs.symbol(sym)
+    _check_float64(float64)
     shapes = inputs.shapes(shapes)
     dtypes = inputs.dtypes(dtypes, shapes)
     if params is None:
@@ -503,8 +530,11 @@ def explain(
     options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
     folded = fold_constants(sym, params, shapes, dtypes)
     graph = Graph.from_symbol(folded.symbol, folded.params, shapes, dtypes)
+    if float64 == "float32":
+        graph.float64_as_float32()
     t0 = time.perf_counter()
     part = partition(graph, options)
+    _mark_float64(graph, part)
     rep = make_report(part)
     rep.partition_s = time.perf_counter() - t0
     rep.folded = folded.nodes

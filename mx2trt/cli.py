@@ -122,6 +122,11 @@ def _build_args(p: argparse.ArgumentParser, quantized: bool = False, islands: bo
     p.add_argument("--no-progress", action="store_true", help="no build progress bar")
 
 
+def _float64_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--float64", choices=["refuse", "float32"], default="refuse",
+                   help="float64 nodes: stay in MXNet (default, TensorRT has no float64) or compute in float32")
+
+
 def _island_args(g: Any) -> None:
     g.add_argument("--fp32-op", action="append", default=[], metavar="OP",
                    help="run every node of OP in float32 inside fp16/bf16 engines")
@@ -147,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     p = subs.add_parser("explain", help="where each node would run and why (builds nothing)",
                         description="Print where each op node would run (an engine or MXNet) and why; builds nothing.")
     _model_args(p)
+    _float64_arg(p)
     p.add_argument("--ops", action="store_true", help="also print the per-op table")
     _common(p)
     p.set_defaults(run=cmd_explain, _parser=p)
@@ -156,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
                                     "(OUT-symbol.json, OUT-0000.params, OUT-engines/, OUT-mx2trt.json; load it "
                                     "with mx2trt.load(OUT)).")
     _model_args(p)
+    _float64_arg(p)
     _build_args(p, quantized=True, islands=True)
     p.add_argument("-o", "--output", metavar="OUT", help="prefix of the saved model (default: CHECKPOINT-trt)")
     p.add_argument("--cache-dir", metavar="DIR", help="engine cache directory (default: MX2TRT_CACHE_DIR, else the "
@@ -316,7 +323,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if hasattr(args, "fp32_op"):
         islands = {"fp32_ops": args.fp32_op, "fp32_nodes": args.fp32_node, "overflow_guard": not args.no_overflow_guard}
     return {"dtypes": args.dtype, "exclude_ops": args.exclude_op, "exclude_nodes": args.exclude_node,
-            "min_subgraph_size": args.min_subgraph_size, **quant, **islands}
+            "min_subgraph_size": args.min_subgraph_size, "float64": args.float64, **quant, **islands}
 
 
 def _coverage(report: Any) -> dict[str, Any]:

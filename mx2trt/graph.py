@@ -55,11 +55,24 @@ class Graph:
         self.nodes = nodes
         self.heads = heads
         self.by_name = {n.name: n for n in nodes}
+        self.float64: frozenset[Entry] = frozenset()  # entries MXNet holds in float64, read as float32 (opt-in)
         self._consumers: dict[int, list[int]] = {n.id: [] for n in nodes}
         for n in nodes:
             for e in n.inputs:
                 if n.id not in self._consumers[e.node]:
                     self._consumers[e.node].append(n.id)
+
+    def float64_as_float32(self) -> frozenset[Entry]:
+        """Read every float64 tensor as float32 (optimize's float64='float32'); returns the entries that were float64.
+        Engines compute them in float32, and their nodes cast from and to MXNet's float64 at the boundary."""
+        wide = set()
+        for n in self.nodes:
+            for k, d in enumerate(n.out_dtypes):
+                if d == np.float64:
+                    n.out_dtypes[k] = np.dtype(np.float32)
+                    wide.add(Entry(n.id, k))
+        self.float64 = frozenset(wide)
+        return self.float64
 
     def consumers(self, node_id: int) -> list[int]:
         """Ids of the nodes that read any output of `node_id`."""

@@ -11,6 +11,12 @@ from .partition import Subgraph
 from .runtime import OP_TYPE
 
 
+def _mxnet_dtypes(graph: Graph, entries: Any, engine: list[str]) -> list[str]:
+    """The dtypes the engine node shows MXNet: the engine's, except float64 where MXNet holds float64 (the engine
+    computes those in float32 and the node casts)."""
+    return ["float64" if e in graph.float64 else d for e, d in zip(entries, engine)]
+
+
 def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str = "auto") -> Any:
     """New Symbol with one Custom node per (subgraph, engine); unconverted nodes and their variables stay."""
     old = graph.json["nodes"]
@@ -39,9 +45,9 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
                 "key": spec.key,
                 "n_in": str(len(sg.inputs)),
                 "out_shapes": json.dumps([list(s) for s in spec.out_shapes]),
-                "out_dtypes": json.dumps(spec.out_dtypes),
+                "out_dtypes": json.dumps(_mxnet_dtypes(graph, sg.outputs, spec.out_dtypes)),
                 "in_shapes": json.dumps([list(s) for s in spec.in_shapes]),
-                "in_dtypes": json.dumps(spec.in_dtypes),
+                "in_dtypes": json.dumps(_mxnet_dtypes(graph, sg.inputs, spec.in_dtypes)),
                 "in_names": json.dumps(spec.in_names),
                 "engine_name": node_name,
                 "runtime": runtime,

@@ -158,12 +158,22 @@ class EngineOp(mx.operator.CustomOp):
     def __init__(self, spec: EngineSpec, runtime: str, name: str) -> None:
         super().__init__()
         self.spec, self.runtime, self.name = spec, runtime, name
+        self.in_dtypes = [np.dtype(d) for d in spec.in_dtypes]
+        self.out_dtypes = [np.dtype(d) for d in spec.out_dtypes]
 
     @_reported
     def forward(self, is_train: bool, req: list[str], in_data: list[Any], out_data: list[Any], aux: list[Any]) -> None:
         ctx = in_data[0].context if in_data else out_data[0].context
         device = ctx.device_id if ctx.device_type == "gpu" else 0
-        _runner(self.spec, resolve_runtime(self.runtime), device).forward(self, req, in_data, out_data)
+        runner = _runner(self.spec, resolve_runtime(self.runtime), device)
+        # float64 that the engine computes in float32 (float64='float32') is cast by MXNet on either side
+        ins = [x if x.dtype == d else x.astype(d) for x, d in zip(in_data, self.in_dtypes)]
+        outs = [y if y.dtype == d else mx.nd.empty(y.shape, ctx=y.context, dtype=d)
+                for y, d in zip(out_data, self.out_dtypes)]
+        runner.forward(self, [r if y is o else "write" for r, y, o in zip(req, out_data, outs)], ins, outs)
+        for k, (y, o) in enumerate(zip(out_data, outs)):
+            if y is not o:
+                self.assign(y, req[k], o.astype(y.dtype))
 
     @_reported
     def backward(self, req: list[str], out_grad: list[Any], in_data: list[Any], out_data: list[Any], in_grad: list[Any], aux: list[Any]) -> None:
@@ -248,6 +258,8 @@ class EngineProp(mx.operator.CustomOpProp):
         for i, (shape, dt) in enumerate(zip(in_shapes, in_dtypes)):  # nodes whose JSON predates in_shapes/in_dtypes
             got_dt = np.dtype(mx.ndarray.ndarray._DTYPE_MX_TO_NP[dt])
             want_shape, want_dt = tuple(self.spec.in_shapes[i]), np.dtype(self.spec.in_dtypes[i])
+            if got_dt == np.float64 and want_dt == np.float32 and self.in_dtypes and self.in_dtypes[i] == got_dt:
+                want_dt = got_dt  # float64='float32': the node casts
             if tuple(shape) != want_shape or got_dt != want_dt:
                 raise EngineNodeError(f"{self._input(i)} is {tuple(shape)} {got_dt.name} but the engine was built for "
                                       f"{want_shape} {want_dt.name}: run mx2trt.optimize for these inputs")

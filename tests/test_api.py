@@ -11,7 +11,7 @@ import mx2trt
 from mx2trt import zoo
 from mx2trt._mx import mx
 
-from harness import max_rel_error, mxnet_only, run_symbol
+from harness import check_graph, max_rel_error, mxnet_only, run_symbol
 
 RNG = np.random.default_rng(3)
 
@@ -152,3 +152,61 @@ def test_convert_uses_the_registry_it_is_given():
     assert c.engines == [] and "no converter for op" in c.report.row("relu0").reason
     with pytest.raises(mx2trt.InputError, match="registry must be"):
         mx2trt.convert(x, {}, {"data": (2, 3)}, registry={})
+
+
+# ---- float64 ---------------------------------------------------------------------------------------------------------
+
+
+def _float64_graph(mixed: bool) -> tuple[object, dict, dict]:
+    """A float64 model (input, weights and every tensor; with `mixed`, a Cast to float32 and a float32 output too)."""
+    x = mx.sym.var("x")
+    y = mx.sym.FullyConnected(mx.sym.relu(x, name="pre"), mx.sym.var("w"), num_hidden=5, no_bias=True, name="fc")
+    out = mx.sym.softmax(mx.sym.broadcast_add(y, mx.sym.var("b"), name="add"), name="post")
+    if mixed:
+        out = mx.sym.Group([mx.sym.Cast(out, dtype="float32", name="to32"), y])
+    rng = np.random.default_rng(5)
+    return out, {"x": rng.standard_normal((3, 4))}, {"w": rng.standard_normal((5, 4)), "b": rng.standard_normal((1, 5))}
+
+
+def test_float64_stays_in_mxnet_by_default_with_the_reason():
+    sym, data, params = _float64_graph(mixed=False)
+    report = mx2trt.explain(sym, {"x": (3, 4)}, {k: mx.nd.array(v, dtype=v.dtype) for k, v in params.items()},
+                            dtypes={"x": np.float64})
+    reasons = {r.node: r.reason for r in report.rows}
+    assert all(r.placement == "mxnet" for r in report.rows), report.node_table()
+    assert "input dtype float64 is not supported" in reasons["fc"], reasons["fc"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_float64_opt_in_computes_in_float32_inside_one_engine(precision, mixed):
+    """float64='float32': one engine computes the float64 graph in float32 (or fp16); the engine node takes and gives
+    MXNet's float64 (and float32 where the graph has it), binds with the data shapes alone and matches MXNet's
+    float64 within float32's (fp16's) rounding; the report says so per node."""
+    sym, data, params = _float64_graph(mixed)
+    c = check_graph(sym, data, params, on_trt=["pre", "fc", "add", "post"], engines=1, float64="float32",
+                    precision=precision, rtol=1e-5 if precision == "fp32" else 3e-3)
+    assert "float64 computed in float32" in {r.node: r.reason for r in c.report.rows}["fc"]
+    node = next(n for n in json.loads(c.symbol.tojson())["nodes"] if n["op"] == "Custom")
+    assert json.loads(node["attrs"]["in_dtypes"]) == ["float64"]
+
+
+def test_float64_option_is_checked():
+    sym, data, params = _float64_graph(mixed=False)
+    with pytest.raises(mx2trt.InputError, match="float64 must be one of"):
+        mx2trt.convert(sym, params, {"x": (3, 4)}, float64="float16")
+
+
+def test_float64_engine_nodes_save_and_load(tmp_path):
+    """The engine node's float64 boundary is in the saved symbol: a loaded model binds with float64 data and gives
+    the same numbers."""
+    sym, data, params = _float64_graph(mixed=True)
+    sym2, params2 = mx2trt.optimize(sym, {k: mx.nd.array(v, dtype=v.dtype) for k, v in params.items()}, {"x": (3, 4)},
+                                    dtypes={"x": np.float64}, float64="float32", runtime="reference",
+                                    cache_dir=tmp_path / "cache")
+    mx2trt.save(tmp_path / "m", sym2, params2)
+    sym3, params3 = mx2trt.load(tmp_path / "m")
+    want = run_symbol(sym2, {**data, **{k: v.asnumpy() for k, v in params2.items()}})
+    got = run_symbol(sym3, {**data, **{k: v.asnumpy() for k, v in params3.items()}})
+    assert [g.dtype for g in got] == [np.float32, np.float64]
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))

@@ -397,3 +397,20 @@ def test_debug_other_errors_exit_3(ckpt: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["debug", str(ckpt), str(EPOCH), "--shape", SHAPE_ARG, "--input", f"data={x}", "--runtime",
                  "tensorrt"]) == 3
     assert "runtime='tensorrt' cannot run here" in capsys.readouterr().err
+
+
+def test_float64_stays_in_mxnet_unless_asked_for_float32(tmp_path: Path) -> None:
+    x = mx.sym.Convolution(mx.sym.var("data"), num_filter=4, kernel=(3, 3), pad=(1, 1), name="conv0")
+    sym = mx.sym.FullyConnected(mx.sym.relu(x, name="relu0"), num_hidden=3, name="fc0")
+    arg_shapes, _, _ = sym.infer_shape(data=SHAPE)
+    rng = np.random.default_rng(2)
+    arg = {n: mx.nd.array(rng.standard_normal(s), dtype="float64")
+           for n, s in zip(sym.list_arguments(), arg_shapes) if n != "data"}
+    mx.model.save_checkpoint(str(tmp_path / "f64"), 0, sym, arg, {})
+    argv = ["explain", tmp_path / "f64", 0, "--shape", SHAPE_ARG, "--dtype", "data=float64", "--json"]
+    refused = json.loads(ok(cli(*argv, cache=tmp_path)).stdout)
+    assert refused["coverage"]["nodes"] == 0.0
+    assert all("dtype float64 is not supported" in r["reason"] for r in refused["rows"]), refused["rows"]
+    taken = json.loads(ok(cli(*argv, "--float64", "float32", cache=tmp_path)).stdout)
+    assert taken["coverage"]["nodes"] == 1.0
+    assert all("float64 computed in float32" in r["reason"] for r in taken["rows"]), taken["rows"]
