@@ -111,7 +111,7 @@ class ReshapeLikeAttrs:
 
 
 # rhs is wired in although only its shape is read, as slice_like's second input (see there).
-@converter("reshape_like", attrs=ReshapeLikeAttrs, compute=False, dtypes=DATA_DTYPES)
+@converter("reshape_like", attrs=ReshapeLikeAttrs, compute=False, dtypes=DATA_DTYPES, shape_inputs=(1,))
 def convert_reshape_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """reshape_like -> IShuffleLayer to the output shape MXNet inferred (the values of rhs are not read)."""
     return [ctx.reshape(inputs[0], node.outputs[0].shape)]
@@ -349,7 +349,7 @@ class SliceLikeAttrs:
 
 # The second input is wired in although only its shape is used: its shape then keys the engine (a subgraph's key
 # covers the shapes of its inputs, not of inputs a converter leaves unread), so one engine never serves two shapes.
-@converter("slice_like", attrs=SliceLikeAttrs, compute=False, dtypes=DATA_DTYPES)
+@converter("slice_like", attrs=SliceLikeAttrs, compute=False, dtypes=DATA_DTYPES, shape_inputs=(1,))
 def convert_slice_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice_like -> ISliceLayer from 0 to the output shape (the second input's values are not read)."""
     out = node.outputs[0].shape
@@ -389,7 +389,7 @@ def _crop_ok(node: OpNode) -> str | None:
 
 
 # The crop_like input is wired in although only its shape is read, as slice_like's second input (see there).
-@converter("Crop", attrs=CropAttrs, validator=_crop_ok, compute=False, dtypes=FLOAT32)
+@converter("Crop", attrs=CropAttrs, validator=_crop_ok, compute=False, dtypes=FLOAT32, shape_inputs=(1,))
 def convert_crop(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Crop -> ISliceLayer on the two spatial axes of NCHW at offset (y, x) or centred (the second input, with
     num_args=2, gives only the size)."""

@@ -23,7 +23,7 @@ from .errors import BuildError, ConversionError, InputError
 from .fold import fold_constants
 from .graph import Entry, Graph, _mx_call
 from .overflow import named_islands, overflow_islands
-from .partition import Partition, PartitionOptions, Subgraph, partition, used_inputs
+from .partition import Partition, PartitionOptions, Subgraph, partition
 from .progress import BuildProgress
 from .quant import FALLBACKS, QUANT_DTYPES, NodeQuant, is_quantized_graph
 from .quant import plan as plan_quant
@@ -435,7 +435,7 @@ def _define_all(
 
 def _computing(graph: Graph, sg: Any, exc: ConversionError, registry: Registry) -> set[int]:
     """The failing node and every node of its subgraph its `exact_inputs` are computed from (through the inputs
-    converters read: zeros_like's values come from nowhere)."""
+    values flow from: zeros_like's come from nowhere, slice_like's from its first input alone)."""
     members, node = set(sg.nodes), graph.nodes[exc.node_id]
     out = {exc.node_id}
     stack = [node.inputs[k].node for k in exc.exact_inputs if k < len(node.inputs)]
@@ -443,7 +443,8 @@ def _computing(graph: Graph, sg: Any, exc: ConversionError, registry: Registry) 
         nid = stack.pop()
         if nid in members and nid not in out:
             out.add(nid)
-            stack.extend(e.node for e in used_inputs(graph, nid, registry))
+            spec = registry.get(graph.nodes[nid].op)
+            stack.extend(e.node for e in (spec.values_from(graph.nodes[nid].inputs) if spec is not None else []))
     return out
 
 

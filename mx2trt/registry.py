@@ -76,10 +76,16 @@ class ConverterSpec:
     # Inputs that take int8/fp8 Q/DQ when the node is quantized (precision='int8'|'fp8'): a computed input gets a
     # per-tensor scale from the calibration table, a parameter (weights) scales of its own.
     quantize: tuple[int, ...] = ()
+    # Inputs wired in (their shape keys the engine) whose values the converter never reads (slice_like's second).
+    shape_inputs: tuple[int, ...] = ()
 
     def reads(self, inputs: Sequence[T]) -> list[T]:
         """The inputs the converter reads: all of them, or the first `data_inputs`."""
         return list(inputs if self.data_inputs is None else inputs[: self.data_inputs])
+
+    def values_from(self, inputs: Sequence[T]) -> list[T]:
+        """The inputs the node's values are computed from: those it reads, less the shape-only ones."""
+        return [x for k, x in enumerate(self.reads(inputs)) if k not in self.shape_inputs]
 
     @property
     def doc(self) -> str:
@@ -181,24 +187,27 @@ def converter(
     dtypes: frozenset[np.dtype] = FLOAT_DTYPES,
     data_inputs: int | None = None,
     quantize: Sequence[int] = (),
+    shape_inputs: Sequence[int] = (),
     override: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[ConverterFn], ConverterFn]:
     """Register `fn` as the converter of each op in `ops` (aliases share the function); `compute=False` marks
     ops that only move data (reshape, flatten), so a subgraph made of them alone is not worth an engine;
     `data_inputs=k` says only the first k inputs are read at inference (the converter gets None for the rest);
-    `quantize` lists the inputs the converter puts int8/fp8 Q/DQ on when the node is quantized (ctx.quant)."""
+    `quantize` lists the inputs the converter puts int8/fp8 Q/DQ on when the node is quantized (ctx.quant);
+    `shape_inputs` the inputs it wires in but reads only the shape of (no value flows from them)."""
     if not ops:
         raise TypeError("converter() needs at least one op name")
 
     def deco(fn: ConverterFn) -> ConverterFn:
         reg = REGISTRY if registry is None else registry
         taken = [op for op in ops if reg.get(op) is not None]
-        q = tuple(int(i) for i in quantize)
+        q, shaped = tuple(int(i) for i in quantize), tuple(int(i) for i in shape_inputs)
         if taken and not override:  # check every alias first, so a refusal registers none of them
-            reg.register(ConverterSpec(taken[0], fn, attrs, validator, compute, dtypes, data_inputs, q))
+            reg.register(ConverterSpec(taken[0], fn, attrs, validator, compute, dtypes, data_inputs, q, shaped))
         for op in ops:
-            reg.register(ConverterSpec(op, fn, attrs, validator, compute, dtypes, data_inputs, q), override=override)
+            reg.register(ConverterSpec(op, fn, attrs, validator, compute, dtypes, data_inputs, q, shaped),
+                         override=override)
         return fn
 
     return deco

@@ -1077,3 +1077,27 @@ def test_cast_to_int32_of_a_computed_float_runs_in_float32(precision):
     data = np.array([[2049.5, 257.25, 3.0, -4.0]], np.float32)
     c = check_graph(out, {"x": data}, {}, on_trt=["pre", "node", "post"], engines=1, precision=precision, rtol=0.0)
     assert "runs in float32" in {r[0]: r[3] for r in c.report.rows}["pre"]
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cast_of_indices_keeps_their_producers_in_reduced_precision(precision):
+    """gluoncv's CenterNet decoder: top-k indices over 4096 positions cast to int64, and a parameter arange sliced
+    to a computed tensor's shape (slice_like) cast to int64. The top-k and the data movement on the arange run in
+    float32 inside the fp16/bf16 engine; the convolution and relu feeding them do not (the top-k's integer indices
+    are read as they are, and slice_like takes only its second input's shape)."""
+    x = mx.sym.var("x")
+    heat = mx.sym.relu(mx.sym.Convolution(x, mx.sym.var("w"), num_filter=2, kernel=(1, 1), no_bias=True,
+                                          name="conv"), name="pre")
+    idx = mx.sym.topk(mx.sym.reshape(heat, (0, -1)), k=5, name="topk")
+    rows = mx.sym.slice_like(mx.sym.var("positions"), mx.sym.reshape(heat, (-1,), name="flat"), axes=(0,),
+                             name="like")
+    ints = [mx.sym.Cast(idx, dtype="int64", name="node"), mx.sym.Cast(rows, dtype="int64", name="rows")]
+    out = mx.sym.Group([mx.sym._internal._plus_scalar(t, scalar=1, name=f"post{k}") for k, t in enumerate(ints)])
+    rng = np.random.default_rng(4)
+    data, params = {"x": rng.standard_normal((1, 3, 32, 64)).astype(np.float32)}, {
+        "w": rng.standard_normal((2, 3, 1, 1)).astype(np.float32), "positions": np.arange(5000, dtype=np.float32)}
+    c = check_graph(out, data, params, on_trt=["conv", "pre", "topk", "node", "like", "rows"], engines=1,
+                    precision=precision, rtol=0.0)
+    reasons = {r[0]: r[3] for r in c.report.rows}
+    assert all("float32" in reasons[n] for n in ("topk", "like", "rows")), reasons
+    assert not any("float32" in reasons[n] for n in ("conv", "pre", "flat")), reasons
