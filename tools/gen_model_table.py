@@ -114,7 +114,7 @@ def write_gluoncv(names: list[str]) -> None:
     text = DOC.read_text()
     head, sep, rest = text.partition(GLUONCV_BEGIN)
     tail = rest.partition(GLUONCV_END)[2].lstrip("\n") if sep else ""
-    DOC.write_text(head.rstrip("\n") + "\n\n" + block + tail)
+    DOC.write_text(head.rstrip("\n") + "\n\n" + block + ("\n" + tail if tail else ""))
     print(f"wrote the gluoncv section of {DOC.relative_to(ROOT)}")
 
 
