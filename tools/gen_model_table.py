@@ -67,19 +67,16 @@ def gluoncv_row(name: str) -> str:
             got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})
         finite = all(np.isfinite(g[np.isfinite(w)]).all() for g, w in zip(got, want)) and not any(
             "overflows" in str(w.message) for w in caught)
-        skip = name in t.FP16_FINITE_ONLY
-        before = t.decision_input(sym) if precision == "fp16" and not skip else None
-        if before is not None:  # NMS/top-k: compare what enters the first (see tests/test_gluoncv.py)
+        before = t.decision_input(sym) if precision == "fp16" else None
+        if before is not None:  # NMS/top-k/peaks: compare what enters the first (see tests/test_gluoncv.py)
             w2 = run_symbol(t.zeroed_masked_rois(before), {**data, **params})
             g2 = run_symbol((c2 := t.convert(before, params, shapes, precision)).symbol,
                             {**data, **{k: v.asnumpy() for k, v in c2.params.items()}})
             err = max(max_rel_error(g, w) for g, w in zip(g2, w2))
         else:
             err = max(max_rel_error(g, w) for g, w in zip(got, want))
-        text = f"{err:.1e}" + (" before NMS/top-k" if before is not None else "")
-        if precision == "fp16" and name in t.FP16_FINITE_ONLY:
-            text = "finite" if finite else "inf/NaN"
-        errs[precision] = text + ("" if finite or text == "inf/NaN" else " (inf/NaN)")
+        text = f"{err:.1e}" + (" before the first decision" if before is not None else "")
+        errs[precision] = text + ("" if finite else " (inf/NaN)")
         if precision == "fp16":
             errs["islands"] = str(len(c.report.float32_islands()))
         if rows is None:
@@ -103,7 +100,8 @@ def write_gluoncv(names: list[str]) -> None:
         "offline with random He weights and BatchNorm statistics, the smallest input each accepts), as "
         f"tests/test_gluoncv.py checks them: fp32 within **{t.FP32_RTOL:g}**, fp16 within **{t.FP16_RTOL:g}** and "
         "finite wherever fp32 is. A detector's NMS turns a last-bit difference between two close random scores into "
-        "another order of boxes, so its fp16 error is that of the tensor entering its first NMS or top-k (within "
+        "another order of boxes, so its fp16 error is that of the tensor entering its first decision: NMS, top-k or "
+        "a peak test (within "
         f"**{t.FP16_DECISION_RTOL:g}**: boxes exp(offset) * anchor amplify the rounding of random offsets). "
         "*fp32 nodes* counts the "
         "nodes kept in float32 inside the fp16 engine (attention energies, box decoding, NMS). A few weights are "
