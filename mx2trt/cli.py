@@ -323,7 +323,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if hasattr(args, "fp32_op"):
         islands = {"fp32_ops": args.fp32_op, "fp32_nodes": args.fp32_node, "overflow_guard": not args.no_overflow_guard}
     return {"dtypes": args.dtype, "exclude_ops": args.exclude_op, "exclude_nodes": args.exclude_node,
-            "min_subgraph_size": args.min_subgraph_size, "float64": args.float64, **quant, **islands}
+            "min_subgraph_size": args.min_subgraph_size, "float64": getattr(args, "float64", "refuse"), **quant,
+            **islands}
 
 
 def _coverage(report: Any) -> dict[str, Any]:
