@@ -432,7 +432,9 @@ class BroadcastLikeAttrs:
 
 @converter("broadcast_axis", "broadcast_axes", attrs=BroadcastAxisAttrs, compute=False, dtypes=DATA_DTYPES)
 @converter("broadcast_to", attrs=BroadcastToAttrs, compute=False, dtypes=DATA_DTYPES)
-@converter("broadcast_like", attrs=BroadcastLikeAttrs, compute=False, dtypes=DATA_DTYPES, data_inputs=1)
+# broadcast_like's second input is wired in although only its shape is read, as slice_like's (see there): a data input
+# read by it alone stays an argument of the optimized symbol, so Module.bind(data_shapes=...) takes it as before.
+@converter("broadcast_like", attrs=BroadcastLikeAttrs, compute=False, dtypes=DATA_DTYPES, shape_inputs=(1,))
 def convert_broadcast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """broadcast_axis/_to/_like -> ISliceLayer in WRAP mode to the output shape (size-1 axes repeat; broadcast_like
     reads only the shape of its second input)."""

@@ -17,6 +17,22 @@ def _mxnet_dtypes(graph: Graph, entries: Any, engine: list[str]) -> list[str]:
     return ["float64" if e in graph.float64 else d for e, d in zip(entries, engine)]
 
 
+def _unread_data(graph: Graph, sg: Subgraph, in_engines: set[int], carried: set[Entry]) -> list[Entry]:
+    """Inputs its nodes have but do not read (SoftmaxOutput's label, zeros_like's input), from a data input or a node
+    left in MXNet, not carried by an earlier engine node: the engine node takes them without passing them on, so the
+    data inputs behind them stay arguments of the optimized symbol and Module.bind(data_shapes=..., label_shapes=...)
+    takes them as before."""
+    out = []
+    for nid in sg.nodes:
+        for e in graph.nodes[nid].inputs:
+            src = graph.nodes[e.node]
+            outside = src.kind == "data" or (src.kind == "op" and e.node not in in_engines)
+            if outside and e not in sg.inputs and e not in carried:
+                carried.add(e)
+                out.append(e)
+    return out
+
+
 def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str = "auto") -> Any:
     """New Symbol with one Custom node per (subgraph, engine); unconverted nodes and their variables stay."""
     old = graph.json["nodes"]
@@ -35,24 +51,30 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
         return name
 
     customs: dict[str, dict[str, Any]] = {}
+    carried: set[Entry] = set()
+    in_engines = {n for sg, _ in built for n in sg.nodes}
     for b, (sg, spec) in enumerate(built):
         node_name = fresh(spec.name)
+        unread = _unread_data(graph, sg, in_engines, carried)
+        entries = list(sg.inputs) + unread
         customs[f"engine{b}"] = {
             "op": "Custom",
             "name": node_name,
             "attrs": {
                 "op_type": OP_TYPE,
                 "key": spec.key,
-                "n_in": str(len(sg.inputs)),
+                "n_in": str(len(entries)),
+                "n_engine": str(len(sg.inputs)),
                 "out_shapes": json.dumps([list(s) for s in spec.out_shapes]),
                 "out_dtypes": json.dumps(_mxnet_dtypes(graph, sg.outputs, spec.out_dtypes)),
-                "in_shapes": json.dumps([list(s) for s in spec.in_shapes]),
-                "in_dtypes": json.dumps(_mxnet_dtypes(graph, sg.inputs, spec.in_dtypes)),
-                "in_names": json.dumps(spec.in_names),
+                "in_shapes": json.dumps([list(s) for s in spec.in_shapes] + [list(graph.shape(e)) for e in unread]),
+                "in_dtypes": json.dumps(_mxnet_dtypes(graph, entries, list(spec.in_dtypes)
+                                                      + [graph.dtype(e).name for e in unread])),
+                "in_names": json.dumps(list(spec.in_names) + [graph.entry_name(e) for e in unread]),
                 "engine_name": node_name,
                 "runtime": runtime,
             },
-            "_inputs": sg.inputs,
+            "_inputs": entries,
         }
 
     return mx.sym.load_json(json.dumps(splice(old, graph.heads, remap, customs)))

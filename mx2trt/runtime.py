@@ -155,9 +155,10 @@ def _runner(spec: EngineSpec, runtime: str, device_id: int) -> Any:
 class EngineOp(mx.operator.CustomOp):
     """Forward of one engine; cheap to create (MXNet creates one per bind, or per call in imperative Gluon)."""
 
-    def __init__(self, spec: EngineSpec, runtime: str, name: str) -> None:
+    def __init__(self, spec: EngineSpec, runtime: str, name: str, n_engine: int | None = None) -> None:
         super().__init__()
         self.spec, self.runtime, self.name = spec, runtime, name
+        self.n_engine = len(spec.in_shapes) if n_engine is None else n_engine  # later inputs are carried, unread
         self.in_dtypes = [np.dtype(d) for d in spec.in_dtypes]
         self.out_dtypes = [np.dtype(d) for d in spec.out_dtypes]
 
@@ -167,7 +168,7 @@ class EngineOp(mx.operator.CustomOp):
         device = ctx.device_id if ctx.device_type == "gpu" else 0
         runner = _runner(self.spec, resolve_runtime(self.runtime), device)
         # float64 that the engine computes in float32 (float64='float32') is cast by MXNet on either side
-        ins = [x if x.dtype == d else x.astype(d) for x, d in zip(in_data, self.in_dtypes)]
+        ins = [x if x.dtype == d else x.astype(d) for x, d in zip(in_data[: self.n_engine], self.in_dtypes)]
         outs = [y if y.dtype == d else mx.nd.empty(y.shape, ctx=y.context, dtype=d)
                 for y, d in zip(out_data, self.out_dtypes)]
         runner.forward(self, [r if y is o else "write" for r, y, o in zip(req, out_data, outs)], ins, outs)
@@ -203,10 +204,12 @@ class EngineProp(mx.operator.CustomOpProp):
         in_dtypes: str = "",
         in_names: str = "",
         engine_name: str = "",
+        n_engine: str = "",
     ) -> None:
         super().__init__(need_top_grad=False)
         self.key = key
         self.n_in = int(n_in)
+        self.n_engine = int(n_engine) if n_engine else self.n_in  # inputs after these are carried, not read
         self.out_shapes = [tuple(s) for s in json.loads(out_shapes)]
         self.out_dtypes = [np.dtype(d) for d in json.loads(out_dtypes)]
         self.runtime = runtime
@@ -255,7 +258,7 @@ class EngineProp(mx.operator.CustomOpProp):
     def create_operator(self, ctx: Any, in_shapes: list[list[int]], in_dtypes: list[int]) -> EngineOp:
         if self.spec is None:
             self.spec = get_engine(self.key, self.name)
-        for i, (shape, dt) in enumerate(zip(in_shapes, in_dtypes)):  # nodes whose JSON predates in_shapes/in_dtypes
+        for i, (shape, dt) in enumerate(zip(in_shapes[: self.n_engine], in_dtypes)):  # JSON without in_shapes/dtypes
             got_dt = np.dtype(mx.ndarray.ndarray._DTYPE_MX_TO_NP[dt])
             want_shape, want_dt = tuple(self.spec.in_shapes[i]), np.dtype(self.spec.in_dtypes[i])
             if got_dt == np.float64 and want_dt == np.float32 and self.in_dtypes and self.in_dtypes[i] == got_dt:
@@ -263,4 +266,4 @@ class EngineProp(mx.operator.CustomOpProp):
             if tuple(shape) != want_shape or got_dt != want_dt:
                 raise EngineNodeError(f"{self._input(i)} is {tuple(shape)} {got_dt.name} but the engine was built for "
                                       f"{want_shape} {want_dt.name}: run mx2trt.optimize for these inputs")
-        return EngineOp(self.spec, self.runtime, self.name)
+        return EngineOp(self.spec, self.runtime, self.name, self.n_engine)

@@ -82,6 +82,8 @@ def check_graph(
         assert where[name] == "mxnet", f"{name} was expected to stay in MXNet"
     if engines is not None:
         assert len(c.engines) == engines, c.report.summary()
+    lost = set(data) - set(c.symbol.list_arguments()) - set(c.symbol.list_auxiliary_states())
+    assert not lost, f"data inputs {sorted(lost)} are no longer arguments: Module.bind(data_shapes=...) would refuse them"
     assert binds_alone(c.symbol, shapes, dtypes) or not binds_alone(sym, shapes, dtypes), \
         "the optimized symbol needs more than the data shapes to bind, the original did not"
     got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})

@@ -210,3 +210,24 @@ def test_float64_engine_nodes_save_and_load(tmp_path):
     got = run_symbol(sym3, {**data, **{k: v.asnumpy() for k, v in params3.items()}})
     assert [g.dtype for g in got] == [np.float32, np.float64]
     assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+def test_a_softmax_output_checkpoint_binds_with_its_label_as_before():
+    """A trained Module's symbol ends in SoftmaxOutput, whose label the engine does not read; the optimized symbol
+    still takes 'softmax_label', so Module's default label_names and bind(label_shapes=...) work as before."""
+    x = mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=4, name="fc")
+    sym = mx.sym.SoftmaxOutput(x, name="softmax")
+    w, b = RNG.standard_normal((4, 3)).astype(np.float32), RNG.standard_normal(4).astype(np.float32)
+    params = {"fc_weight": mx.nd.array(w), "fc_bias": mx.nd.array(b)}
+    sym2, params2 = mx2trt.optimize(sym, params, {"data": (2, 3)}, runtime="reference", cache=False)
+    assert "softmax_label" in sym2.list_arguments()
+    assert sum(n["op"] == "Custom" for n in json.loads(sym2.tojson())["nodes"]) == 1
+    data = RNG.standard_normal((2, 3)).astype(np.float32)
+    outs = []
+    for s, p in ((sym, params), (sym2, params2)):
+        mod = mx.mod.Module(s, context=mx.cpu())  # label_names=('softmax_label',), MXNet's default
+        mod.bind(data_shapes=[("data", (2, 3))], label_shapes=[("softmax_label", (2,))], for_training=False)
+        mod.set_params({k: v for k, v in p.items() if k in s.list_arguments()}, {})
+        mod.forward(mx.io.DataBatch([mx.nd.array(data)], [mx.nd.zeros(2)]), is_train=False)
+        outs.append(mod.get_outputs()[0].asnumpy())
+    assert max_rel_error(outs[1], outs[0]) < 1e-5
