@@ -191,6 +191,18 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(run=cmd_calibrate, _parser=p)
 
+    p = subs.add_parser("triton", help="export a saved one-engine model as a Triton model repository",
+                        description="Write a model saved by `mx2trt convert` (or mx2trt.save), converted into one "
+                                    "engine, as a TensorRT-plan model of a Triton model repository: "
+                                    "REPO/NAME/config.pbtxt and REPO/NAME/VERSION/model.plan. Triton's TensorRT "
+                                    "backend loads plans of the full TensorRT it was built with only.")
+    p.add_argument("model", metavar="PREFIX", help="the saved model (PREFIX-mx2trt.json and its files)")
+    p.add_argument("-o", "--output", metavar="REPO", required=True, help="the model repository directory")
+    p.add_argument("--name", default="model", help="the Triton model name (default %(default)s)")
+    p.add_argument("--version", type=int, default=1, help="the model version (default %(default)s)")
+    _common(p)
+    p.set_defaults(run=cmd_triton, _parser=p)
+
     p = subs.add_parser("cache", help="list or clear the engine cache",
                         description="List (ls) or empty (clear) the on-disk engine cache.")
     p.add_argument("action", choices=["ls", "clear"])
@@ -419,6 +431,20 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
+
+
+def cmd_triton(args: argparse.Namespace) -> int:
+    """mx2trt triton PREFIX -o REPO."""
+    import mx2trt
+
+    from .triton import export_repository
+
+    sym, _ = mx2trt.load(args.model)
+    model = export_repository(sym, args.output, args.name, args.version)
+    _emit(args, {"model": str(model), "config": str(model / "config.pbtxt"),
+                 "plan": str(model / str(args.version) / "model.plan")},
+          lambda: f"wrote Triton model {args.name} to {model}")
+    return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:

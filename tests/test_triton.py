@@ -1,0 +1,113 @@
+"""Triton model repository export (mx2trt/triton.py): a one-engine model as a TensorRT-plan model whose config.pbtxt
+parses as Triton's ModelConfig (tritonclient's protobufs) and whose model.plan is the engine's plan."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+import mx2trt
+from mx2trt._mx import mx
+from mx2trt.triton import TritonExportError, export_repository
+
+
+def _model():
+    x = mx.sym.var("data")
+    y = mx.sym.Convolution(x, num_filter=4, kernel=(3, 3), pad=(1, 1), name="conv")
+    y = mx.sym.Activation(y, act_type="relu", name="relu")
+    ids = mx.sym.argmax(mx.sym.FullyConnected(y, num_hidden=3, name="fc"), axis=1, name="top")
+    sym = mx.sym.Group([mx.sym.softmax(mx.sym.FullyConnected(y, num_hidden=3, name="fc2"), name="prob"), ids])
+    arg_shapes, _, _ = sym.infer_shape(data=(2, 3, 8, 8))
+    rng = np.random.default_rng(0)
+    params = {n: mx.nd.array(rng.standard_normal(s) * 0.2) for n, s in zip(sym.list_arguments(), arg_shapes)
+              if n != "data"}
+    return sym, params
+
+
+def _config(path):
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_one_engine_model_exports_a_tensorrt_plan_model(tmp_path, precision):
+    sym, params = _model()
+    c = mx2trt.convert(sym, params, {"data": (2, 3, 8, 8)}, precision=precision, runtime="reference", cache=False,
+                       progress=False)
+    model = export_repository(c.symbol, tmp_path / "repo", name="tiny", version=3)
+    assert model == tmp_path / "repo" / "tiny"
+    assert (model / "3" / "model.plan").read_bytes() == c.engines[0].plan
+    cfg = _config(model / "config.pbtxt")
+    assert (cfg.name, cfg.platform, cfg.max_batch_size) == ("tiny", "tensorrt_plan", 0)
+    T = model_config_pb2.DataType
+    assert [(i.name, i.data_type, list(i.dims)) for i in cfg.input] == [("in0", T.Value("TYPE_FP32"), [2, 3, 8, 8])]
+    # MXNet's float32 outputs stay float32 at the boundary in either precision; argmax's indices are float32 too
+    assert [(o.name, o.data_type, list(o.dims)) for o in cfg.output] == [
+        ("out0", T.Value("TYPE_FP32"), [2, 3]), ("out1", T.Value("TYPE_FP32"), [2])]
+    assert "MXNet's data" in (model / "config.pbtxt").read_text()
+
+
+def test_a_loaded_model_exports_the_same(tmp_path):
+    sym, params = _model()
+    sym2, params2 = mx2trt.optimize(sym, params, {"data": (2, 3, 8, 8)}, runtime="reference",
+                                    cache_dir=tmp_path / "cache")
+    mx2trt.save(tmp_path / "m", sym2, params2)
+    first = export_repository(sym2, tmp_path / "a")
+    again = export_repository(mx2trt.load(tmp_path / "m")[0], tmp_path / "b")
+    assert (first / "1" / "model.plan").read_bytes() == (again / "1" / "model.plan").read_bytes()
+    assert (first / "config.pbtxt").read_text() == (again / "config.pbtxt").read_text()
+
+
+def test_integer_and_carried_inputs(tmp_path):
+    """An int32 input is TYPE_INT32; SoftmaxOutput's label, which the engine node carries without reading, is not an
+    input of the plan and not in the config."""
+    x, n = mx.sym.var("data"), mx.sym.var("offsets")
+    y = mx.sym.broadcast_add(mx.sym.relu(x, name="pre"), mx.sym.Cast(n, dtype="float32", name="cast"), name="add")
+    sym = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(y, num_hidden=2, flatten=False, name="fc"), name="softmax")
+    rng = np.random.default_rng(1)
+    params = {"fc_weight": mx.nd.array(rng.standard_normal((2, 3))), "fc_bias": mx.nd.array(np.zeros(2))}
+    c = mx2trt.convert(sym, params, {"data": (4, 2, 3), "offsets": (1, 1, 3)}, dtypes={"offsets": np.int32},
+                       runtime="reference", cache=False, progress=False)
+    assert "softmax_label" in c.symbol.list_arguments()
+    cfg = _config(export_repository(c.symbol, tmp_path) / "config.pbtxt")
+    T = model_config_pb2.DataType
+    assert [(i.name, T.Name(i.data_type), list(i.dims)) for i in cfg.input] == [
+        ("in0", "TYPE_FP32", [4, 2, 3]), ("in1", "TYPE_INT32", [1, 1, 3])]
+
+
+def test_partly_converted_models_and_bad_options_are_refused(tmp_path):
+    from harness import mxnet_only
+
+    x = mx.sym.var("data")
+    sym = mx.sym.relu(mxnet_only(mx.sym.sigmoid(x, name="pre"), "mid"), name="post")
+    c = mx2trt.convert(sym, {}, {"data": (2, 3)}, runtime="reference", cache=False, progress=False)
+    with pytest.raises(TritonExportError, match=r"2 engine node\(s\) and 1 node\(s\) left in MXNet: Custom 'mid'"):
+        export_repository(c.symbol, tmp_path)
+    one = mx2trt.convert(mx.sym.relu(x, name="r"), {}, {"data": (2, 3)}, runtime="reference", cache=False,
+                         progress=False)
+    with pytest.raises(mx2trt.InputError, match="Triton model name"):
+        export_repository(one.symbol, tmp_path, name="a/b")
+    with pytest.raises(mx2trt.InputError, match="version"):
+        export_repository(one.symbol, tmp_path, version=0)
+    nodes = json.loads(one.symbol.tojson())["nodes"]
+    assert [n["op"] for n in nodes] == ["null", "Custom"]
+
+
+def test_cli_exports_a_saved_model(tmp_path):
+    import subprocess
+    import sys
+
+    sym, params = _model()
+    sym2, params2 = mx2trt.optimize(sym, params, {"data": (2, 3, 8, 8)}, runtime="reference",
+                                    cache_dir=tmp_path / "cache")
+    mx2trt.save(tmp_path / "m", sym2, params2)
+    out = subprocess.run([sys.executable, "-m", "mx2trt", "triton", str(tmp_path / "m"), "-o", str(tmp_path / "repo"),
+                          "--name", "net", "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["model"] == str(tmp_path / "repo" / "net")
+    assert _config(tmp_path / "repo" / "net" / "config.pbtxt").name == "net"
+    bad = subprocess.run([sys.executable, "-m", "mx2trt", "triton", str(tmp_path / "nothing"), "-o",
+                          str(tmp_path / "repo")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "is not a model saved by mx2trt.save" in bad.stderr, bad.stderr
