@@ -203,6 +203,21 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(run=cmd_triton, _parser=p)
 
+    p = subs.add_parser("serve", help="serve a saved model with Triton Inference Server (PyTriton)",
+                        description="Serve a model saved by `mx2trt convert` (or mx2trt.save) over HTTP and gRPC with "
+                                    "the Triton server PyTriton bundles, until interrupted. Requests carry whole "
+                                    "tensors of the shapes the model was optimized for; outputs are named as the "
+                                    "optimized symbol's list_outputs().")
+    p.add_argument("model", metavar="PREFIX", help="the saved model (PREFIX-mx2trt.json and its files)")
+    p.add_argument("--name", default="model", help="the Triton model name (default %(default)s)")
+    p.add_argument("--shape", action=_Shape, metavar="NAME=D1,D2,...",
+                   help="shape of a data input the model does not fix (repeatable)")
+    p.add_argument("--http-port", type=int, default=8000, help="(default %(default)s)")
+    p.add_argument("--grpc-port", type=int, default=8001, help="(default %(default)s)")
+    p.add_argument("--metrics-port", type=int, default=8002, help="(default %(default)s)")
+    _common(p)
+    p.set_defaults(run=cmd_serve, _parser=p)
+
     p = subs.add_parser("cache", help="list or clear the engine cache",
                         description="List (ls) or empty (clear) the on-disk engine cache.")
     p.add_argument("action", choices=["ls", "clear"])
@@ -444,6 +459,14 @@ def cmd_triton(args: argparse.Namespace) -> int:
     _emit(args, {"model": str(model), "config": str(model / "config.pbtxt"),
                  "plan": str(model / str(args.version) / "model.plan")},
           lambda: f"wrote Triton model {args.name} to {model}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """mx2trt serve PREFIX."""
+    from .serving import serve
+
+    serve(args.model, args.name, args.shape, args.http_port, args.grpc_port, args.metrics_port)
     return 0
 
 
