@@ -200,10 +200,10 @@ def trunc(ctx: ConversionContext, x: Any) -> Any:
 
 def exact_source(ctx: ConversionContext, x: Any) -> tuple[Any, int | None]:
     """The tensor to read integer-valued floats (indices, lengths) from, and the largest integer it holds exactly
-    (None: as many as MXNet's float32; fp16 2048, bf16 256). An fp16 or bf16 engine casts float32 values (its float32
-    inputs, the outputs of nodes run in float32) and integers (top-k indices) into its dtype; such a value is read
-    from the float32 tensor before that cast, or the integer cast to float32 (MXNet's float32 of it). A constant
-    (e.g. arange_like's positions) that holds MXNet's values exactly is exact too."""
+    (None: as many as MXNet's float32; fp16 2048, bf16 256). An fp16 or bf16 engine casts its float32 inputs, and
+    integers made float (top-k's indices), into its dtype; such a value is read from the float32 tensor before that
+    cast. A float32 tensor computed inside the engine is not exact: its computation may have read rounded values. A
+    constant (e.g. arange_like's positions) that holds MXNet's values exactly is exact too."""
     if ctx.exact_int is None or x.dtype != trt_dtype(ctx.dtype):
         return x, None
     net = ctx.network
@@ -214,12 +214,21 @@ def exact_source(ctx: ConversionContext, x: Any) -> tuple[Any, int | None]:
             if kind == trt.LayerType.CONSTANT and layer.name in ctx.exact_constants:
                 return x, None
             src = layer.get_input(0) if kind == trt.LayerType.CAST else None
-            if src is not None and src.dtype == trt.float32:
-                return src, None
             if src is not None and src.dtype in (trt.int32, trt.int64):
                 return ctx.cast(src, np.float32), None
+            if src is not None and src.dtype == trt.float32 and (src.is_network_input or _cast_from_int(net, src)):
+                return src, None
             break
     return x, ctx.exact_int
+
+
+def _cast_from_int(net: Any, x: Any) -> bool:
+    """Whether `x` is the output of an ICastLayer from an int32/int64 tensor (exact integers as float32)."""
+    for i in range(net.num_layers):
+        layer = net.get_layer(i)
+        if layer.num_outputs and layer.get_output(0) is x:
+            return layer_type(layer) == trt.LayerType.CAST and layer.get_input(0).dtype in (trt.int32, trt.int64)
+    return False
 
 
 def qdq(ctx: ConversionContext, x: Any, scale: float, dtype: str) -> Any:

@@ -1080,6 +1080,22 @@ def test_cast_to_int32_of_a_computed_float_runs_in_float32(precision):
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("case", ["mod", "island"])
+def test_cast_to_int_of_a_float32_computed_from_rounded_values_runs_in_float32(precision, case):
+    """A float32 value an fp16/bf16 engine computes from its rounded tensors (mod works in float32; a user's
+    fp32_nodes island reads fp16 producers) is no exact source for a truncating Cast: the nodes computing it run in
+    float32 (2049.5 mod 3 is 0.5, not fp16's 2050 mod 3 = 1)."""
+    x = mx.sym.var("x")
+    if case == "mod":
+        out, opts = mx.sym.Cast(mx.sym._internal._mod_scalar(x, scalar=3.0, name="pre"), dtype="int32"), {}
+    else:
+        pre = mx.sym.relu(mx.sym._internal._plus_scalar(x, scalar=0.25, name="add"), name="pre")
+        out, opts = mx.sym.Cast(pre, dtype="int32"), {"fp32_nodes": ["pre"]}
+    data = {"x": np.array([[2049.5, 4097.5, 1.5, 5.25]], np.float32)}
+    check_graph(out, data, {}, engines=1, precision=precision, rtol=0.0, **opts)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_cast_of_indices_keeps_their_producers_in_reduced_precision(precision):
     """gluoncv's CenterNet decoder: top-k indices over 4096 positions cast to int64, and a parameter arange sliced
     to a computed tensor's shape (slice_like) cast to int64. The top-k and the data movement on the arange run in
