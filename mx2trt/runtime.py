@@ -169,6 +169,9 @@ class EngineOp(mx.operator.CustomOp):
         runner = _runner(self.spec, resolve_runtime(self.runtime), device)
         # float64 that the engine computes in float32 (float64='float32') is cast by MXNet on either side
         ins = [x if x.dtype == d else x.astype(d) for x, d in zip(in_data[: self.n_engine], self.in_dtypes)]
+        for x, y in zip(ins, in_data):
+            if x is not y:
+                x.wait_to_read()  # MXNet casts asynchronously; the TensorRT runner reads raw pointers
         outs = [y if y.dtype == d else mx.nd.empty(y.shape, ctx=y.context, dtype=d)
                 for y, d in zip(out_data, self.out_dtypes)]
         runner.forward(self, [r if y is o else "write" for r, y, o in zip(req, out_data, outs)], ins, outs)

@@ -50,6 +50,41 @@ def test_real_engine_matches_mxnet(on_gpu):
     assert max_rel_error(ex.outputs[0].asnumpy(), want) <= 1e-3  # TF32 and fused kernels on the GPU
 
 
+@pytest.mark.requires_engine
+@pytest.mark.parametrize("on_gpu", [False, True])
+def test_real_engine_integer_division_float64_and_a_carried_label(on_gpu):
+    """On TensorRT's kernels: int32/int64 division (truncating) and mod (the divisor's sign) with negative operands,
+    a float64 model computed in float32 (the node's casts finish before the engine reads them), and a SoftmaxOutput
+    label carried by the engine node without reaching the engine."""
+    ctx = mx.gpu(0) if on_gpu else mx.cpu()
+    rng = np.random.default_rng(5)
+    for dtype in ("int32", "int64"):
+        a, b = (mx.sym.var(n) for n in "ab")
+        sym = mx.sym.Group([mx.sym.broadcast_div(a, b, name="div"), mx.sym.broadcast_mod(a, b, name="mod")])
+        x, y = rng.integers(-50, 50, (4, 6)).astype(dtype), rng.choice([-7, -3, -1, 2, 5], (1, 6)).astype(dtype)
+        want = run_symbol(sym, {"a": x, "b": y})
+        sym2, _ = mx2trt.optimize(sym, {}, {"a": x.shape, "b": y.shape}, dtypes={"a": dtype, "b": dtype},
+                                  runtime="tensorrt", cache=False)
+        ex = sym2.simple_bind(ctx, a=x.shape, b=y.shape, type_dict={"a": dtype, "b": dtype}, grad_req="null")
+        outs = ex.forward(is_train=False, a=mx.nd.array(x, ctx=ctx, dtype=dtype),
+                          b=mx.nd.array(y, ctx=ctx, dtype=dtype))
+        assert all(np.array_equal(o.asnumpy(), w) for o, w in zip(outs, want)), dtype
+    data = rng.standard_normal((2, 1 << 16))
+    w = rng.standard_normal((3, 1 << 16)) * 1e-2
+    sym = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=3, name="fc"), name="softmax")
+    want = run_symbol(sym, {"data": data, "fc_weight": w, "fc_bias": np.zeros(3), "softmax_label": np.zeros(2)})[0]
+    sym2, params2 = mx2trt.optimize(sym, {"fc_weight": mx.nd.array(w, dtype="float64"),
+                                          "fc_bias": mx.nd.zeros(3, dtype="float64")},
+                                    {"data": data.shape}, dtypes={"data": "float64"}, float64="float32",
+                                    runtime="tensorrt", cache=False)
+    assert "softmax_label" in sym2.list_arguments()
+    ex = sym2.simple_bind(ctx, data=data.shape, softmax_label=(2,), type_dict={"data": "float64"}, grad_req="null")
+    for k, v in params2.items():
+        v.copyto(ex.arg_dict[k])
+    out = ex.forward(is_train=False, data=mx.nd.array(data, ctx=ctx, dtype="float64"))[0]
+    assert out.dtype == np.float64 and max_rel_error(out.asnumpy(), want) <= 1e-3
+
+
 def test_symbol_loaded_in_a_fresh_process_without_its_engine_says_so(tmp_path):
     """The rewritten JSON names engines by key; a new process that never built them gets mx2trt's message in the
     exception it catches, not MXNet's generic custom-op check."""
