@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from mx2trt import layers
-from mx2trt._trt import trt
+from mx2trt._trt import np_dtype, trt
 from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import DATA_DTYPES, INT32, INT_DTYPES, OpNode, all_of, converter, rank_in
@@ -221,7 +221,8 @@ def _sequence_lengths(ctx: ConversionContext, x: Any, steps: int) -> Any:
         if exact is not None:
             ctx.fail(f"{ctx.precision} rounds computed float lengths, which MXNet truncates", exact_inputs=(1,))
         x = ctx.cast(layers.trunc(ctx, x), INT32)
-    x = layers.elementwise(ctx, layers.elementwise(ctx, x, np.array([0]), EW.MAX), np.array([steps]), EW.MIN)
+    bounds = (np.array([0], np_dtype(x.dtype)), np.array([steps], np_dtype(x.dtype)))
+    x = layers.elementwise(ctx, layers.elementwise(ctx, x, bounds[0], EW.MAX), bounds[1], EW.MIN)
     return ctx.reshape(ctx.cast(x, INT32), (1, -1))
 
 

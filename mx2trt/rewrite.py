@@ -18,18 +18,23 @@ def _mxnet_dtypes(graph: Graph, entries: Any, engine: list[str]) -> list[str]:
 
 
 def _unread_data(graph: Graph, sg: Subgraph, in_engines: set[int], carried: set[Entry]) -> list[Entry]:
-    """Inputs its nodes have but do not read (SoftmaxOutput's label, zeros_like's input), from a data input or a node
-    left in MXNet, not carried by an earlier engine node: the engine node takes them without passing them on, so the
-    data inputs behind them stay arguments of the optimized symbol and Module.bind(data_shapes=..., label_shapes=...)
-    takes them as before."""
-    out = []
-    for nid in sg.nodes:
-        for e in graph.nodes[nid].inputs:
-            src = graph.nodes[e.node]
-            outside = src.kind == "data" or (src.kind == "op" and e.node not in in_engines)
-            if outside and e not in sg.inputs and e not in carried:
-                carried.add(e)
-                out.append(e)
+    """Data inputs behind inputs its nodes have but do not read (SoftmaxOutput's label, zeros_like's input: the data
+    input itself, or those an MXNet-side node computing it reads), not carried by an earlier engine node: the engine
+    node takes them without passing them on, so they stay arguments of the optimized symbol and
+    Module.bind(data_shapes=..., label_shapes=...) takes them as before, while the MXNet node is not run for
+    nothing."""
+    out: list[Entry] = []
+    stack = [e for nid in sg.nodes for e in reversed(graph.nodes[nid].inputs) if e not in sg.inputs]
+    seen: set[int] = set()
+    while stack:
+        e = stack.pop()
+        src = graph.nodes[e.node]
+        if src.kind == "data" and e not in carried and e not in sg.inputs:
+            carried.add(e)
+            out.append(e)
+        elif src.kind == "op" and e.node not in in_engines and e.node not in seen:
+            seen.add(e.node)
+            stack.extend(reversed(src.inputs))
     return out
 
 
