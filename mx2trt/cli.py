@@ -127,6 +127,12 @@ def _float64_arg(p: argparse.ArgumentParser) -> None:
                    help="float64 nodes: stay in MXNet (default, TensorRT has no float64) or compute in float32")
 
 
+def _saved_model_args(p: argparse.ArgumentParser) -> None:
+    """The saved model and its Triton name (triton, serve)."""
+    p.add_argument("model", metavar="PREFIX", help="the saved model (PREFIX-mx2trt.json and its files)")
+    p.add_argument("--name", default="model", help="the Triton model name (default %(default)s)")
+
+
 def _island_args(g: Any) -> None:
     g.add_argument("--fp32-op", action="append", default=[], metavar="OP",
                    help="run every node of OP in float32 inside fp16/bf16 engines")
@@ -196,9 +202,8 @@ def parser() -> argparse.ArgumentParser:
                                     "engine, as a TensorRT-plan model of a Triton model repository: "
                                     "REPO/NAME/config.pbtxt and REPO/NAME/VERSION/model.plan. Triton's TensorRT "
                                     "backend loads plans of the full TensorRT it was built with only.")
-    p.add_argument("model", metavar="PREFIX", help="the saved model (PREFIX-mx2trt.json and its files)")
+    _saved_model_args(p)
     p.add_argument("-o", "--output", metavar="REPO", required=True, help="the model repository directory")
-    p.add_argument("--name", default="model", help="the Triton model name (default %(default)s)")
     p.add_argument("--version", type=int, default=1, help="the model version (default %(default)s)")
     _common(p)
     p.set_defaults(run=cmd_triton, _parser=p)
@@ -208,8 +213,7 @@ def parser() -> argparse.ArgumentParser:
                                     "the Triton server PyTriton bundles, until interrupted. Requests carry whole "
                                     "tensors of the shapes the model was optimized for; outputs are named as the "
                                     "optimized symbol's list_outputs().")
-    p.add_argument("model", metavar="PREFIX", help="the saved model (PREFIX-mx2trt.json and its files)")
-    p.add_argument("--name", default="model", help="the Triton model name (default %(default)s)")
+    _saved_model_args(p)
     p.add_argument("--shape", action=_Shape, metavar="NAME=D1,D2,...",
                    help="shape of a data input the model does not fix (repeatable)")
     p.add_argument("--http-port", type=int, default=8000, help="(default %(default)s)")
