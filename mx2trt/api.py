@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 
 from . import converters  # noqa: F401  (registers the converter library)
-from . import _trt, inputs
+from . import _trt, inputs, profiles
 from ._mx import canonical_op, mx
 from .build import build_engine, build_env, define_network, engine_key, engine_spec, reference_program
 from .cache import EngineCache, search
@@ -234,7 +234,8 @@ def convert(
     label, precision = precision, (int8_fallback if precision in QUANT_DTYPES else precision)
     island_opts = _island_options(sym, precision, fp32_ops, fp32_nodes, overflow_guard)
     _check_float64(float64)
-    shapes = inputs.shapes(shapes)
+    ranges = profiles.parse(shapes)
+    shapes = ranges.opt
     dtypes = inputs.dtypes(dtypes, shapes)
     options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
     if registry is not None and not isinstance(registry, Registry):
@@ -243,10 +244,10 @@ def convert(
     clock = _Clock()
     t0 = time.perf_counter()
     with clock("fold"):
-        folded = fold_constants(sym, params, shapes, dtypes)
+        folded = fold_constants(sym, params, ranges.points(), dtypes)
     sym, params = folded.symbol, folded.params
     with clock("graph"):
-        graph = Graph.from_symbol(sym, params, shapes, dtypes, folded.json)
+        graph = Graph.with_profiles(sym, params, ranges, dtypes, folded.json)
         if float64 == "float32":
             graph.float64_as_float32()
     engine_cache = engine_cache_for(cache, cache_dir) if build_engines else None
@@ -321,7 +322,7 @@ def _engine(
     engine_cache: EngineCache | None, env: dict[str, Any], bar: BuildProgress, clock: _Clock,
 ) -> EngineSpec:
     """The engine of one prepared subgraph: from the cache, or built (and cached) from its network."""
-    spec = engine_spec(part, sg, prep.key, prep.network, precision)
+    spec = engine_spec(part, sg, prep.key, prep.network, precision, prep.source)
     found = prep.cached
     if found is None and build_engines:
         with engine_cache.lock(prep.key) if engine_cache is not None else contextlib.nullcontext():
@@ -510,10 +511,13 @@ def explain(
     dtypes: Mapping[str, Any] | None = None,
     float64: str = "refuse",
 ) -> Report:
-    """Where each node would run and why, without building anything; arguments not in `shapes` count as weights."""
+    """Where each node would run and why, without building anything; arguments not in `shapes` count as weights.
+    `shapes` takes [min, opt, max] ranges as optimize does (a converter's refusal of a varying dimension shows when
+    its network is defined, so only in convert's report)."""
     inputs.symbol(sym)
     _check_float64(float64)
-    shapes = inputs.shapes(shapes)
+    ranges = profiles.parse(shapes)
+    shapes = ranges.opt
     dtypes = inputs.dtypes(dtypes, shapes)
     if params is None:
         names = sym.list_arguments() + sym.list_auxiliary_states()
@@ -529,8 +533,8 @@ def explain(
         }
     params = inputs.params(sym, params)
     options = _options(sym, min_subgraph_size, exclude_ops, exclude_nodes)
-    folded = fold_constants(sym, params, shapes, dtypes)
-    graph = Graph.from_symbol(folded.symbol, folded.params, shapes, dtypes)
+    folded = fold_constants(sym, params, ranges.points(), dtypes)
+    graph = Graph.with_profiles(folded.symbol, folded.params, ranges, dtypes, folded.json)
     if float64 == "float32":
         graph.float64_as_float32()
     t0 = time.perf_counter()
@@ -543,7 +547,8 @@ def explain(
 
 
 def optimize_block(block: Any, shapes: Mapping[str, Iterable[int]], **options: Any) -> Any:
-    """Optimize a Gluon HybridBlock for `shapes` ({input name: shape}, in call order); returns a SymbolBlock."""
+    """Optimize a Gluon HybridBlock for `shapes` ({input name: shape or [min, opt, max]}, in call order); returns a
+    SymbolBlock."""
     from mxnet import gluon
 
     if not isinstance(block, gluon.HybridBlock):
@@ -551,14 +556,14 @@ def optimize_block(block: Any, shapes: Mapping[str, Iterable[int]], **options: A
     _known_options(options)
     if not _enabled(options.pop("enabled", None)):
         return block
-    shapes = inputs.shapes(shapes)
+    opt = profiles.parse(shapes).opt
     if any(p._deferred_init for p in block.collect_params().values()):
-        block(*[mx.nd.zeros(tuple(s)) for s in shapes.values()])  # finish Gluon's deferred initialisation
-    out = block(*[mx.sym.var(name) for name in shapes])
+        block(*[mx.nd.zeros(tuple(s)) for s in opt.values()])  # finish Gluon's deferred initialisation
+    out = block(*[mx.sym.var(name) for name in opt])
     sym = out if isinstance(out, mx.sym.Symbol) else mx.sym.Group(list(out))
     params = {p.name: p.data() for p in block.collect_params().values()}
     new_sym, new_params = optimize(sym, params, shapes, **options)
-    return symbol_block(new_sym, new_params, list(shapes))
+    return symbol_block(new_sym, new_params, list(opt))
 
 
 def symbol_block(sym: Any, params: Mapping[str, Any], input_names: list[str]) -> Any:

@@ -17,6 +17,7 @@ from .engine import EngineSpec
 from .errors import BuildError, ConversionError
 from .graph import Entry
 from .partition import Partition, Subgraph
+from .profiles import Range
 from .quant import NodeQuant
 from .registry import REGISTRY, Registry
 from .source import HostWeights, SubgraphSource
@@ -35,6 +36,7 @@ class NetworkBuild:
     input_names: list[str]
     output_names: list[str]
     define_s: float
+    profiles: list[list[Range]] | None = None  # per optimization profile, each input's (min, opt, max)
 
 
 _code_hash: str | None = None
@@ -117,10 +119,13 @@ def define_network(
     registry: Registry | None = None,
     fp32_nodes: frozenset[int] = frozenset(),
     quant: Mapping[int, NodeQuant] | None = None,
+    profiles: list[list[Range]] | None = None,
 ) -> NetworkBuild:
     """Translate subgraph `sg` into a strongly typed INetworkDefinition; raises ConversionError naming the node.
     Nodes in `fp32_nodes` run in float32 inside an fp16/bf16 engine (their float inputs are cast up, or read from the
-    float32 network input itself); nodes in `quant` are quantized (int8/fp8 Q/DQ on the inputs their op names)."""
+    float32 network input itself); nodes in `quant` are quantized (int8/fp8 Q/DQ on the inputs their op names).
+    `profiles` (per optimization profile, each input's (min, opt, max); default: the graph's) make the dimensions
+    that vary -1 in the network."""
     quant = quant or {}
     registry = REGISTRY if registry is None else registry
     weights = params if isinstance(params, HostWeights) else HostWeights(params)
@@ -130,12 +135,18 @@ def define_network(
     builder = create_builder(recorder)
     network = create_network(builder)
     ctx = ConversionContext(network, recorder, precision)
+    if profiles is None and graph.dynamic:
+        per_input = [graph.ranges(e) for e in sg.inputs]
+        profiles = [[r[p] for r in per_input] for p in range(len(graph.profile_points))]
+    ctx.dynamic = bool(profiles) and any(r[0] != r[2] for p in profiles for r in p)
     tensors: dict[Entry, Any] = {}
     raw: dict[Entry, Any] = {}  # network inputs as MXNet gives them, for float32 nodes
     input_names = []
     for i, e in enumerate(sg.inputs):
         name = f"in{i}"
-        t = raw[e] = network.add_input(name, trt_dtype(graph.dtype(e)), graph.shape(e))
+        dims = graph.shape(e) if not profiles else tuple(
+            -1 if any(p[i][0][d] != p[i][2][d] for p in profiles) else n for d, n in enumerate(graph.shape(e)))
+        t = raw[e] = network.add_input(name, trt_dtype(graph.dtype(e)), dims)
         input_names.append(name)
         if graph.dtype(e).kind == "f" and graph.dtype(e) != ctx.dtype:
             t = ctx.cast(t, ctx.dtype)  # the engine boundary: MXNet's dtype outside, the engine dtype inside
@@ -145,7 +156,7 @@ def define_network(
         op_node = part.op_nodes[nid]
         spec = registry.get(node.op)
         assert spec is not None  # the partitioner selected it
-        limit = len(spec.reads(node.inputs))
+        limit = len(spec.reads(node.inputs, graph.dynamic))
         ctx.node = op_node
         ctx.use_precision("fp32" if nid in fp32_nodes else precision)
         ctx.quant = quant.get(nid)
@@ -163,9 +174,11 @@ def define_network(
                 ctx.fail(f"converter returned {len(outs)} outputs, MXNet has {node.num_outputs}")
             for k in range(node.num_outputs):
                 t = outs[k]
-                got, want = tuple(t.shape), node.out_shapes[k]
+                got, want = tuple(t.shape), node.out_shapes[k] if node.out_dims is None else node.out_dims[k]
                 if got != want:
-                    ctx.fail(f"TensorRT infers output {k} shape {got}, MXNet {want}")
+                    ctx.fail(f"TensorRT infers output {k} shape {got}, MXNet {want}" + (
+                        " (-1: varies within the optimization profiles); the converter does not handle these "
+                        "dynamic dimensions" if ctx.dynamic else ""))
                 tensors[Entry(nid, k)] = t
         except ConversionError as exc:
             exc.node_id = nid
@@ -192,7 +205,8 @@ def define_network(
     errors = recorder.take()
     if errors:
         raise ConversionError(graph.nodes[sg.nodes[-1]].name, "subgraph outputs", "; ".join(errors))
-    return NetworkBuild(sg, builder, network, ctx, input_names, output_names, time.perf_counter() - t0)
+    return NetworkBuild(sg, builder, network, ctx, input_names, output_names, time.perf_counter() - t0,
+                        profiles if ctx.dynamic else None)
 
 
 _FLOATS = (trt.float32, trt.float16) + ((trt.bfloat16,) if hasattr(trt, "bfloat16") else ())
@@ -217,6 +231,13 @@ def build_engine(nb: NetworkBuild, monitor: Any = None) -> tuple[bytes, float]:
     config = create_builder_config(nb.builder)
     if monitor is not None:
         config.progress_monitor = monitor
+    for p, ranges in enumerate(nb.profiles or ()):
+        profile = nb.builder.create_optimization_profile()
+        for name, (lo, opt, hi) in zip(nb.input_names, ranges):
+            profile.set_shape(name, lo, opt, hi)
+        if config.add_optimization_profile(profile) < 0:  # TensorRT's only report of a bad profile
+            raise BuildError(f"TensorRT refused optimization profile {p} of subgraph {nb.subgraph.id} ({ranges}): "
+                             f"{'; '.join(nb.ctx.recorder.take()) or 'no reason given'}")
     BUILDS += 1
     plan = nb.builder.build_serialized_network(nb.network, config)
     errors = nb.ctx.recorder.take()
@@ -246,7 +267,9 @@ def reference_program(network: Any, host_weights: Mapping[tuple[str, str], Any],
 def define_source(source: SubgraphSource, registry: Registry | None = None) -> NetworkBuild:
     """Define the network of a stored subgraph again (no model needed)."""
     part, sg, fp32, quant = source.partition()
-    return define_network(part, sg, source.weights, source.desc["precision"], registry, fp32_nodes=fp32, quant=quant)
+    profiles = source.desc.get("profiles")
+    return define_network(part, sg, source.weights, source.desc["precision"], registry, fp32_nodes=fp32, quant=quant,
+                          profiles=[[tuple(tuple(s) for s in r) for r in p] for p in profiles] if profiles else None)
 
 
 def reference_program_of(source: SubgraphSource, name: str = "") -> Any:
@@ -258,18 +281,24 @@ def reference_program_of(source: SubgraphSource, name: str = "") -> Any:
     return reference_program(nb.network, nb.ctx.host_weights, required=True)
 
 
-def engine_spec(part: Partition, sg: Subgraph, key: str, nb: NetworkBuild | None, precision: str) -> EngineSpec:
+def engine_spec(
+    part: Partition, sg: Subgraph, key: str, nb: NetworkBuild | None, precision: str,
+    source: SubgraphSource | None = None,
+) -> EngineSpec:
     """Describe the engine of `sg` for the rewrite and the runtime; `precision` is its label ('int8' for an engine
-    with quantized nodes)."""
+    with quantized nodes); a dynamic engine's `source` gives its profiles and shape function."""
     graph = part.graph
+    profiles = source.desc.get("profiles") if source is not None else None
     return EngineSpec(
         key=key,
         name=f"trt_engine{sg.id}",
         nodes=[graph.nodes[n].name for n in sg.nodes],
-        in_shapes=[graph.shape(e) for e in sg.inputs],
+        in_shapes=[graph.dims(e) for e in sg.inputs],
         in_dtypes=[graph.dtype(e).name for e in sg.inputs],
         in_names=[graph.entry_name(e) for e in sg.inputs],
-        out_shapes=[graph.shape(e) for e in sg.outputs],
+        profiles=profiles,
+        shape_symbol=source.shape_symbol() if profiles else "",
+        out_shapes=[graph.dims(e) for e in sg.outputs],
         out_dtypes=[graph.dtype(e).name for e in sg.outputs],
         precision=precision,
         num_layers=nb.network.num_layers if nb is not None else 0,

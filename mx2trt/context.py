@@ -64,6 +64,7 @@ class ConversionContext:
         self.recorder = recorder
         self.use_precision(precision)
         self.node: OpNode | None = None
+        self.dynamic = False  # some input dimension varies within optimization profiles: -1 in the network
         self.quant: NodeQuant | None = None  # how the node being converted is quantized (int8/fp8), if it is
         self._keep: list[np.ndarray] = []  # TensorRT holds weights by reference until the build returns
         # TensorRT reads bf16 weights back without their values: float32 copies by (layer name, attribute), for the

@@ -31,6 +31,10 @@ class EngineSpec:
     out_dtypes: list[str]
     precision: str
     in_names: list[str] = field(default_factory=list)  # MXNet's names of the entries feeding each input
+    # Dynamic engines (in_shapes/out_shapes hold -1 where a dimension varies): per optimization profile, each
+    # input's [min, opt, max]; and the subgraph's MXNet symbol JSON, whose shape inference gives the output shapes.
+    profiles: list[list[list[list[int]]]] | None = None
+    shape_symbol: str = ""
     plan: bytes = b""
     program: Any = None  # reference.ReferenceProgram of the same network
     num_layers: int = 0

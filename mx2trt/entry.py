@@ -24,6 +24,7 @@ _PREFIX = len(MAGIC) + 8 + 32
 SUFFIX = ".engine"
 _SPEC_FIELDS = ("key", "name", "nodes", "in_shapes", "in_dtypes", "out_shapes", "out_dtypes", "precision", "in_names",
                 "num_layers", "define_s", "build_s", "stats")
+_DYNAMIC_FIELDS = ("profiles", "shape_symbol")  # a dynamic engine's only: static engines' headers stay as they were
 
 
 class EntryError(Mx2TrtError):
@@ -44,7 +45,8 @@ def encode(spec: EngineSpec, env: dict[str, Any], source: SubgraphSource | Sourc
     for name, data in sections.items():
         table[name] = [offset, len(data), _digest(data)]
         offset += len(data)
-    meta = {"spec": {f: getattr(spec, f) for f in _SPEC_FIELDS}, "env": env, "sections": table}
+    fields = _SPEC_FIELDS + (_DYNAMIC_FIELDS if spec.profiles else ())
+    meta = {"spec": {f: getattr(spec, f) for f in fields}, "env": env, "sections": table}
     header = json.dumps(meta, sort_keys=True).encode()
     return [MAGIC, struct.pack("<Q", len(header)), _digest(header).encode(), header, *sections.values()]
 
@@ -156,6 +158,7 @@ class EngineFile:
         """The EngineSpec it describes (plan verified and loaded; no reference program)."""
         try:
             fields = {f: self.meta["spec"][f] for f in _SPEC_FIELDS}
+            fields.update({f: self.meta["spec"][f] for f in _DYNAMIC_FIELDS if f in self.meta["spec"]})
             fields["in_shapes"] = [tuple(int(d) for d in s) for s in fields["in_shapes"]]
             fields["out_shapes"] = [tuple(int(d) for d in s) for s in fields["out_shapes"]]
             spec = EngineSpec(**fields)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -37,18 +37,24 @@ def _deterministic(op: str) -> bool:
 
 
 def fold_constants(
-    sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any], dtypes: Mapping[str, Any] | None = None
+    sym: Any, params: Mapping[str, Any], shapes: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    dtypes: Mapping[str, Any] | None = None,
 ) -> Folded:
     """Evaluate every op node whose inputs are all parameters, shape-only ops or other such nodes with MXNet, once
-    (`dtypes` of the data inputs, default float32: a shape-only op's output may take its input's dtype)."""
+    (`dtypes` of the data inputs, default float32: a shape-only op's output may take its input's dtype). `shapes`
+    may be a list of the data shapes at every optimization profile's min, opt and max (the first is used): a
+    shape-only op reading a tensor whose shape varies among them is no constant."""
+    points = [shapes] if isinstance(shapes, Mapping) else list(shapes)
+    shapes = points[0]
     js = json.loads(sym.tojson())
     nodes = js["nodes"]
+    varying = _varying(js, points) if len(points) > 1 else set()
     const = []
     for n in nodes:
         if n["op"] == "null":
             const.append(n["name"] in params and n["name"] not in shapes)
         elif n["op"] in SHAPE_ONLY:
-            const.append(True)
+            const.append(not any(Entry(int(e[0]), int(e[1])) in varying for e in n.get("inputs", [])))
         else:
             const.append(_deterministic(n["op"]) and all(const[e[0]] for e in n.get("inputs", [])))
     heads = [Entry(int(h[0]), int(h[1])) for h in js["heads"]]
@@ -84,6 +90,19 @@ def fold_constants(
     folded = [n["name"] for i, n in enumerate(nodes) if n["op"] != "null" and const[i]]
     log.info("mx2trt: folded %d node(s) computed from parameters or shapes alone", len(folded))
     return Folded(mx.sym.load_json(json.dumps(folded_js)), new_params, folded, folded_js)
+
+
+def _varying(js: dict[str, Any], points: Sequence[Mapping[str, Any]]) -> set[Entry]:
+    """The entries shape-only ops read whose shape differs between the profile points."""
+    nodes = js["nodes"]
+    wanted = list(dict.fromkeys(Entry(int(e[0]), int(e[1])) for n in nodes if n["op"] in SHAPE_ONLY
+                                for e in n.get("inputs", [])))
+    if not wanted:
+        return set()
+    sub = mx.sym.load_json(json.dumps(dict(js, heads=[[e.node, e.index, 0] for e in wanted])))
+    args = set(sub.list_arguments())
+    seen = [sub.infer_shape_partial(**{k: tuple(v) for k, v in pt.items() if k in args})[1] for pt in points]
+    return {e for k, e in enumerate(wanted) if len({tuple(s[k]) for s in seen}) > 1}
 
 
 def _shape_sources(

@@ -37,6 +37,10 @@ class Node:
     kind: str
     out_shapes: list[Shape] = field(default_factory=list)
     out_dtypes: list[np.dtype] = field(default_factory=list)
+    # out_shapes with -1 where a dimension varies within the optimization profiles (None: static shapes)
+    out_dims: list[Shape] | None = None
+    # per output, its shapes at every profile point (Graph.point_shapes's order; None: static shapes)
+    out_points: list[tuple[Shape, ...]] | None = None
 
     @property
     def is_var(self) -> bool:
@@ -56,6 +60,10 @@ class Graph:
         self.heads = heads
         self.by_name = {n.name: n for n in nodes}
         self.float64: frozenset[Entry] = frozenset()  # entries MXNet holds in float64, read as float32 (opt-in)
+        # With optimization profiles: each profile's (min, opt, max) as indices into `point_shapes`, which holds
+        # every node's output shapes inferred at each such point (empty under static shapes).
+        self.profile_points: list[tuple[int, int, int]] = []
+        self.point_shapes: list[list[list[Shape]]] = []
         self._consumers: dict[int, list[int]] = {n.id: [] for n in nodes}
         for n in nodes:
             for e in n.inputs:
@@ -79,7 +87,47 @@ class Graph:
         return self._consumers[node_id]
 
     def shape(self, e: Entry) -> Shape:
+        """The shape at the (first profile's) opt point: what converters read for attributes."""
         return self.nodes[e.node].out_shapes[e.index]
+
+    @property
+    def dynamic(self) -> bool:
+        return bool(self.profile_points)
+
+    def dims(self, e: Entry) -> Shape:
+        """The shape with -1 for every dimension that varies within the profiles (TensorRT's network shape)."""
+        dims = self.nodes[e.node].out_dims
+        return self.shape(e) if dims is None else dims[e.index]
+
+    def points(self, e: Entry) -> tuple[Shape, ...] | None:
+        """The shapes of `e` at every profile point (None under static shapes)."""
+        pts = self.nodes[e.node].out_points
+        return None if pts is None else pts[e.index]
+
+    def ranges(self, e: Entry) -> list[tuple[Shape, Shape, Shape]]:
+        """Per profile, the (min, opt, max) shape of `e`: elementwise bounds over its profile's points."""
+        out = []
+        for p in self.profile_points:
+            lo, opt, hi = (self.point_shapes[j][e.node][e.index] for j in p)
+            out.append((tuple(map(min, lo, opt, hi)), opt, tuple(map(max, lo, opt, hi))))
+        return out
+
+    def use_profiles(self, points: list["Graph"], profile_points: list[tuple[int, int, int]]) -> None:
+        """Take the shapes the same graph has at each profile point (`points[0]` is this graph): a dimension that
+        differs anywhere becomes -1 in `dims`."""
+        for n in self.nodes:
+            per = [g.nodes[n.id].out_shapes for g in points]
+            dims = []
+            for k, shape in enumerate(n.out_shapes):
+                alts = [s[k] for s in per]
+                if any(len(a) != len(shape) for a in alts):
+                    raise InputError(f"node '{n.name}' ({n.op}): output {k} changes rank within the profiles "
+                                     f"({sorted({len(a) for a in alts})}); engines need one rank")
+                dims.append(tuple(d if all(a[i] == d for a in alts) else -1 for i, d in enumerate(shape)))
+            n.out_dims = dims
+            n.out_points = [tuple(s[k] for s in per) for k in range(len(n.out_shapes))]
+        self.point_shapes = [[list(n.out_shapes) for n in g.nodes] for g in points]
+        self.profile_points = list(profile_points)
 
     def dtype(self, e: Entry) -> np.dtype:
         return self.nodes[e.node].out_dtypes[e.index]
@@ -94,6 +142,22 @@ class Graph:
     @property
     def op_nodes(self) -> list[Node]:
         return [n for n in self.nodes if not n.is_var]
+
+    @classmethod
+    def with_profiles(
+        cls, sym: Any, params: Mapping[str, Any], profiles: Any, dtypes: Mapping[str, Any] | None = None,
+        parsed: dict[str, Any] | None = None,
+    ) -> "Graph":
+        """`from_symbol` at the profiles' opt shapes; with ranges, MXNet's inference at every min/opt/max point too
+        tells which dimensions of which tensors vary (`dims`, `ranges`)."""
+        graph = cls.from_symbol(sym, params, profiles.opt, dtypes, parsed)
+        if not profiles.dynamic and len(profiles.ranges) == 1:
+            return graph
+        pts = profiles.points()
+        graphs = [graph] + [cls.from_symbol(sym, params, pt, dtypes, parsed) for pt in pts[1:]]
+        index = [tuple(pts.index({k: r[j] for k, r in p.items()}) for j in range(3)) for p in profiles.ranges]
+        graph.use_profiles(graphs, index)  # type: ignore[arg-type]
+        return graph
 
     @classmethod
     def from_symbol(

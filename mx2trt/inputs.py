@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from . import profiles
 from ._mx import mx
 from .errors import InputError
 
-MAX_DIM = 2**31 - 1  # MXNet 1.9.1 and TensorRT index dimensions with int32
+MAX_DIM = profiles.MAX_DIM
 _PREFIXES = {"arg:": "arg", "aux:": "aux"}
 
 
@@ -58,25 +59,14 @@ def params(sym: Any, values: Any) -> dict[str, Any]:
     return out
 
 
-def shapes(values: Any) -> dict[str, tuple[int, ...]]:
+def shapes(values: Any, where: str = "") -> dict[str, tuple[int, ...]]:
     """{input name: tuple of positive ints}; a bare int, a float or bool dim, 0, a negative or a dim of 2^31 or more
-    is refused with the input's name."""
-    if not isinstance(values, Mapping):
-        raise InputError(f"shapes must be a mapping of input name -> shape tuple, got {type(values).__name__}")
-    out = {}
-    for name, shape in values.items():
-        if not isinstance(name, str):
-            raise InputError(f"shapes: key {name!r} is not a string")
-        if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
-            raise InputError(f"shapes: '{name}' must be a tuple of dimensions like (1, 3, 224, 224), got {shape!r}")
-        dims = tuple(shape)  # () is MXNet's "unknown": inference fills it in (a label's shape, say)
-        for d in dims:
-            if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
-                raise InputError(f"shapes: '{name}' = {shape!r}: dimension {d!r} is not an integer")
-            if not 0 < int(d) <= MAX_DIM:
-                raise InputError(f"shapes: '{name}' = {shape!r}: dimension {int(d)} must be between 1 and {MAX_DIM}")
-        out[name] = tuple(int(d) for d in dims)
-    return out
+    is refused with the input's name, and so are ranges where `where` (the function's name) serves static shapes."""
+    prof = profiles.parse(values)
+    if prof.dynamic or len(prof.ranges) > 1:
+        raise InputError(f"shapes: {where or 'this'} takes one static shape per input, not [min, opt, max] ranges "
+                         "or several profiles")
+    return prof.opt
 
 
 def dtypes(values: Any, shape_names: Iterable[str]) -> dict[str, np.dtype]:

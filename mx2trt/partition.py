@@ -209,7 +209,7 @@ def used_inputs(graph: Graph, nid: int, registry: Registry) -> list[Entry]:
     """The inputs a converter reads: all, or the first `data_inputs` (e.g. SoftmaxOutput ignores its label)."""
     node = graph.nodes[nid]
     spec = registry.get(node.op)
-    return spec.reads(node.inputs) if spec is not None else list(node.inputs)
+    return spec.reads(node.inputs, graph.dynamic) if spec is not None else list(node.inputs)
 
 
 def _make_subgraph(

@@ -36,10 +36,17 @@ class TensorInfo:
     shape: Shape
     dtype: np.dtype
     const: bool = False
+    dims: Shape | None = None  # `shape` with -1 where it varies within optimization profiles (None: static)
+    points: tuple[Shape, ...] | None = None  # its shapes at every profile point (None: static)
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    @property
+    def dynamic(self) -> tuple[int, ...]:
+        """The axes that vary within the optimization profiles."""
+        return () if self.dims is None else tuple(i for i, d in enumerate(self.dims) if d < 0)
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,13 @@ class ConverterSpec:
     # Inputs wired in (their shape keys the engine) whose values the converter never reads (slice_like's second).
     shape_inputs: tuple[int, ...] = ()
 
-    def reads(self, inputs: Sequence[T]) -> list[T]:
-        """The inputs the converter reads: all of them, or the first `data_inputs`."""
-        return list(inputs if self.data_inputs is None else inputs[: self.data_inputs])
+    def reads(self, inputs: Sequence[T], dynamic: bool = False) -> list[T]:
+        """The inputs the converter reads: all of them, or the first `data_inputs`; under optimization profiles
+        (`dynamic`) also the shape inputs past them (zeros_like's input gives its size at run time)."""
+        n = self.data_inputs
+        if n is not None and dynamic and self.shape_inputs:
+            n = max(n, max(self.shape_inputs) + 1)
+        return list(inputs if n is None else inputs[:n])
 
     def values_from(self, inputs: Sequence[T]) -> list[T]:
         """The inputs the node's values are computed from: those it reads, less the shape-only ones."""
@@ -146,12 +157,15 @@ class Registry:
             node.op,
             attrs,
             tuple(
-                TensorInfo(graph.shape(e), graph.dtype(e), graph.nodes[e.node].kind in ("param", "aux"))
+                TensorInfo(graph.shape(e), graph.dtype(e), graph.nodes[e.node].kind in ("param", "aux"),
+                           graph.dims(e) if graph.nodes[e.node].out_dims is not None else None, graph.points(e))
                 for e in node.inputs
             ),
-            tuple(TensorInfo(s, d) for s, d in zip(node.out_shapes, node.out_dtypes)),
+            tuple(TensorInfo(s, d, False, None if node.out_dims is None else node.out_dims[k],
+                             None if node.out_points is None else node.out_points[k])
+                  for k, (s, d) in enumerate(zip(node.out_shapes, node.out_dtypes))),
         )
-        used = spec.reads(op_node.inputs)
+        used = spec.reads(op_node.inputs, graph.dynamic)
         for i, t in enumerate(used + list(op_node.outputs)):
             if t.dtype not in spec.dtypes:
                 side = "input" if i < len(used) else "output"

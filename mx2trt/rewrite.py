@@ -81,5 +81,7 @@ def rewrite(graph: Graph, built: list[tuple[Subgraph, EngineSpec]], runtime: str
             },
             "_inputs": entries,
         }
+        if spec.profiles:  # a dynamic engine: its ranges, and the shape function MXNet's bind asks
+            customs[f"engine{b}"]["attrs"].update(profiles=json.dumps(spec.profiles), shape_symbol=spec.shape_symbol)
 
     return mx.sym.load_json(json.dumps(splice(old, graph.heads, remap, customs)))

@@ -19,6 +19,7 @@ from . import _trt
 from ._mx import mx
 from .engine import STORE, EngineSpec
 from .errors import InputError, Mx2TrtError
+from .profiles import contains, describe
 
 log = logging.getLogger("mx2trt")
 
@@ -33,9 +34,13 @@ class EngineNodeError(Mx2TrtError, mx.base.MXNetError):
     """An engine node refused inside MXNet (bind, forward or backward); also an MXNetError, as MXNet's callers expect."""
 
 
+class EngineInputError(EngineNodeError, InputError):
+    """An engine node was bound with an input shape or dtype its engine does not take."""
+
+
 # What engine-node callbacks raised, oldest first: (MXNet's name of the callback, engine node, message). MXNet's check
 # that follows names the callback (and, for inference, the node), which pairs the two.
-_pending: list[tuple[str, str, str]] = []
+_pending: list[tuple[str, str, str, type]] = []
 _CALLBACKS = {"infer_shape": "kCustomOpPropInferShape", "infer_type": "kCustomOpPropInferType",
               "create_operator": "kCustomOpPropCreateOperator", "forward": "kCustomOpForward",
               "backward": "kCustomOpBackward"}
@@ -53,8 +58,9 @@ def _reported(fn: _F) -> _F:
         except Exception as exc:
             name = self.name
             msg = str(exc) if isinstance(exc, Mx2TrtError) else f"engine node '{name}': {type(exc).__name__}: {exc}"
+            cls = type(exc) if isinstance(exc, EngineNodeError) else EngineNodeError
             with _lock:
-                _pending.append((callback, name, msg))
+                _pending.append((callback, name, msg, cls))
                 del _pending[:-64]  # failures nobody waited for do not pile up
             raise
 
@@ -76,13 +82,13 @@ def _translate_errors() -> None:
             return err
         node = re.search(r"Error in operator (\S+?):", text)
         with _lock:
-            for i, (callback, name, message) in enumerate(_pending):
+            for i, (callback, name, message, cls) in enumerate(_pending):
                 if callback in text and (node is None or node.group(1) == name):
                     del _pending[i]
                     break
             else:
                 return err  # another custom op's failure: MXNet's own error, untouched
-        out = EngineNodeError(message)
+        out = cls(message)
         out.__cause__ = err  # MXNet's own check, for the record
         return out
 
@@ -208,6 +214,8 @@ class EngineProp(mx.operator.CustomOpProp):
         in_names: str = "",
         engine_name: str = "",
         n_engine: str = "",
+        profiles: str = "",
+        shape_symbol: str = "",
     ) -> None:
         super().__init__(need_top_grad=False)
         self.key = key
@@ -223,6 +231,9 @@ class EngineProp(mx.operator.CustomOpProp):
         self.in_dtypes = [np.dtype(d) for d in json.loads(in_dtypes)] if in_dtypes else (
             [np.dtype(d) for d in self.spec.in_dtypes] if self.spec else None)
         self.in_names = json.loads(in_names) if in_names else [f"in{i}" for i in range(self.n_in)]
+        self.profiles = json.loads(profiles) if profiles else None
+        self.shape_symbol = shape_symbol
+        self._shape_fn: Any = None  # mx.sym.load_json(shape_symbol), loaded at the first bind
 
     def list_arguments(self) -> list[str]:
         return [f"in{i}" for i in range(self.n_in)]
@@ -237,13 +248,48 @@ class EngineProp(mx.operator.CustomOpProp):
     def infer_shape(self, in_shape: list[list[int]]) -> tuple[list, list, list]:
         if self.in_shapes is None:
             return in_shape, [list(s) for s in self.out_shapes], []
+        if self.profiles:
+            return self._infer_dynamic(in_shape)
         for i, (got, want) in enumerate(zip(in_shape, self.in_shapes)):
             if _known(got) and tuple(got) != tuple(want):
-                raise EngineNodeError(
+                raise EngineInputError(
                     f"{self._input(i)} has shape {tuple(got)} but the engine was built for {tuple(want)}: run "
-                    "mx2trt.optimize with the new shapes (engines have static shapes)"
+                    "mx2trt.optimize with the new shapes, or with [min, opt, max] ranges for the dimensions that vary"
                 )
         return [list(s) for s in self.in_shapes], [list(s) for s in self.out_shapes], []
+
+    def _infer_dynamic(self, in_shape: list[list[int]]) -> tuple[list, list, list]:
+        """A dynamic engine's shapes: the inputs must lie in one optimization profile, and the outputs are what
+        MXNet's inference of the original subgraph gives for them (0, MXNet's unknown, until the inputs are known)."""
+        n = self.n_engine
+        ins = [list(s) for s in in_shape]
+        for i, want in enumerate(self.in_shapes[:n]):
+            if not _known(ins[i]):
+                ins[i] = [0 if d < 0 else d for d in want]
+        if not all(_known(s) for s in ins[:n]):
+            return ins, [[0 if d < 0 else d for d in s] for s in self.out_shapes], []
+        self.check_profiles([tuple(s) for s in ins[:n]])
+        if self._shape_fn is None:
+            self._shape_fn = mx.sym.load_json(self.shape_symbol)
+        _, outs, _ = self._shape_fn.infer_shape_partial(**{f"in{i}": tuple(s) for i, s in enumerate(ins[:n])})
+        if outs is None or not all(_known(s) for s in outs):
+            raise EngineNodeError(f"engine node '{self.name}': MXNet cannot infer its output shapes for inputs "
+                                  f"{[tuple(s) for s in ins[:n]]}")
+        return ins, [list(s) for s in outs], []
+
+    def check_profiles(self, shapes: list[tuple[int, ...]]) -> int:
+        """The first optimization profile holding every input shape; else an EngineInputError naming the input."""
+        for p, ranges in enumerate(self.profiles):
+            if all(contains(r, s) for r, s in zip(ranges, shapes)):
+                return p
+        ranges = list(zip(*self.profiles))
+        i = next((i for i, s in enumerate(shapes) if not any(contains(r, s) for r in ranges[i])), 0)
+        raise EngineInputError(
+            f"{self._input(i)} has shape {shapes[i]}, outside the engine's optimization profiles "
+            f"({describe(ranges[i])})" + ("" if any(not any(contains(r, s) for r in ranges[j])
+                                                   for j, s in enumerate(shapes) if j != i) or len(self.profiles) == 1
+                                          else "; or the inputs' shapes lie in different profiles")
+            + ": run mx2trt.optimize with ranges that hold it")
 
     @_reported
     def infer_type(self, in_type: list[Any]) -> tuple[list, list, list]:
@@ -251,7 +297,7 @@ class EngineProp(mx.operator.CustomOpProp):
             return in_type, [d.type for d in self.out_dtypes], []
         for i, (got, want) in enumerate(zip(in_type, self.in_dtypes)):
             if got is not None and np.dtype(got) != want:
-                raise EngineNodeError(
+                raise EngineInputError(
                     f"{self._input(i)} is {np.dtype(got).name} but the engine was built for {want.name}: pass "
                     f"{want.name}, or run mx2trt.optimize with that input's dtype (dtypes= for a data input)"
                 )
@@ -266,7 +312,9 @@ class EngineProp(mx.operator.CustomOpProp):
             want_shape, want_dt = tuple(self.spec.in_shapes[i]), np.dtype(self.spec.in_dtypes[i])
             if got_dt == np.float64 and want_dt == np.float32 and self.in_dtypes and self.in_dtypes[i] == got_dt:
                 want_dt = got_dt  # float64='float32': the node casts
+            if self.spec.profiles and len(shape) == len(want_shape):
+                want_shape = tuple(s if w < 0 else w for s, w in zip(shape, want_shape))  # ranges: infer_shape's
             if tuple(shape) != want_shape or got_dt != want_dt:
-                raise EngineNodeError(f"{self._input(i)} is {tuple(shape)} {got_dt.name} but the engine was built for "
+                raise EngineInputError(f"{self._input(i)} is {tuple(shape)} {got_dt.name} but the engine was built for "
                                       f"{want_shape} {want_dt.name}: run mx2trt.optimize for these inputs")
         return EngineOp(self.spec, self.runtime, self.name, self.n_engine)

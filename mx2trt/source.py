@@ -128,10 +128,15 @@ class SubgraphSource:
         local: dict[Entry, list[int]] = {}
         nodes: list[dict[str, Any]] = []
 
+        dynamic = graph.dynamic
+
         def var(name: str, kind: str, e: Entry) -> None:
             local[e] = [len(nodes), 0]
             nodes.append({"op": "null", "name": name, "kind": kind, "attrs": {}, "inputs": [],
                           "out_shapes": [list(graph.shape(e))], "out_dtypes": [dtype_name(graph.dtype(e))]})
+            if dynamic:
+                nodes[-1]["out_dims"] = [list(graph.dims(e))]
+                nodes[-1]["out_points"] = [[list(s) for s in graph.points(e)]]
 
         for i, e in enumerate(sg.inputs):
             var(f"in{i}", "data", e)
@@ -147,6 +152,10 @@ class SubgraphSource:
             nodes.append({"op": n.op, "name": n.name, "kind": "op", "attrs": dict(sorted(n.attrs.items())),
                           "inputs": [[ids[e.node], e.index] if e.node in ids else local[e] for e in n.inputs],
                           "out_shapes": [list(s) for s in n.out_shapes], "out_dtypes": [dtype_name(d) for d in n.out_dtypes]})
+            if dynamic:
+                nodes[-1]["out_dims"] = [list(graph.dims(Entry(nid, k))) for k in range(n.num_outputs)]
+                nodes[-1]["out_points"] = [[list(s) for s in graph.points(Entry(nid, k))]
+                                           for k in range(n.num_outputs)]
         desc = {
             "format": FORMAT,
             "precision": precision,
@@ -155,10 +164,27 @@ class SubgraphSource:
             "outputs": [[ids[e.node], e.index] for e in sg.outputs],
             "fp32_nodes": sorted(ids[n] for n in fp32_nodes if n in ids),
         }
+        if dynamic:  # absent under static shapes, so static engines keep their keys
+            per_input = [graph.ranges(e) for e in sg.inputs]
+            desc["profiles"] = [[[list(s) for s in r[p]] for r in per_input] for p in range(len(graph.profile_points))]
         q = {str(ids[n]): nq.as_json() for n, nq in sorted((quant or {}).items()) if n in ids}
         if q:  # absent when nothing is quantized, so float engines keep their keys
             desc["quant"] = q
         return cls(desc, {graph.nodes[w].name: params[graph.nodes[w].name] for w in sg.weights})
+
+    def shape_symbol(self) -> str:
+        """The subgraph as MXNet symbol JSON over variables in0.. (weights declare their shapes): MXNet's own shape
+        inference of it is a dynamic engine's shape function at bind time."""
+        nodes = []
+        for n in self.desc["nodes"]:
+            attrs = dict(n["attrs"])
+            if n["op"] == "null" and n["kind"] != "data":
+                attrs["__shape__"] = str(tuple(n["out_shapes"][0]))
+            nodes.append({"op": n["op"], "name": n["name"], "attrs": attrs,
+                          "inputs": [[a, b, 0] for a, b in n["inputs"]]})
+        return json.dumps({"nodes": nodes, "arg_nodes": [i for i, n in enumerate(nodes) if n["op"] == "null"],
+                           "heads": [[a, b, 0] for a, b in self.desc["outputs"]],
+                           "attrs": {"mxnet_version": ["int", 10901]}}, separators=(",", ":"))
 
     def content_hash(self, weights: HostWeights | None = None) -> str:
         """Hash of what the engine computes: ops, attributes, edges, shapes, dtypes, weight bytes, precision; node
@@ -195,7 +221,9 @@ class SubgraphSource:
         nodes = []
         for i, n in enumerate(self.desc["nodes"]):
             nodes.append(Node(i, n["op"], n["name"], dict(n["attrs"]), tuple(Entry(a, b) for a, b in n["inputs"]),
-                              n["kind"], [tuple(s) for s in n["out_shapes"]], [np.dtype(d) for d in n["out_dtypes"]]))
+                              n["kind"], [tuple(s) for s in n["out_shapes"]], [np.dtype(d) for d in n["out_dtypes"]],
+                              [tuple(s) for s in n["out_dims"]] if "out_dims" in n else None,
+                              [tuple(tuple(s) for s in o) for o in n["out_points"]] if "out_points" in n else None))
         outputs = [Entry(a, b) for a, b in self.desc["outputs"]]
         graph = Graph({}, nodes, outputs)
         op_nodes = {}

@@ -23,6 +23,7 @@ from . import _trt, cuda
 from ._mx import mx
 from .engine import EngineSpec
 from .errors import Mx2TrtError
+from .profiles import contains
 
 
 def _data_ptr(arr: Any) -> int:
@@ -78,6 +79,8 @@ class TensorRTRunner:
         self.context: Any = None
         self.scratch: cuda.Scratch | None = None
         self.scratch_bytes = 0
+        self.profiles = spec.profiles  # dynamic engines: per profile, each input's [min, opt, max]
+        self.profile = 0  # the context's optimization profile
         try:
             with cuda.on_device(device_id):
                 self.io = cuda.DeviceBuffers(device_id)
@@ -129,6 +132,8 @@ class TensorRTRunner:
     def _forward(self, op: Any, req: list[str], in_data: list[Any], out_data: list[Any], io: cuda.DeviceBuffers,
                  scratch: cuda.Scratch) -> None:
         ctx = self.context
+        if self.profiles:
+            self._set_shapes(in_data, out_data, io)
         for i, x in enumerate(in_data):
             name = f"in{i}"
             # MXNet hands a custom op its inputs computed, so a GPU array can be read in place.
@@ -160,6 +165,27 @@ class TensorRTRunner:
                 raw = io.stage_out(name, ptr, _nbytes(y))
                 io.synchronize()
                 op.assign(y, req[k], mx.nd.array(raw.view(y.dtype).reshape(y.shape), ctx=y.context, dtype=y.dtype))
+
+    def _set_shapes(self, in_data: list[Any], out_data: list[Any], io: cuda.DeviceBuffers) -> None:
+        """Dynamic engines: select the first optimization profile holding every input's shape, set the shapes, and
+        check that TensorRT's output shapes are those MXNet inferred with the engine node's shape function."""
+        ctx = self.context
+        shapes = [tuple(x.shape) for x in in_data]
+        p = next((p for p, ranges in enumerate(self.profiles or ()) if all(
+            contains(r, s) for r, s in zip(ranges, shapes))), None)
+        if p is None:
+            raise Mx2TrtError(f"{self.where}: input shapes {shapes} lie in no optimization profile")
+        if p != self.profile:
+            if not ctx.set_optimization_profile_async(p, io.stream_handle):
+                raise Mx2TrtError(f"{self.where}: TensorRT refused optimization profile {p}")
+            self.profile = p
+        for i, s in enumerate(shapes):
+            if not ctx.set_input_shape(f"in{i}", s):
+                raise Mx2TrtError(f"{self.where}: TensorRT refused shape {s} for input {i}")
+        for k, y in enumerate(out_data):
+            got = tuple(ctx.get_tensor_shape(f"out{k}"))
+            if got != tuple(y.shape):
+                raise Mx2TrtError(f"{self.where}: TensorRT computes output {k} as {got}, MXNet {tuple(y.shape)}")
 
     def close(self) -> None:
         """Free the context, the engine, the buffers and the stream, and release the shared scratch (idempotent)."""

@@ -120,8 +120,10 @@ class _FailingShapeProp(mx.operator.CustomOpProp):
 mx.operator.register("mx2trt_test_failing_shape")(_FailingShapeProp)
 
 
-@pytest.mark.parametrize("stale", [("kCustomOpForward", "trt_engine0", "an engine forward nobody waited for"),
-                                   ("kCustomOpPropInferShape", "trt_engine7", "another engine node's shape")])
+@pytest.mark.parametrize("stale", [("kCustomOpForward", "trt_engine0", "an engine forward nobody waited for",
+                                    runtime.EngineNodeError),
+                                   ("kCustomOpPropInferShape", "trt_engine7", "another engine node's shape",
+                                    runtime.EngineInputError)])
 def test_a_users_own_custom_op_failure_is_not_given_an_engines_message(monkeypatch, stale):
     """A recorded engine-node failure is paired only with MXNet's check of the same callback (and node): a user's
     custom op failing afterwards keeps MXNet's own error."""
