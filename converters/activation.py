@@ -109,18 +109,23 @@ def softmax(ctx: ConversionContext, x: Any, axis: int, temperature: float | None
     return sm.get_output(0)
 
 
-def masked_softmax(ctx: ConversionContext, x: Any, length: Any, axis: int, temperature: float | None = None) -> Any:
+def masked_softmax(ctx: ConversionContext, x: Any, length: Any, axis: int, temperature: float | None = None,
+                   size: int | None = None) -> Any:
     """softmax along `axis` over the first length[...] positions only, zeros after them (MXNet's use_length): the
     position index (an int32 constant) LESS the length gives a BOOL mask; masked entries become the lowest finite
-    value before the softmax (after the temperature, so a negative one cannot flip them) and 0 after it."""
+    value before the softmax (after the temperature, so a negative one cannot flip them) and 0 after it. `size`: the
+    axis's largest size within the profiles, when it varies."""
     x = ctx.tensor(x)
     shape = tuple(x.shape)
     rank, axis = len(shape), axis % len(shape)
     if not isinstance(length, trt.ITensor):
         length = ctx.constant(np.asarray(length), dtype=np.asarray(length).dtype)
-    length = ctx.reshape(ctx.cast(length, np.int32), shape[:axis] + (1,) + shape[axis + 1:])
+    dims = shape[:axis] + (1,) + shape[axis + 1:]
+    length = layers.reshape(ctx, ctx.cast(length, np.int32), dims, {j: j for j, d in enumerate(dims) if d < 0}, x)
     along = (1,) * axis + (shape[axis],) + (1,) * (rank - axis - 1)
-    pos = ctx.constant(np.arange(shape[axis], dtype=np.int32), shape=along, dtype=np.int32)
+    n = shape[axis] if shape[axis] >= 0 else int(size)
+    pos = layers.constant_upto(ctx, np.arange(n, dtype=np.int32).reshape(along[:axis] + (n,) + along[axis + 1:]),
+                               {axis: axis} if shape[axis] < 0 else {}, x, np.int32)
     mask = layers.elementwise(ctx, pos, length, EW.LESS)
     if temperature is not None and temperature != 1.0:
         x = layers.elementwise(ctx, x, 1.0 / temperature, EW.PROD)
@@ -134,7 +139,8 @@ def convert_softmax(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
     after); log_softmax -> reduce MAX/SUM + EXP/LOG unary + elementwise."""
     a = node.attrs
     if a.use_length:
-        return [masked_softmax(ctx, inputs[0], inputs[1], a.axis, a.temperature)]
+        return [masked_softmax(ctx, inputs[0], inputs[1], a.axis, a.temperature,
+                               layers.largest(node.inputs[0], a.axis))]
     return [softmax(ctx, inputs[0], a.axis, a.temperature, log=node.op == "log_softmax")]
 
 

@@ -35,11 +35,15 @@ def _projection(ctx: ConversionContext, qkv: Any, heads: int, which: int) -> Any
     # Slice the last axis of (T, B, heads, 3*d), not a unit axis of (T, B, heads, 3, d): TensorRT-RTX 1.7's Myelin
     # fails CHECK(def_tactic_desc) on matmul -> reshape -> unit-axis slice -> reshape + transpose when the matmul's
     # output is also an engine output (a FullyConnected projection at a subgraph boundary).
-    part = layers.slice_nd(ctx, ctx.reshape(qkv, (t, b, heads, 3 * d)), (0, 0, 0, which * d), (t, b, heads, d))
+    split = layers.reshape(ctx, qkv, (t, b, heads, 3 * d), _TB)
+    part = layers.slice_nd(ctx, split, (0, 0, 0, which * d), (t, b, heads, d))
     s = ctx.net.add_shuffle(part)  # one shuffle: transpose then reshape
     s.first_transpose = (1, 2, 0, 3)  # (B, heads, T, d)
-    s.reshape_dims = (b * heads, t, d)
+    layers.set_reshape(ctx, s, (b * heads if b >= 0 else -1, t, d), {1: 0}, part)
     return s.get_output(0)
+
+
+_TB = {0: 0, 1: 1}  # T and B, where they vary within the profiles, copied from the interleaved input
 
 
 @converter("_contrib_interleaved_matmul_selfatt_qk", attrs=HeadsAttrs, validator=_heads_ok)
@@ -73,9 +77,9 @@ def convert_selfatt_valatt(ctx: ConversionContext, node: OpNode, inputs: list[An
     d = width // (3 * heads)
     out = layers.matmul(ctx, att, _projection(ctx, qkv, heads, 2))  # (B*heads, T, d)
     s = ctx.net.add_shuffle(out)
-    s.reshape_dims = (b, heads, t, d)
+    layers.set_reshape(ctx, s, (b, heads, t, d), {0: 1, 2: 0}, qkv)
     s.second_transpose = (2, 0, 1, 3)  # (T, B, heads, d)
-    return [ctx.reshape(s.get_output(0), (t, b, heads * d))]
+    return [layers.reshape(ctx, s.get_output(0), (t, b, heads * d), _TB, qkv)]
 
 
 @schema
@@ -102,12 +106,13 @@ def convert_sequence_mask(ctx: ConversionContext, node: OpNode, inputs: list[Any
     if not a.use_sequence_length:
         return [ctx.identity(x)]
     shape = tuple(int(v) for v in x.shape)
-    rank, steps = len(shape), shape[a.axis]
+    rank, steps = len(shape), layers.largest(node.inputs[0], a.axis)
     ramp_shape = [1] * rank
     ramp_shape[a.axis] = steps
     len_shape = [1] * rank
     len_shape[1 - a.axis] = shape[1 - a.axis]
-    ramp = ctx.constant(np.arange(steps), shape=ramp_shape, dtype=np.float32)
+    ramp = layers.constant_upto(ctx, np.arange(steps, dtype=np.float32).reshape(ramp_shape),
+                                {a.axis: a.axis} if shape[a.axis] < 0 else {}, x, np.float32)
     lengths = ctx.reshape(ctx.cast(inputs[1], np.float32), len_shape)
     keep = layers.elementwise(ctx, ramp, lengths, EW.LESS)
     return [layers.select(ctx, keep, x, a.value)]
@@ -130,13 +135,23 @@ def _arange_ok(node: OpNode) -> str | None:
     return None
 
 
-@converter("_contrib_arange_like", attrs=ArangeLikeAttrs, validator=_arange_ok, compute=False, data_inputs=0)
+# The input is wired in only under optimization profiles, where it gives the ramp's length at run time.
+@converter("_contrib_arange_like", attrs=ArangeLikeAttrs, validator=_arange_ok, compute=False, data_inputs=0,
+           shape_inputs=(0,))
 def convert_arange_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """_contrib_arange_like -> IConstantLayer (shapes are static, so the ramp is known when converting)."""
+    """_contrib_arange_like -> IConstantLayer (the ramp is known when converting); under profiles, with an axis,
+    the ramp for the axis's largest size cut to its size at run time (ISliceLayer)."""
     a, out = node.attrs, node.outputs[0]
-    count = int(np.prod(out.shape, dtype=np.int64))
+    copy = {}
+    if out.dynamic:
+        if a.axis is None:
+            ctx.fail(f"a ramp over the whole input whose shape varies within the profiles ({node.inputs[0].dims}) "
+                     "is not supported (give an axis)")
+        copy = {0: a.axis % node.inputs[0].ndim}
+    shape = (layers.largest(node.inputs[0], copy[0]),) if copy else out.shape
+    count = int(np.prod(shape, dtype=np.int64))
     values = a.start + a.step * (np.arange(count) // a.repeat)
-    return [ctx.constant(values.reshape(out.shape), dtype=ctx.out_dtype(node))]
+    return [layers.constant_upto(ctx, values.reshape(shape), copy, inputs[0], ctx.out_dtype(node))]
 
 
 # ---- detection ---------------------------------------------------------------------------------------------------

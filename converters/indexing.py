@@ -195,13 +195,13 @@ def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
         hit = layers.elementwise(ctx, ctx.reshape(idx, shape[:axis + 1] + (1,) + shape[axis + 1:]),
                                  _int_constant(ctx, arange, rank + 1), trt.ElementWiseOperation.EQUAL)
         mask = layers.reduce(ctx, ctx.cast(hit, ctx.dtype), trt.ReduceOperation.MAX, [axis], keep_dims=False)
-        return [_as_shape(ctx, mask, node.outputs[0].shape)]
+        return [_as_shape(ctx, mask, node.outputs[0].dims or node.outputs[0].shape)]
     if a.ret_typ == "value":
         outs = [values]
     else:
         indices = _float_indices(ctx, idx, size)
         outs = [values, indices] if a.ret_typ == "both" else [indices]
-    return [_as_shape(ctx, t, o.shape) for t, o in zip(outs, node.outputs)]
+    return [_as_shape(ctx, t, o.dims or o.shape) for t, o in zip(outs, node.outputs)]
 
 
 def _sort(ctx: ConversionContext, x: Any, flat: bool, axis: int, size: int, k: int,
@@ -253,4 +253,4 @@ def convert_argsort(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
     """argsort -> ITopKLayer over the whole axis (MIN if is_ascend, else MAX); its indices cast to float."""
     axis, size = _argsort_geometry(node)
     _, idx, _ = _sort(ctx, inputs[0], node.attrs.axis is None, axis, size, size, node.attrs.is_ascend)
-    return [_as_shape(ctx, _float_indices(ctx, idx, size), node.outputs[0].shape)]
+    return [_as_shape(ctx, _float_indices(ctx, idx, size), node.outputs[0].dims or node.outputs[0].shape)]

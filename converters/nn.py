@@ -91,7 +91,7 @@ def convert_convolution(ctx: ConversionContext, node: OpNode, inputs: list[Any])
     conv.num_groups = a.num_group
     y = conv.get_output(0)
     if n == 1:
-        y = ctx.reshape(y, node.outputs[0].shape)
+        y = layers.reshape_as(ctx, y, node.inputs[0], node.outputs[0])
     return [y]
 
 

@@ -40,8 +40,8 @@ def _reduce_to(ctx: ConversionContext, node: OpNode, x: Any, op: Any, axes: tupl
     """IReduceLayer over `axes` keeping them, then reshaped to MXNet's output shape (which is (1,), not 0-d, when
     everything is reduced without keepdims); no axes: the input itself."""
     y = layers.reduce(ctx, x, op, axes, keep_dims=True) if axes else ctx.identity(x)
-    out = node.outputs[0].shape
-    return y if tuple(y.shape) == out else ctx.reshape(y, out)
+    out = node.outputs[0]
+    return y if tuple(y.shape) == (out.dims or out.shape) else layers.reshape_as(ctx, y, node.inputs[0], out)
 
 
 @schema
@@ -105,8 +105,8 @@ def convert_norm(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     y = layers.unary(ctx, layers.reduce(ctx, sq, R.SUM, axes, keep_dims=True), trt.UnaryOperation.SQRT)
     if scale is not None:
         y = layers.elementwise(ctx, y, scale, EW.PROD)
-    out = node.outputs[0].shape
-    return [y if tuple(y.shape) == out else ctx.reshape(y, out)]
+    out = node.outputs[0]
+    return [y if tuple(y.shape) == (out.dims or out.shape) else layers.reshape_as(ctx, y, node.inputs[0], out)]
 
 
 @schema
@@ -130,7 +130,7 @@ def _arg_index(ctx: ConversionContext, node: OpNode, x: Any, largest: bool, axis
         ctx.fail(f"{n} positions along axis {axis}: {ctx.precision} holds indices above {ctx.exact_int} inexactly",
                  needs_fp32=True)
     _, idx = layers.topk(ctx, x, largest, 1, axis)
-    return ctx.reshape(ctx.cast(idx, ctx.dtype), node.outputs[0].shape)
+    return layers.reshape_as(ctx, ctx.cast(idx, ctx.dtype), node.inputs[0], node.outputs[0])
 
 
 @converter("argmax", "argmin", attrs=ArgAttrs, validator=_arg_ok)
@@ -139,7 +139,7 @@ def convert_argmax(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> l
     cast to the engine dtype (MXNet returns float indices) and reshaped to MXNet's shape."""
     axis, x = node.attrs.axis, ctx.tensor(inputs[0])
     if axis is None:
-        axis, x = 0, ctx.reshape(x, (int(np.prod(x.shape, dtype=np.int64)),))
+        axis, x = 0, ctx.reshape(x, (-1,))
     return [_arg_index(ctx, node, x, node.op == "argmax", axis)]
 
 

@@ -9,18 +9,31 @@ from mx2trt import layers
 from mx2trt._trt import trt
 from mx2trt.attrs import attr, schema
 from mx2trt.context import ConversionContext
-from mx2trt.registry import OpNode, converter
+from mx2trt.registry import OpNode, TensorInfo, converter
 
 
 def _resize(ctx: ConversionContext, x: Any, shape: tuple[int, ...], mode: Any, transform: Any) -> Any:
     """IResizeLayer to `shape`; an axis resized to length 1 takes its first element, as MXNet's kernels do."""
-    layer = ctx.net.add_resize(ctx.tensor(x))
-    layer.shape = tuple(int(d) for d in shape)
+    x = ctx.tensor(x)
+    layer = ctx.net.add_resize(x)
+    copy = layers.same_axes(x, shape)
+    if copy:  # sizes varying within the profiles: x's at run time
+        layer.set_input(1, layers.shape_tensor(ctx, shape, copy, x))
+    else:
+        layer.shape = tuple(int(d) for d in shape)
     layer.resize_mode = mode
     layer.coordinate_transformation = transform
     layer.selector_for_single_pixel = trt.ResizeSelector.UPPER
     layer.nearest_rounding = trt.ResizeRoundMode.FLOOR
     return layer.get_output(0)
+
+
+def _sized(ctx: ConversionContext, src: TensorInfo, dst: TensorInfo) -> tuple[int, ...]:
+    """The resize's output shape: src's batch and channels (-1 where they vary within the profiles), dst's static
+    spatial size; fails when the spatial size varies."""
+    if any(j >= 2 for j in dst.dynamic):
+        ctx.fail(f"resizing to a spatial size that varies within the profiles ({dst.dims}) is not supported")
+    return tuple((src.dims or src.shape)[:2]) + tuple(dst.shape[2:])
 
 
 # ---- UpSampling ----------------------------------------------------------------------------------------------------
@@ -66,14 +79,13 @@ def convert_upsampling(ctx: ConversionContext, node: OpNode, inputs: list[Any]) 
     """UpSampling -> nearest: IResizeLayer NEAREST per input (integer scales) + concat or sum; bilinear:
     IDeconvolutionLayer with the weight, groups = channels, stride = scale."""
     a = node.attrs
-    out = node.outputs[0].shape
     if a.sample_type == "bilinear":
         k, p = _bilinear_kernel(a.scale)
         s = (a.scale, a.scale)
         c = node.inputs[0].shape[1]
         return [layers.deconvolution(ctx, inputs[0], inputs[1], None, c, (k, k), s, (1, 1), c, (p, p), (p, p))]
     nearest, asymmetric = trt.InterpolationMode.NEAREST, trt.ResizeCoordinateTransformation.ASYMMETRIC
-    ups = [_resize(ctx, x, t.shape[:2] + out[2:], nearest, asymmetric) for x, t in zip(inputs, node.inputs)]
+    ups = [_resize(ctx, x, _sized(ctx, t, node.outputs[0]), nearest, asymmetric) for x, t in zip(inputs, node.inputs)]
     if a.multi_input_mode == "sum":
         y = ups[0]
         for u in ups[1:]:
@@ -109,4 +121,5 @@ def convert_bilinear_resize(ctx: ConversionContext, node: OpNode, inputs: list[A
     coordinates clamped at 0 like MXNet's); a length-1 output axis takes the first element."""
     C = trt.ResizeCoordinateTransformation
     transform = C.ALIGN_CORNERS if node.attrs.align_corners else C.HALF_PIXEL
-    return [_resize(ctx, inputs[0], node.outputs[0].shape, trt.InterpolationMode.LINEAR, transform)]
+    return [_resize(ctx, inputs[0], _sized(ctx, node.inputs[0], node.outputs[0]), trt.InterpolationMode.LINEAR,
+                    transform)]

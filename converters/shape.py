@@ -20,7 +20,7 @@ FLOAT32 = frozenset({np.dtype(np.float32)})
 @converter("Flatten", "flatten", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_flatten(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Flatten -> IShuffleLayer to (N, -1); a 1-D input becomes (N, 1)."""
-    return [ctx.reshape(inputs[0], node.outputs[0].shape)]
+    return [layers.reshape_as(ctx, inputs[0], node.inputs[0], node.outputs[0])]
 
 
 @schema
@@ -99,7 +99,7 @@ def _reshape_ok(node: OpNode) -> str | None:
 @converter("Reshape", "reshape", attrs=ReshapeAttrs, validator=_reshape_ok, compute=False, dtypes=DATA_DTYPES)
 def convert_reshape(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Reshape -> IShuffleLayer to the output shape MXNet inferred (special codes 0/-1/-2/-3/-4, reverse)."""
-    return [ctx.reshape(inputs[0], node.outputs[0].shape)]
+    return [layers.reshape_as(ctx, inputs[0], node.inputs[0], node.outputs[0])]
 
 
 @schema
@@ -114,7 +114,7 @@ class ReshapeLikeAttrs:
 @converter("reshape_like", attrs=ReshapeLikeAttrs, compute=False, dtypes=DATA_DTYPES, shape_inputs=(1,))
 def convert_reshape_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """reshape_like -> IShuffleLayer to the output shape MXNet inferred (the values of rhs are not read)."""
-    return [ctx.reshape(inputs[0], node.outputs[0].shape)]
+    return [layers.reshape_as(ctx, inputs[0], node.inputs[0], node.outputs[0])]
 
 
 @schema
@@ -125,7 +125,7 @@ class ExpandDimsAttrs:
 @converter("expand_dims", attrs=ExpandDimsAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_expand_dims(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """expand_dims -> IShuffleLayer to the output shape."""
-    return [ctx.reshape(inputs[0], node.outputs[0].shape)]
+    return [layers.reshape_as(ctx, inputs[0], node.inputs[0], node.outputs[0])]
 
 
 @schema
@@ -136,7 +136,7 @@ class SqueezeAttrs:
 @converter("squeeze", attrs=SqueezeAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_squeeze(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """squeeze -> IShuffleLayer to the output shape (MXNet keeps (1,) when every dim is squeezed)."""
-    return [ctx.reshape(inputs[0], node.outputs[0].shape)]
+    return [layers.reshape_as(ctx, inputs[0], node.inputs[0], node.outputs[0])]
 
 
 # ---- transpose, reverse --------------------------------------------------------------------------------------------
@@ -197,8 +197,10 @@ def _reverse_ok(node: OpNode) -> str | None:
 @converter("reverse", "flip", attrs=ReverseAttrs, validator=_reverse_ok, compute=False, dtypes=DATA_DTYPES)
 def convert_reverse(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """reverse / flip -> ISliceLayer with stride -1 on each axis listed an odd number of times."""
-    shape = node.inputs[0].shape
+    shape = layers.varying(ctx, node.inputs[0], node.outputs[0])
     flipped = {a for a in node.attrs.axis if node.attrs.axis.count(a) % 2}  # listed twice: reversed back
+    if flipped & set(node.inputs[0].dynamic):
+        ctx.fail(f"reversing axes {sorted(flipped)} of {shape}: an axis varying within the profiles is not supported")
     start = [d - 1 if i in flipped else 0 for i, d in enumerate(shape)]
     stride = [-1 if i in flipped else 1 for i in range(len(shape))]
     return [layers.slice_nd(ctx, inputs[0], start, shape, stride)]
@@ -261,10 +263,11 @@ class StackAttrs:
 @converter("stack", attrs=StackAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_stack(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """stack -> IShuffleLayer inserting the new axis on each input + IConcatenationLayer along it."""
-    out = node.outputs[0].shape
-    axis = node.attrs.axis % len(out)
-    piece = out[:axis] + (1,) + out[axis + 1:]
-    return [layers.concat(ctx, [ctx.reshape(x, piece) for x in inputs], axis)]
+    dims = node.inputs[0].dims or node.inputs[0].shape
+    axis = node.attrs.axis % (len(dims) + 1)
+    piece = tuple(dims[:axis]) + (1,) + tuple(dims[axis:])
+    copy = {j: j - (j > axis) for j, d in enumerate(piece) if d < 0}  # varying axes, from the input's
+    return [layers.concat(ctx, [layers.reshape(ctx, x, piece, copy if len(copy) > 1 else None) for x in inputs], axis)]
 
 
 @schema
@@ -277,15 +280,17 @@ class SliceChannelAttrs:
 @converter("SliceChannel", "split", attrs=SliceChannelAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_slice_channel(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """SliceChannel / split -> one ISliceLayer per output (+ IShuffleLayer dropping the axis with squeeze_axis)."""
-    shape = node.inputs[0].shape
+    shape = node.inputs[0].dims or node.inputs[0].shape
     axis = node.attrs.axis % len(shape)
+    if shape[axis] < 0:
+        ctx.fail(f"splitting axis {axis} of {shape}: an axis varying within the profiles is not supported")
     size = shape[axis] // node.attrs.num_outputs
     piece = shape[:axis] + (size,) + shape[axis + 1:]
     outs = []
     for k, info in enumerate(node.outputs):
         start = [k * size if i == axis else 0 for i in range(len(shape))]
         y = layers.slice_nd(ctx, inputs[0], start, piece)
-        outs.append(ctx.reshape(y, info.shape) if info.shape != piece else y)
+        outs.append(layers.reshape_as(ctx, y, node.inputs[0], info) if len(info.shape) != len(piece) else y)
     return outs
 
 
@@ -313,17 +318,20 @@ def _slice_start(dim: int, begin: Optional[int], step: int) -> int:
 @converter("slice", "crop", attrs=SliceAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_slice(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice / crop -> ISliceLayer (None entries and negative begin/end/step as MXNet resolves them)."""
-    a, shape, out = node.attrs, node.inputs[0].shape, node.outputs[0].shape
+    a, shape = node.attrs, node.inputs[0].shape
     start, stride = [], []
     for i, dim in enumerate(shape):
         if i < len(a.begin):
             s = a.step[i] if i < len(a.step) and a.step[i] is not None else 1
             start.append(_slice_start(dim, a.begin[i], s))
             stride.append(s)
+            if i in node.inputs[0].dynamic and not (a.begin[i] is None and s > 0 or
+                                                    0 <= (a.begin[i] or 0) < layers.smallest(node.inputs[0], i)):
+                _varying_start(ctx, node, i)
         else:  # axes past `begin` stay whole
             start.append(0)
             stride.append(1)
-    return [layers.slice_nd(ctx, inputs[0], start, out, stride)]
+    return [layers.slice_nd(ctx, inputs[0], start, layers.varying(ctx, node.inputs[0], node.outputs[0]), stride)]
 
 
 @schema
@@ -339,8 +347,15 @@ def convert_slice_axis(ctx: ConversionContext, node: OpNode, inputs: list[Any]) 
     shape = node.inputs[0].shape
     axis = node.attrs.axis % len(shape)
     begin = node.attrs.begin + shape[axis] if node.attrs.begin < 0 else node.attrs.begin
+    if axis in node.inputs[0].dynamic and not 0 <= node.attrs.begin < layers.smallest(node.inputs[0], axis):
+        _varying_start(ctx, node, axis)
     start = [begin if i == axis else 0 for i in range(len(shape))]
-    return [layers.slice_nd(ctx, inputs[0], start, node.outputs[0].shape)]
+    return [layers.slice_nd(ctx, inputs[0], start, layers.varying(ctx, node.inputs[0], node.outputs[0]))]
+
+
+def _varying_start(ctx: ConversionContext, node: OpNode, axis: int) -> None:
+    ctx.fail(f"axis {axis} varies within the profiles ({node.inputs[0].dims}) and the slice starts from its end "
+             "(a negative or clamped begin, or a negative step)")
 
 
 @schema
@@ -353,7 +368,7 @@ class SliceLikeAttrs:
 @converter("slice_like", attrs=SliceLikeAttrs, compute=False, dtypes=DATA_DTYPES, shape_inputs=(1,))
 def convert_slice_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """slice_like -> ISliceLayer from 0 to the output shape (the second input's values are not read)."""
-    out = node.outputs[0].shape
+    out = layers.varying(ctx, node.inputs[0], node.outputs[0])
     return [layers.slice_nd(ctx, inputs[0], (0,) * len(out), out)]
 
 
@@ -394,8 +409,10 @@ def _crop_ok(node: OpNode) -> str | None:
 def convert_crop(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Crop -> ISliceLayer on the two spatial axes of NCHW at offset (y, x) or centred (the second input, with
     num_args=2, gives only the size)."""
+    if {2, 3} & set(node.inputs[0].dynamic):
+        ctx.fail(f"cropping spatial axes that vary within the profiles ({node.inputs[0].dims}) is not supported")
     y, x = _crop_offset(node)
-    return [layers.slice_nd(ctx, inputs[0], (0, 0, y, x), node.outputs[0].shape)]
+    return [layers.slice_nd(ctx, inputs[0], (0, 0, y, x), layers.varying(ctx, node.inputs[0], node.outputs[0]))]
 
 
 # ---- tile, repeat --------------------------------------------------------------------------------------------------
@@ -409,7 +426,7 @@ class TileAttrs:
 @converter("tile", attrs=TileAttrs, compute=False, dtypes=DATA_DTYPES)
 def convert_tile(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """tile -> IShuffleLayer to the output rank (leading 1s) + ISliceLayer in WRAP mode."""
-    out = node.outputs[0].shape
+    out = layers.varying(ctx, node.inputs[0], node.outputs[0])
     x = ctx.tensor(inputs[0], len(out))
     return [layers.slice_nd(ctx, x, (0,) * len(out), out, mode=trt.SampleMode.WRAP)]
 
@@ -438,9 +455,31 @@ class BroadcastLikeAttrs:
 @converter("broadcast_like", attrs=BroadcastLikeAttrs, compute=False, dtypes=DATA_DTYPES, shape_inputs=(1,))
 def convert_broadcast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """broadcast_axis/_to/_like -> ISliceLayer in WRAP mode to the output shape (size-1 axes repeat; broadcast_like
-    reads only the shape of its second input)."""
-    out = node.outputs[0].shape
+    reads only the shape of its second input; under profiles, the sizes varying with it are its own at run time)."""
+    if node.op == "broadcast_like" and node.outputs[0].dynamic:
+        return [_broadcast_like_dynamic(ctx, node, inputs)]
+    out = layers.varying(ctx, node.inputs[0], node.outputs[0])
     return [layers.slice_nd(ctx, inputs[0], (0,) * len(out), out, mode=trt.SampleMode.WRAP)]
+
+
+def _broadcast_like_dynamic(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> Any:
+    """broadcast_like whose output varies within the profiles: each varying axis copied at run time from the
+    input's own axis where that varies alike, else from the axis of `rhs` that lhs_axes pairs it with."""
+    x, like, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    lhs = [a % x.ndim for a in node.attrs.lhs_axes] if node.attrs.lhs_axes else list(range(out.ndim))
+    rhs = [a % like.ndim for a in node.attrs.rhs_axes] if node.attrs.rhs_axes else list(range(like.ndim))
+    copy: dict[int, Any] = {}
+    for j in out.dynamic:
+        want = [p[j] for p in out.points]
+        if j in x.dynamic and [p[j] for p in x.points] == want:
+            copy[j] = (inputs[0], j)
+        elif j in lhs and [p[rhs[lhs.index(j)]] for p in like.points] == want:
+            copy[j] = (inputs[1], rhs[lhs.index(j)])
+        else:
+            ctx.fail(f"output axis {j} varies within the profiles ({out.dims}) unlike either input's")
+    dims = out.dims
+    size = layers.shape_tensor(ctx, dims, copy, inputs[0])
+    return layers.slice_nd(ctx, inputs[0], (0,) * len(dims), dims, mode=trt.SampleMode.WRAP, size=size)
 
 
 @schema
@@ -456,8 +495,22 @@ def convert_repeat(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> l
     if node.attrs.axis is None:
         x, shape = ctx.reshape(x, (-1,)), (int(np.prod(shape)),)
     axis = 0 if node.attrs.axis is None else node.attrs.axis % len(shape)
+    if node.inputs[0].dynamic:
+        return [_repeat_dynamic(ctx, x, axis, node.attrs.repeats)]
     index = np.arange(shape[axis] * node.attrs.repeats, dtype=np.int32) // node.attrs.repeats
     return [ctx.net.add_gather(x, ctx.constant(index, dtype=np.int32), axis).get_output(0)]
+
+
+def _repeat_dynamic(ctx: ConversionContext, x: Any, axis: int, repeats: int) -> Any:
+    """repeat under profiles: a unit axis after `axis`, tiled `repeats` times (ISliceLayer WRAP), merged back; the
+    varying sizes are copied from x at run time."""
+    dims = tuple(int(d) for d in x.shape)
+    exp = dims[:axis + 1] + (1,) + dims[axis + 1:]
+    y = layers.reshape(ctx, x, exp, {j: j - (j > axis) for j, d in enumerate(exp) if d < 0})
+    tiled = exp[:axis + 1] + (repeats,) + exp[axis + 2:]
+    y = layers.slice_nd(ctx, y, (0,) * len(tiled), tiled, mode=trt.SampleMode.WRAP)
+    out = dims[:axis] + (dims[axis] * repeats if dims[axis] >= 0 else -1,) + dims[axis + 1:]
+    return layers.reshape(ctx, y, out, {j: j + (j > axis) for j, d in enumerate(out) if d < 0 and j != axis})
 
 
 # ---- Pad -----------------------------------------------------------------------------------------------------------
@@ -535,10 +588,12 @@ class FillLikeAttrs:
     dtype: Optional[str] = attr(None, ignored=True)
 
 
-@converter("zeros_like", "ones_like", attrs=FillLikeAttrs, compute=False, dtypes=DATA_DTYPES, data_inputs=0)
+# The input is wired in only under optimization profiles, where it gives the varying sizes at run time.
+@converter("zeros_like", "ones_like", attrs=FillLikeAttrs, compute=False, dtypes=DATA_DTYPES, data_inputs=0,
+           shape_inputs=(0,))
 def convert_fill_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """zeros_like / ones_like -> a one-element IConstantLayer broadcast to the output shape by an ISliceLayer in WRAP
     mode (the input is not read: no NaN or inf leaks, and nothing upstream is needed)."""
-    shape = node.outputs[0].shape
+    shape = layers.varying(ctx, node.inputs[0], node.outputs[0])
     one = ctx.constant(np.full((1,) * len(shape), 1 if node.op == "ones_like" else 0), dtype=ctx.out_dtype(node))
-    return [layers.slice_nd(ctx, one, (0,) * len(shape), shape, mode=trt.SampleMode.WRAP)]
+    return [layers.slice_nd(ctx, one, (0,) * len(shape), shape, mode=trt.SampleMode.WRAP, like=inputs[0])]

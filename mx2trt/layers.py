@@ -8,6 +8,7 @@ import numpy as np
 from ._trt import BF16, layer_type, np_dtype, quirk, trt, trt_dtype
 from .context import ConversionContext
 from .quant import QUANT_DTYPES, channel_amax, scale_of
+from .registry import TensorInfo
 
 EW = trt.ElementWiseOperation
 Act = trt.ActivationType
@@ -72,9 +73,125 @@ def unary(ctx: ConversionContext, x: Any, op: Any) -> Any:
 
 
 def flatten2d(ctx: ConversionContext, x: Any) -> Any:
-    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
+    """(N, d1, d2, ...) -> (N, d1*d2*...); a dimension varying within the profiles (-1) is inferred or copied."""
     shape = tuple(x.shape)
-    return ctx.reshape(x, (shape[0], int(np.prod(shape[1:], dtype=np.int64))))
+    if all(d >= 0 for d in shape[1:]):
+        return ctx.reshape(x, (shape[0] if shape[0] >= 0 else -1, int(np.prod(shape[1:], dtype=np.int64))))
+    if shape[0] >= 0:
+        return ctx.reshape(x, (shape[0], -1))
+    return reshape(ctx, x, (-1, -1), copy={0: 0})
+
+
+def shape_of(ctx: ConversionContext, x: Any) -> Any:
+    """x's shape as a 1-D int64 shape tensor (IShapeLayer): what a dimension varying within the profiles is at run
+    time."""
+    return ctx.net.add_shape(ctx.tensor(x)).get_output(0)
+
+
+def shape_tensor(ctx: ConversionContext, dims: Sequence[int], copy: dict[int, Any], like: Any) -> Any:
+    """A 1-D int64 shape tensor of `dims` whose entry j in `copy` is, at run time, axis copy[j] of `like`, or axis i of
+    tensor t for copy[j] = (t, i) (IShapeLayer -> ISliceLayer per copied axis, constants for the rest ->
+    IConcatenationLayer)."""
+    shapes: dict[int, Any] = {}
+
+    def size(src: Any) -> Any:
+        t, i = (like, src) if isinstance(src, int) else src
+        if id(t) not in shapes:
+            shapes[id(t)] = shape_of(ctx, t)
+        return ctx.net.add_slice(shapes[id(t)], (int(i),), (1,), (1,)).get_output(0)
+
+    parts = [size(copy[j]) if j in copy else ctx.constant(np.array([d], np.int64)) for j, d in enumerate(dims)]
+    return concat(ctx, parts, 0)
+
+
+def largest(info: TensorInfo, axis: int) -> int:
+    """The largest size of `info`'s axis within the profiles (its size under static shapes)."""
+    return max(p[axis] for p in info.points) if info.points else info.shape[axis]
+
+
+def smallest(info: TensorInfo, axis: int) -> int:
+    """The smallest size of `info`'s axis within the profiles (its size under static shapes)."""
+    return min(p[axis] for p in info.points) if info.points else info.shape[axis]
+
+
+def constant_upto(ctx: ConversionContext, values: np.ndarray, copy: dict[int, int], like: Any, dtype: Any = None) -> Any:
+    """The constant `values` (e.g. positions 0..n-1 for the largest n within the profiles), cut at run time so that
+    axis j in `copy` has the size of like's axis copy[j] (an ISliceLayer with a size tensor); uncut without `copy`."""
+    c = ctx.constant(values, dtype=dtype)
+    if not copy:
+        return c
+    r = values.ndim
+    layer = ctx.net.add_slice(c, (0,) * r, tuple(values.shape), (1,) * r)
+    layer.set_input(2, shape_tensor(ctx, values.shape, copy, like))
+    return layer.get_output(0)
+
+
+def same_axes(x: Any, dims: Sequence[int]) -> dict[int, int]:
+    """Each axis that `dims` leaves varying (-1), copied from x's same axis (ranks aligned on the right)."""
+    off = len(x.shape) - len(dims)
+    return {j: j + off for j, d in enumerate(dims) if d < 0}
+
+
+def varying(ctx: ConversionContext, src: TensorInfo, dst: TensorInfo) -> tuple[int, ...]:
+    """dst's shape for a layer that copies every varying axis from its input: its static shape, or under profiles -1
+    on each axis that varies, which must equal src's axis at the same place (from the right) at every profile point;
+    fails naming the axis otherwise."""
+    if not dst.dynamic:
+        return tuple(dst.shape)
+    off = src.ndim - dst.ndim
+    for j in dst.dynamic:
+        i = j + off
+        if i < 0 or src.points is None or any(p[i] != q[j] for p, q in zip(src.points, dst.points)):
+            ctx.fail(f"output axis {j} varies within the profiles ({dst.dims}) other than the input's axis "
+                     f"({src.dims}); this converter copies such sizes only from the input")
+    return tuple(dst.dims)
+
+
+def reshape(ctx: ConversionContext, x: Any, dims: Sequence[int], copy: dict[int, int] | None = None,
+            like: Any = None) -> Any:
+    """x reshaped to `dims` (an IShuffleLayer, see `set_reshape`)."""
+    layer = ctx.net.add_shuffle(ctx.tensor(x))
+    set_reshape(ctx, layer, dims, copy, x if like is None else like)
+    return layer.get_output(0)
+
+
+def set_reshape(ctx: ConversionContext, layer: Any, dims: Sequence[int], copy: dict[int, int] | None, like: Any) -> None:
+    """Make IShuffleLayer `layer` reshape to `dims`. With one -1 or none, static reshape dims (-1 inferred); with more
+    (sizes varying within the profiles), output axis j in `copy` takes axis copy[j] of `like` at run time, through a
+    shape tensor into the layer's second input, and one -1 left is inferred. Never a -1 copied into a static
+    parameter: TensorRT refuses those in dynamic networks."""
+    dims = tuple(int(d) for d in dims)
+    free = [j for j, d in enumerate(dims) if d < 0]
+    layer.zero_is_placeholder = False
+    if len(free) <= 1:
+        layer.reshape_dims = dims
+        return
+    copy = {j: copy[j] for j in free if copy and j in copy}
+    if len(free) - len(copy) > 1:
+        ctx.fail(f"reshaping to {dims}: the sizes of axes {[j for j in free if j not in copy]} vary within the "
+                 f"profiles and cannot be derived")
+    layer.set_input(1, shape_tensor(ctx, dims, copy, like))
+
+
+def reshape_as(ctx: ConversionContext, x: Any, src: TensorInfo, dst: TensorInfo) -> Any:
+    """x (described by `src`) reshaped to `dst`, MXNet's inferred output. Under profiles, one varying dimension is
+    inferred (-1) and each other one is copied at run time from the input axis that equals it at every profile point;
+    a converter fails, naming the dimensions, when more than one can be derived from neither."""
+    if not dst.dynamic:
+        return ctx.reshape(x, dst.shape)
+    if len(dst.dynamic) == 1:
+        return ctx.reshape(x, dst.dims)
+    copy: dict[int, int] = {}
+    for j in dst.dynamic:
+        want = [p[j] for p in dst.points]
+        i = next((i for i in src.dynamic if i not in copy.values() and [p[i] for p in src.points] == want), None)
+        if i is not None:
+            copy[j] = i
+    free = [j for j in dst.dynamic if j not in copy]
+    if len(free) > 1:
+        ctx.fail(f"output axes {free} vary within the profiles ({dst.dims}) and none equals an input axis at every "
+                 f"profile point ({src.dims}): TensorRT can infer only one")
+    return reshape(ctx, x, dst.dims, copy)
 
 
 def concat(ctx: ConversionContext, xs: Sequence[Any], axis: int) -> Any:
@@ -99,15 +216,23 @@ def slice_nd(
     stride: Sequence[int] | None = None,
     mode: Any = None,
     fill: float | None = None,
+    like: Any = None,
+    size: Any = None,
 ) -> Any:
-    """ISliceLayer: output[i] = x[start + i * stride] on every axis (stride defaults to 1; negative reverses).
+    """ISliceLayer: output[i] = x[start + i * stride] on every axis (stride defaults to 1; negative reverses); a -1 in
+    `shape` is the size of that axis of `like` (default x) at run time (a size varying within the profiles, see
+    `varying`); or all sizes from the shape tensor `size`.
 
     `mode` is a trt.SampleMode for coordinates outside x: STRICT_BOUNDS (the default, none allowed), WRAP (tiles),
     CLAMP (repeats the edge), REFLECT (mirrors without repeating the edge) or FILL (the scalar `fill`, default 0).
     """
     x = ctx.tensor(x)
     stride = (1,) * len(shape) if stride is None else stride
-    layer = ctx.net.add_slice(x, tuple(map(int, start)), tuple(map(int, shape)), tuple(map(int, stride)))
+    layer = ctx.net.add_slice(x, tuple(map(int, start)), tuple(abs(int(d)) for d in shape), tuple(map(int, stride)))
+    like = x if like is None else like
+    copy = same_axes(like, shape)
+    if size is not None or copy:
+        layer.set_input(2, size if size is not None else shape_tensor(ctx, shape, copy, like))
     if mode is not None:
         layer.mode = mode
     if fill is not None:
@@ -178,15 +303,24 @@ def nonzero(ctx: ConversionContext, x: Any) -> Any:
 
 def topk(ctx: ConversionContext, x: Any, largest: bool, k: int, axis: int) -> tuple[Any, Any]:
     """(values, int32 indices) of the k largest (or smallest) entries along `axis`, k kept as the size of that axis.
-    Any axis of any rank: x is viewed as (outer, n, inner) so the ITopKLayer always works on a last-four axis."""
+    Any axis of any rank: x is viewed as (outer, n, inner) so the ITopKLayer always works on a last-four axis; under
+    profiles a varying outer size is inferred and the output's varying axes are copied from x at run time."""
     x = ctx.tensor(x)
     shape = tuple(x.shape)
     axis %= len(shape)
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
     op = trt.TopKOperation.MAX if largest else trt.TopKOperation.MIN
-    layer = ctx.net.add_topk(ctx.reshape(x, (outer, shape[axis], inner)), op, int(k), 1 << 1)
     out = shape[:axis] + (int(k),) + shape[axis + 1:]
+    if any(d < 0 for d in shape[axis:]):
+        if len(shape) > 4:
+            ctx.fail(f"top-k along axis {axis} of {shape}: a varying axis at or after it needs rank <= 4")
+        layer = ctx.net.add_topk(x, op, int(k), 1 << axis)
+        return layer.get_output(0), layer.get_output(1)
+    outer = int(np.prod(shape[:axis], dtype=np.int64)) if all(d >= 0 for d in shape[:axis]) else -1
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    layer = ctx.net.add_topk(ctx.reshape(x, (outer, shape[axis], inner)), op, int(k), 1 << 1)
+    copy = {j: j for j, d in enumerate(out) if d < 0}
+    if len(copy) > 1:
+        return tuple(reshape(ctx, layer.get_output(i), out, copy, like=x) for i in (0, 1))  # type: ignore[return-value]
     return ctx.reshape(layer.get_output(0), out), ctx.reshape(layer.get_output(1), out)
 
 

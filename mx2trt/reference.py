@@ -735,20 +735,19 @@ def _resize_source(out: int, size: int, scale: float, transform: Any, selector: 
 @_maker(LT.RESIZE)
 def _resize(layer: Any, ins: list, outs: list) -> Callable:
     I, R = trt.InterpolationMode, trt.ResizeRoundMode
-    if len(ins) > 1 and ins[1] is not None:
-        raise UnsupportedLayerError("output shape given as a tensor")
+    dynamic = len(ins) > 1 and ins[1] is not None  # the output shape as a tensor, known at run time
     mode = layer.resize_mode
     if mode not in (I.NEAREST, I.LINEAR):
         raise UnsupportedLayerError(f"interpolation {mode.name}")
-    out_shape = _dims(outs[0].shape)
-    scales = [float(v) for v in layer.scales] if layer.scales else None
+    out_shape = None if dynamic else _dims(outs[0].shape)
+    scales = [float(v) for v in layer.scales] if not dynamic and layer.scales else None
     transform, selector, rounding = layer.coordinate_transformation, layer.selector_for_single_pixel, layer.nearest_rounding
     rnd = {R.FLOOR: np.floor, R.CEIL: np.ceil, R.HALF_DOWN: lambda v: np.ceil(v - 0.5),
            R.HALF_UP: lambda v: np.floor(v + 0.5)}[rounding]
 
     def run(args: list) -> list:
         y = _f32(args[0])
-        for ax, (size, out) in enumerate(zip(args[0].shape, out_shape)):
+        for ax, (size, out) in enumerate(zip(args[0].shape, tuple(int(v) for v in args[1]) if dynamic else out_shape)):
             scale = scales[ax] if scales else out / size
             if out == size and scale == 1.0:
                 continue

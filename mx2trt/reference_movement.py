@@ -25,8 +25,8 @@ def _perm(p: Any, rank: int) -> tuple[int, ...]:
 def _shuffle(layer: Any, ins: list, outs: list) -> Callable:
     in_rank = len(ins[0].shape)
     first = _perm(layer.first_transpose, in_rank)
-    static_dims = None if layer.reshape_dims is None else _dims(layer.reshape_dims)
-    dynamic = len(ins) > 1 and ins[1] is not None
+    dynamic = len(ins) > 1 and ins[1] is not None  # reshape dims as a shape tensor, known at run time only
+    static_dims = None if dynamic or layer.reshape_dims is None else _dims(layer.reshape_dims)
     out_rank = len(outs[0].shape)
     second = _perm(layer.second_transpose, out_rank)
     placeholder = bool(layer.zero_is_placeholder)
@@ -67,8 +67,9 @@ def _sample_indices(idx: np.ndarray, size: int, mode: Any) -> tuple[np.ndarray, 
 @_maker(LT.SLICE)
 def _slice(layer: Any, ins: list, outs: list) -> Callable:
     rank = len(ins[0].shape)
-    start, shape, stride, mode = _dims(layer.start), _dims(layer.shape), _dims(layer.stride), layer.mode
     dyn = [j < len(ins) and ins[j] is not None for j in range(6)]
+    start, stride, mode = None if dyn[1] else _dims(layer.start), None if dyn[3] else _dims(layer.stride), layer.mode
+    shape = None if dyn[2] else _dims(layer.shape)  # a size tensor: sizes known at run time only
     if dyn[5]:
         raise UnsupportedLayerError("slice axes input")
 
