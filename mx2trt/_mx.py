@@ -1,6 +1,7 @@
 """The one place that imports MXNet: applies the numpy shim MXNet 1.9.1 needs, then exposes `mx`."""
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -14,6 +15,11 @@ if "bool" not in np.__dict__:
     np.bool = bool  # type: ignore[attr-defined]
 
 import mxnet as mx  # noqa: E402
+
+# MXNet runs ops asynchronously, and an engine node's forward is Python code on one of its worker threads: a script
+# that ends before reading its last output would shut MXNet down (its own atexit hook) under that running callback,
+# which aborts or hangs the process. Registered after MXNet's hook, this one runs first and lets pending work finish.
+atexit.register(mx.nd.waitall)
 
 __all__ = ["mx", "gluoncv"]
 
