@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from mx2trt import layers
-from mx2trt._trt import trt
+from mx2trt._trt import np_dtype, trt
 from mx2trt.attrs import NoAttrs, attr, schema
 from mx2trt.context import ConversionContext
 from mx2trt.registry import DATA_DTYPES, OpNode, converter
@@ -25,7 +25,8 @@ def _indices(ctx: ConversionContext, x: Any, size: Any, mode: str, input: int, s
     """Float (or int32) indices as int32, truncated like MXNet's static_cast, then clipped to [0, size) ('clip') or
     wrapped Python-style ('wrap'); mode 'none' only truncates. `size` may be an array broadcasting against the
     indices (a size per row); `shift` adds it before truncating, in the indices' dtype (gather_nd's
-    static_cast<int>(i + size) % size). Where fp16/bf16 indices could round to another answer it fails asking for
+    static_cast<int>(i + size) % size); for 'wrap' it may be an int64 tensor
+    (sizes known at run time only). Where fp16/bf16 indices could round to another answer it fails asking for
     float32: the node and those computing its input `input` then run in float32 in the engine."""
     if not isinstance(x, trt.ITensor):  # a parameter: exact in NumPy
         v = np.asarray(x)
@@ -44,14 +45,16 @@ def _indices(ctx: ConversionContext, x: Any, size: Any, mode: str, input: int, s
             ctx.fail(f"{ctx.precision} indices are exact only up to {exact}; size {size} in mode '{mode}' needs more",
                      exact_inputs=(input,))
     EW = trt.ElementWiseOperation
+    tensor_size = isinstance(size, trt.ITensor)
     if shift:
-        src = layers.elementwise(ctx, src, np.asarray(size), EW.SUM)
+        src = layers.elementwise(ctx, src, ctx.cast(size, np_dtype(src.dtype)) if tensor_size else np.asarray(size),
+                                 EW.SUM)
     i = ctx.cast(src, np.int32)
     if mode == "clip":
         i = layers.elementwise(ctx, i, _int_constant(ctx, 0, len(i.shape)), EW.MAX)
         i = layers.elementwise(ctx, i, _int_constant(ctx, size - 1, len(i.shape)), EW.MIN)
     elif mode == "wrap":
-        k = _int_constant(ctx, size, len(i.shape))
+        k = ctx.cast(size, np.int32) if tensor_size else _int_constant(ctx, size, len(i.shape))
         q = layers.elementwise(ctx, i, k, EW.FLOOR_DIV)
         i = layers.elementwise(ctx, i, layers.elementwise(ctx, q, k, EW.PROD), EW.SUB)
     return i
@@ -75,6 +78,8 @@ class EmbeddingAttrs:
 def convert_embedding(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """Embedding -> indices cast to int32 and clipped to the table + IGatherLayer on the weight (axis 0)."""
     rows = node.inputs[1].shape[0]
+    if 0 in node.inputs[1].dynamic:
+        ctx.fail(f"the table's rows vary within the profiles ({node.inputs[1].dims}): clipping needs their number")
     idx = _indices(ctx, inputs[0], rows, "clip", 0)
     return [ctx.net.add_gather(ctx.tensor(inputs[1]), idx, 0).get_output(0)]
 
@@ -100,6 +105,8 @@ def convert_take(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     a = node.attrs
     axis = a.axis % node.inputs[0].ndim
     size = node.inputs[0].shape[axis]
+    if axis in node.inputs[0].dynamic:
+        ctx.fail(f"axis {axis} varies within the profiles ({node.inputs[0].dims}): clipping or wrapping needs its size")
     idx = _indices(ctx, inputs[1], size, "wrap" if a.mode == "wrap" else "clip", 1)
     return [ctx.net.add_gather(ctx.tensor(inputs[0]), idx, axis).get_output(0)]
 
@@ -140,7 +147,10 @@ def convert_gather_nd(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
     that the M coordinates are the last axis + IGatherLayer in ND mode (MXNet raises where an index lies outside
     [-dim, dim - 1]; wrapped, it stays inside the data for TensorRT)."""
     m, rank = node.inputs[1].shape[0], node.inputs[1].ndim
-    dims = np.asarray(node.inputs[0].shape[:m], np.int64).reshape((m,) + (1,) * (rank - 1))
+    dims: Any = np.asarray(node.inputs[0].shape[:m], np.int64).reshape((m,) + (1,) * (rank - 1))
+    if set(node.inputs[0].dynamic) & set(range(m)):  # sizes varying within the profiles: the data's at run time
+        size = ctx.net.add_slice(layers.shape_of(ctx, inputs[0]), (0,), (m,), (1,)).get_output(0)
+        dims = ctx.reshape(size, dims.shape)
     idx = _indices(ctx, inputs[1], dims, "wrap", 1, shift=True)
     idx = layers.transpose(ctx, idx, tuple(range(1, rank)) + (0,))
     layer = ctx.net.add_gather_v2(ctx.tensor(inputs[0]), idx, trt.GatherMode.ND)
@@ -187,6 +197,8 @@ def convert_topk(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     """topk -> ITopKLayer (MAX, or MIN if is_ascend); indices cast to float; mask: indices == arange + IReduceLayer."""
     a = node.attrs
     axis, size, k = _topk_geometry(node)
+    if set(node.inputs[0].dynamic) & ({axis} if a.axis is not None else set(range(node.inputs[0].ndim))):
+        ctx.fail(f"sorting along an axis that varies within the profiles ({node.inputs[0].dims}) is not supported")
     values, idx, axis = _sort(ctx, inputs[0], a.axis is None, axis, size, k, a.is_ascend)
     if a.ret_typ == "mask":  # one_hot of the k indices, folded over k: 1 where an element was selected
         shape = tuple(idx.shape)
@@ -252,5 +264,7 @@ def _argsort_ok(node: OpNode) -> str | None:
 def convert_argsort(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
     """argsort -> ITopKLayer over the whole axis (MIN if is_ascend, else MAX); its indices cast to float."""
     axis, size = _argsort_geometry(node)
+    if set(node.inputs[0].dynamic) & ({axis} if node.attrs.axis is not None else set(range(node.inputs[0].ndim))):
+        ctx.fail(f"sorting along an axis that varies within the profiles ({node.inputs[0].dims}) is not supported")
     _, idx, _ = _sort(ctx, inputs[0], node.attrs.axis is None, axis, size, size, node.attrs.is_ascend)
     return [_as_shape(ctx, _float_indices(ctx, idx, size), node.outputs[0].dims or node.outputs[0].shape)]

@@ -183,8 +183,10 @@ def convert_box_nms(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
                  needs_fp32=True)
     shape = node.inputs[0].shape
     n, k = shape[-2:]
-    b = int(np.prod(shape[:-2], dtype=np.int64))
-    x = ctx.tensor(inputs[0])
+    if {len(shape) - 2, len(shape) - 1} & set(node.inputs[0].dynamic):
+        ctx.fail(f"the boxes or their fields vary within the profiles ({node.inputs[0].dims}); only the batch may")
+    b = -1 if node.inputs[0].dynamic else int(np.prod(shape[:-2], dtype=np.int64))  # -1: TensorRT infers the batch
+    x = x_in = ctx.tensor(inputs[0])
     if a.topk == 0:  # MXNet copies its input
         return [ctx.identity(x)]
     m = _candidates(node)
@@ -208,4 +210,5 @@ def convert_box_nms(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
         out = layers.slice_nd(ctx, out, (0, 0, 0), (b, n, k), mode=trt.SampleMode.FILL, fill=-1.0)
     if a.in_format != a.out_format:
         out = _convert_format(ctx, node, out)
-    return [ctx.reshape(out, node.outputs[0].shape)]
+    dims = node.outputs[0].dims or node.outputs[0].shape  # the input's shape: varying leading axes copied from it
+    return [layers.reshape(ctx, out, dims, layers.same_axes(x_in, dims), x_in)]

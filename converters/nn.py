@@ -198,6 +198,10 @@ def convert_pooling(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> 
     include_pad = a.count_include_pad is not False
     # MXNet's 'full' convention is TensorRT's EXPLICIT_ROUND_UP; the last window may overhang the padded input.
     overhang = [(o - 1) * s + k - (d + 2 * p) for d, k, s, p, o in zip(dims, kernel, stride, pad, out)]
+    if set(node.inputs[0].dynamic) & set(range(2, rank)) and (a.pooling_convention == "full" or any(
+            p >= k for p, k in zip(pad, kernel))):
+        ctx.fail(f"spatial axes that vary within the profiles ({node.inputs[0].dims}) with pooling_convention "
+                 f"'{a.pooling_convention}' and pad {a.pad}: window counts would be those of one size")
     if is_max or not any(h > 0 for h in overhang):
         ptype = trt.PoolingType.MAX if is_max else trt.PoolingType.AVERAGE
         pool = ctx.net.add_pooling_nd(x, ptype, kernel)
@@ -252,6 +256,8 @@ def convert_adaptive_avg_pooling(ctx: ConversionContext, node: OpNode, inputs: l
     stride = In/Out), else IMatrixMultiplyLayer by a constant (Out, In) averaging matrix on H and on W."""
     x = ctx.tensor(inputs[0])
     (h, w), (oh, ow) = node.inputs[0].shape[2:], node.outputs[0].shape[2:]
+    if {2, 3} & set(node.inputs[0].dynamic) and not oh == ow == 1:
+        ctx.fail(f"spatial axes that vary within the profiles ({node.inputs[0].dims}): bins depend on the size")
     if oh == ow == 1:
         return [ctx.net.add_reduce(x, trt.ReduceOperation.AVG, 0b1100, True).get_output(0)]
     if h % oh == 0 and w % ow == 0:

@@ -367,9 +367,14 @@ class SliceLikeAttrs:
 # covers the shapes of its inputs, not of inputs a converter leaves unread), so one engine never serves two shapes.
 @converter("slice_like", attrs=SliceLikeAttrs, compute=False, dtypes=DATA_DTYPES, shape_inputs=(1,))
 def convert_slice_like(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
-    """slice_like -> ISliceLayer from 0 to the output shape (the second input's values are not read)."""
-    out = layers.varying(ctx, node.inputs[0], node.outputs[0])
-    return [layers.slice_nd(ctx, inputs[0], (0,) * len(out), out)]
+    """slice_like -> ISliceLayer from 0 to the output shape (the second input's values are not read; under profiles,
+    sizes varying with it are its own at run time)."""
+    out = node.outputs[0]
+    if out.dynamic:
+        axes = [a % out.ndim for a in node.attrs.axes] if node.attrs.axes else list(range(out.ndim))
+        size = _like_sizes(ctx, node, inputs, {a: a for a in axes})
+        return [layers.slice_nd(ctx, inputs[0], (0,) * out.ndim, out.dims, size=size)]
+    return [layers.slice_nd(ctx, inputs[0], (0,) * out.ndim, out.shape)]
 
 
 @schema
@@ -457,29 +462,30 @@ def convert_broadcast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
     """broadcast_axis/_to/_like -> ISliceLayer in WRAP mode to the output shape (size-1 axes repeat; broadcast_like
     reads only the shape of its second input; under profiles, the sizes varying with it are its own at run time)."""
     if node.op == "broadcast_like" and node.outputs[0].dynamic:
-        return [_broadcast_like_dynamic(ctx, node, inputs)]
+        x, like = node.inputs
+        lhs = [a % x.ndim for a in node.attrs.lhs_axes] if node.attrs.lhs_axes else list(range(x.ndim))
+        rhs = [a % like.ndim for a in node.attrs.rhs_axes] if node.attrs.rhs_axes else list(range(like.ndim))
+        dims = node.outputs[0].dims
+        size = _like_sizes(ctx, node, inputs, dict(zip(lhs, rhs)))
+        return [layers.slice_nd(ctx, inputs[0], (0,) * len(dims), dims, mode=trt.SampleMode.WRAP, size=size)]
     out = layers.varying(ctx, node.inputs[0], node.outputs[0])
     return [layers.slice_nd(ctx, inputs[0], (0,) * len(out), out, mode=trt.SampleMode.WRAP)]
 
 
-def _broadcast_like_dynamic(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> Any:
-    """broadcast_like whose output varies within the profiles: each varying axis copied at run time from the
-    input's own axis where that varies alike, else from the axis of `rhs` that lhs_axes pairs it with."""
+def _like_sizes(ctx: ConversionContext, node: OpNode, inputs: list[Any], pairs: dict[int, int]) -> Any:
+    """The output shape of a *_like op (x, like) whose output varies within the profiles, as a shape tensor: each
+    varying axis j copied at run time from x's own axis where that varies alike, else from like's axis pairs[j]."""
     x, like, out = node.inputs[0], node.inputs[1], node.outputs[0]
-    lhs = [a % x.ndim for a in node.attrs.lhs_axes] if node.attrs.lhs_axes else list(range(out.ndim))
-    rhs = [a % like.ndim for a in node.attrs.rhs_axes] if node.attrs.rhs_axes else list(range(like.ndim))
     copy: dict[int, Any] = {}
     for j in out.dynamic:
         want = [p[j] for p in out.points]
         if j in x.dynamic and [p[j] for p in x.points] == want:
             copy[j] = (inputs[0], j)
-        elif j in lhs and [p[rhs[lhs.index(j)]] for p in like.points] == want:
-            copy[j] = (inputs[1], rhs[lhs.index(j)])
+        elif j in pairs and [p[pairs[j]] for p in like.points] == want:
+            copy[j] = (inputs[1], pairs[j])
         else:
             ctx.fail(f"output axis {j} varies within the profiles ({out.dims}) unlike either input's")
-    dims = out.dims
-    size = layers.shape_tensor(ctx, dims, copy, inputs[0])
-    return layers.slice_nd(ctx, inputs[0], (0,) * len(dims), dims, mode=trt.SampleMode.WRAP, size=size)
+    return layers.shape_tensor(ctx, out.dims, copy, inputs[0])
 
 
 @schema
@@ -547,7 +553,8 @@ def convert_pad(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list
     a = node.attrs
     start = [-p for p in a.pad_width[::2]]
     fill = a.constant_value if a.mode == "constant" else None
-    return [layers.slice_nd(ctx, inputs[0], start, node.outputs[0].shape, mode=_PAD_MODES[a.mode], fill=fill)]
+    out = layers.varying(ctx, node.inputs[0], node.outputs[0])
+    return [layers.slice_nd(ctx, inputs[0], start, out, mode=_PAD_MODES[a.mode], fill=fill)]
 
 
 # ---- Cast ----------------------------------------------------------------------------------------------------------
@@ -579,7 +586,18 @@ def convert_cast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     return [ctx.cast(x, ctx.dtype)]
 
 
-# ---- constant-valued ops: zeros_like, ones_like (shape_array and size_array are folded: fold.py) ------------------
+# ---- shape-valued ops: shape_array, size_array; zeros_like, ones_like -------------------------------------------
+
+
+# Under static shapes these are folded into constants before partitioning (fold.py); a converter sees them only when
+# their input's shape varies within the optimization profiles.
+@converter("shape_array", "size_array", attrs=NoAttrs, compute=False, dtypes=DATA_DTYPES, shape_inputs=(0,))
+def convert_shape_array(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> list[Any]:
+    """shape_array -> IShapeLayer (int64, MXNet's dtype); size_array -> its IReduceLayer PROD, as (1,)."""
+    shape = layers.shape_of(ctx, inputs[0])
+    if node.op == "size_array":
+        shape = layers.reduce(ctx, shape, trt.ReduceOperation.PROD, [0])
+    return [ctx.cast(shape, ctx.out_dtype(node))]
 
 
 @schema

@@ -38,8 +38,8 @@ DEBUG_EXIT_CODES = """exit codes: 0 no divergence, 1 a divergence found (the fir
 
 
 class _Shape(argparse.Action):
-    """--shape name=d1,d2,...: repeatable, collected into {name: dims}; a bad value or a repeated name is a usage
-    error naming it."""
+    """--shape name=d1,d2,... or name=min:opt:max (each d1,d2,...: an optimization profile's range): repeatable,
+    collected into {name: dims or [min, opt, max]}; a bad value or a repeated name is a usage error naming it."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
                  option: str | None = None) -> None:
@@ -47,12 +47,14 @@ class _Shape(argparse.Action):
         name, sep, dims = value.partition("=")
         name = name.strip()
         try:
-            shape = tuple(int(d) for d in dims.split(",")) if sep and name else None
+            parts = [tuple(int(d) for d in part.split(",")) for part in dims.split(":")] if sep and name else []
         except ValueError:
-            shape = None
-        if shape is None or any(d < 1 for d in shape):
+            parts = []
+        if len(parts) not in (1, 3) or any(d < 1 for part in parts for d in part):
             parser.error(f"argument --shape: bad value {value!r}: expected NAME=D1,D2,... with positive integers, "
-                         "like data=1,3,224,224")
+                         "like data=1,3,224,224, or a range NAME=MIN:OPT:MAX like data=1,3,224,224:8,3,224,224:32,3,"
+                         "224,224")
+        shape: Any = parts[0] if len(parts) == 1 else [list(p) for p in parts]
         if name in shapes:
             parser.error(f"argument --shape: {name!r} is given twice")
         shapes[name] = shape
@@ -93,7 +95,8 @@ def _model_args(p: argparse.ArgumentParser, shape_required: bool = True) -> None
     p.add_argument("--symbol", metavar="FILE", help="a -symbol.json file (instead of CHECKPOINT EPOCH)")
     p.add_argument("--params", metavar="FILE", help="its .params file (keys with or without arg:/aux:)")
     p.add_argument("--shape", action=_Shape, required=shape_required, metavar="NAME=D1,D2,...",
-                   help="shape of a data input; repeat for each input")
+                   help="shape of a data input, or its range MIN:OPT:MAX (each D1,D2,...) for an optimization "
+                        "profile; repeat for each input")
     p.add_argument("--dtype", action=_Dtype, metavar="NAME=DTYPE", help="dtype of a data input (default float32)")
     p.add_argument("--exclude-op", action="append", default=[], metavar="OP", help="keep every node of OP in MXNet")
     p.add_argument("--exclude-node", action="append", default=[], metavar="NODE", help="keep node NODE in MXNet")
@@ -210,12 +213,15 @@ def parser() -> argparse.ArgumentParser:
 
     p = subs.add_parser("serve", help="serve a saved model with Triton Inference Server (PyTriton)",
                         description="Serve a model saved by `mx2trt convert` (or mx2trt.save) over HTTP and gRPC with "
-                                    "the Triton server PyTriton bundles, until interrupted. Requests carry whole "
-                                    "tensors of the shapes the model was optimized for; outputs are named as the "
+                                    "the Triton server PyTriton bundles, until interrupted. A model optimized with "
+                                    "a batch range is served with Triton's dynamic batcher; static ones take whole "
+                                    "tensors of the shapes they were optimized for. Outputs are named as the "
                                     "optimized symbol's list_outputs().")
     _saved_model_args(p)
     p.add_argument("--shape", action=_Shape, metavar="NAME=D1,D2,...",
                    help="shape of a data input the model does not fix (repeatable)")
+    p.add_argument("--max-batch", type=int, metavar="N", help="the largest batch Triton's dynamic batcher forms "
+                                                              "(default: the batch range's max)")
     p.add_argument("--http-port", type=int, default=8000, help="(default %(default)s)")
     p.add_argument("--grpc-port", type=int, default=8001, help="(default %(default)s)")
     p.add_argument("--metrics-port", type=int, default=8002, help="(default %(default)s)")
@@ -424,6 +430,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import mx2trt
     from .errors import InputError
 
+    if any(isinstance(v, list) for v in args.shape.values()):
+        raise InputError("calibrate takes one static --shape per input, not MIN:OPT:MAX ranges")
     sym, params, _, _ = _load(args, need_params=True)
     samples = _npy_files("--data", args.data, args.shape)
     if any(a.ndim == 0 for a in samples.values()) or any(len(sh) == 0 for sh in args.shape.values()):
@@ -470,7 +478,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """mx2trt serve PREFIX."""
     from .serving import serve
 
-    serve(args.model, args.name, args.shape, args.http_port, args.grpc_port, args.metrics_port)
+    serve(args.model, args.name, args.shape, args.http_port, args.grpc_port, args.metrics_port, args.max_batch)
     return 0
 
 

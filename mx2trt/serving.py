@@ -1,13 +1,16 @@
 """Serving a saved optimized model with Triton Inference Server through PyTriton: `serve(prefix)` or `mx2trt serve`.
 
 The model (mx2trt.load: its engines registered, nothing built) is bound into one MXNet executor; PyTriton's Triton
-server answers HTTP/gRPC requests by running it, engines and MXNet nodes alike. Engines have static shapes, so
-requests carry whole tensors of the shapes the model was optimized for (batching off). Triton's Python-backend stub
+server answers HTTP/gRPC requests by running it, engines and MXNet nodes alike. A model optimized with static shapes
+takes requests of exactly those shapes (batching off); one optimized with a varying batch (optimization profiles)
+is served with Triton's dynamic batcher up to the profile's largest batch, one executor per shape bound on first use
+(MXNet's Executor.reshape, sharing the weights). Triton's Python-backend stub
 loads the first libpython it finds, so the server starts with this interpreter's own library directory first on
 LD_LIBRARY_PATH (Debian's libpython 3.11 of another patch level fails there).
 """
 from __future__ import annotations
 
+import json
 import os
 import sysconfig
 import threading
@@ -33,15 +36,35 @@ def python_library_path(env: Mapping[str, str] | None = None) -> str:
     return ":".join([libdir, *rest] if libdir else rest)
 
 
-class ModelRunner:
-    """One bound executor of a saved model: `__call__({input: array}) -> {output: array}`, one request at a time."""
+def input_ranges(sym: Any) -> dict[str, list[tuple[tuple[int, ...], ...]]]:
+    """Per data input of an optimized symbol that an engine reads directly: its (min, opt, max) in each optimization
+    profile of that engine (empty for static engines)."""
+    nodes = json.loads(sym.tojson())["nodes"]
+    out: dict[str, list[tuple[tuple[int, ...], ...]]] = {}
+    for n in nodes:
+        profiles = json.loads(n.get("attrs", {}).get("profiles") or "null")
+        if n["op"] != "Custom" or not profiles:
+            continue
+        for i, entry in enumerate(n["inputs"][:len(profiles[0])]):
+            src = nodes[entry[0]]
+            if src["op"] == "null":
+                out.setdefault(src["name"], [tuple(tuple(s) for s in p[i]) for p in profiles])
+    return out
 
-    def __init__(self, prefix: str | Path, shapes: Mapping[str, Any] | None = None, ctx: Any = None) -> None:
+
+class ModelRunner:
+    """Bound executors of a saved model: `__call__({input: array}) -> {output: array}`, one request at a time. A model
+    whose engines vary in batch takes any batch up to `max_batch` (default: the profiles' largest)."""
+
+    def __init__(self, prefix: str | Path, shapes: Mapping[str, Any] | None = None, ctx: Any = None,
+                 max_batch: int | None = None) -> None:
         import mx2trt
 
         self.sym, params = mx2trt.load(prefix)
         names = [n for n in self.sym.list_arguments() if n not in params]
-        given = inputs.shapes(shapes) if shapes else {}
+        ranges = input_ranges(self.sym)
+        given = {n: r[0][1] for n, r in ranges.items() if n in names}  # the first profile's opt
+        given.update(inputs.shapes(shapes) if shapes else {})
         arg_shapes, out_shapes, _ = self.sym.infer_shape_partial(**given)
         known = dict(zip(self.sym.list_arguments(), arg_shapes or []))
         missing = [n for n in names if n not in given and not all(d > 0 for d in known.get(n) or (0,))]
@@ -54,41 +77,80 @@ class ModelRunner:
         self.outputs = self.sym.list_outputs()
         self.out_dtypes = [np.dtype(t or np.float32) for t in out_types or [None] * len(self.outputs)]
         self.out_shapes = [tuple(s) for s in self.sym.infer_shape(**self.shapes)[1]]
+        # Where the profiles let a dimension vary, a request may too: -1 in `dims` (the batch axis first)
+        self.dims = {n: tuple(-1 if n in ranges and any(p[0][i] != p[2][i] for p in ranges[n]) else d
+                              for i, d in enumerate(s)) for n, s in self.shapes.items()}
+        batched = bool(self.dims) and all(d[0] == -1 for d in self.dims.values())
+        largest = min((max(p[2][0] for p in ranges[n]) for n in self.dims), default=0) if batched else 0
+        if max_batch is not None and not 1 <= int(max_batch) <= largest:
+            raise ServingError(f"max_batch {max_batch}: the model's engines serve batches of at most {largest}"
+                               if largest else f"max_batch {max_batch}: the model's engines have a static batch; "
+                               "optimize it with a [min, opt, max] range for the batch")
+        self.max_batch = int(max_batch) if max_batch is not None else largest
+        self.out_dims = [tuple(-1 if self.max_batch and i == 0 else d for i, d in enumerate(s))
+                         for s in self.out_shapes]
         ctx = ctx or mx.cpu()
         self.exe = self.sym.simple_bind(ctx, grad_req="null", type_dict=self.dtypes, **self.shapes)
         for k, v in params.items():
             target = self.exe.arg_dict.get(k, self.exe.aux_dict.get(k))
             if target is not None:
                 v.copyto(target)
+        self._exes = {tuple(self.shapes.values()): self.exe}
         self._lock = threading.Lock()
 
+    def _executor(self, shapes: dict[str, tuple[int, ...]]) -> Any:
+        """The executor bound for `shapes`: reshaped from the first on first use (weights shared, nothing built)."""
+        key = tuple(shapes.values())
+        if key not in self._exes:
+            try:
+                self._exes[key] = self.exe.reshape(allow_up_sizing=True, **shapes)
+            except Exception as exc:  # MXNet wraps the engine node's EngineInputError
+                raise InputError(f"inputs of shapes {shapes}: {str(exc).strip().splitlines()[-1]}") from None
+        return self._exes[key]
+
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for name, shape in self.shapes.items():
+        shapes = {}
+        for name, dims in self.dims.items():
             if name not in batch:
                 raise InputError(f"request has no input '{name}' (the model takes {list(self.shapes)})")
-            a = np.asarray(batch[name])
-            if tuple(a.shape) != shape:
-                raise InputError(f"input '{name}' has shape {tuple(a.shape)}; the model was optimized for {shape}")
+            shape = tuple(np.asarray(batch[name]).shape)
+            if len(shape) != len(dims) or any(d not in (-1, g) for d, g in zip(dims, shape)):
+                raise InputError(f"input '{name}' has shape {shape}; the model was optimized for "
+                                 f"{dims if -1 in dims else self.shapes[name]}" + (" (-1: varies)" if -1 in dims else ""))
+            if self.max_batch and shape[0] > self.max_batch:
+                raise InputError(f"input '{name}' has a batch of {shape[0]}; the model serves at most {self.max_batch}")
+            shapes[name] = shape
         with self._lock:
+            exe = self._executor(shapes)
             for name in self.shapes:
-                self.exe.arg_dict[name][:] = np.asarray(batch[name], dtype=self.dtypes[name])
-            outs = self.exe.forward(is_train=False)
+                exe.arg_dict[name][:] = np.asarray(batch[name], dtype=self.dtypes[name])
+            outs = exe.forward(is_train=False)
             return {name: o.asnumpy() for name, o in zip(self.outputs, outs)}
 
 
-def bind(triton: Any, runner: ModelRunner, name: str = "model") -> None:
-    """Bind `runner` as model `name` of a PyTriton `Triton` (batching off: engines have static shapes)."""
-    from pytriton.model_config import ModelConfig, Tensor
+def bind(triton: Any, runner: ModelRunner, name: str = "model", queue_delay_us: int = 2000) -> None:
+    """Bind `runner` as model `name` of a PyTriton `Triton`: with a varying batch, behind Triton's dynamic batcher
+    (requests queued up to `queue_delay_us` are concatenated by PyTriton's @batch, up to the runner's max_batch, when
+    no other dimension varies); with static engines, batching off and whole tensors per request."""
+    from pytriton.decorators import batch
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 
     def infer(requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         return [runner(r) for r in requests]
 
-    triton.bind(
-        model_name=name, infer_func=infer,
-        inputs=[Tensor(name=n, dtype=runner.dtypes[n], shape=runner.shapes[n]) for n in runner.shapes],
-        outputs=[Tensor(name=n, dtype=d, shape=s) for n, d, s in zip(runner.outputs, runner.out_dtypes,
-                                                                      runner.out_shapes)],
-        config=ModelConfig(batching=False))
+    if not runner.max_batch:
+        config, fn = ModelConfig(batching=False), infer
+        ins = [Tensor(name=n, dtype=runner.dtypes[n], shape=runner.shapes[n]) for n in runner.shapes]
+        outs = [Tensor(name=n, dtype=d, shape=s) for n, d, s in zip(runner.outputs, runner.out_dtypes, runner.out_shapes)]
+    else:  # Triton's shapes leave the batch axis out
+        config = ModelConfig(max_batch_size=runner.max_batch,
+                             batcher=DynamicBatcher(max_queue_delay_microseconds=int(queue_delay_us)))
+        whole = all(-1 not in d[1:] for d in runner.dims.values())
+        fn = batch(lambda **arrays: runner(arrays)) if whole else infer
+        ins = [Tensor(name=n, dtype=runner.dtypes[n], shape=runner.dims[n][1:]) for n in runner.dims]
+        outs = [Tensor(name=n, dtype=d, shape=s[1:]) for n, d, s in zip(runner.outputs, runner.out_dtypes,
+                                                                        runner.out_dims)]
+    triton.bind(model_name=name, infer_func=fn, inputs=ins, outputs=outs, config=config)
 
 
 def triton_server(http_port: int = 8000, grpc_port: int = 8001, metrics_port: int = 8002) -> Any:
@@ -101,13 +163,14 @@ def triton_server(http_port: int = 8000, grpc_port: int = 8001, metrics_port: in
 
 
 def serve(prefix: str | Path, name: str = "model", shapes: Mapping[str, Any] | None = None, http_port: int = 8000,
-          grpc_port: int = 8001, metrics_port: int = 8002) -> None:
-    """Serve the saved model `prefix` as Triton model `name` over HTTP and gRPC until interrupted."""
-    runner = ModelRunner(prefix, shapes)
+          grpc_port: int = 8001, metrics_port: int = 8002, max_batch: int | None = None) -> None:
+    """Serve the saved model `prefix` as Triton model `name` over HTTP and gRPC until interrupted (a varying batch:
+    dynamic batching up to `max_batch`, by default the profiles' largest)."""
+    runner = ModelRunner(prefix, shapes, max_batch=max_batch)
     triton = triton_server(http_port, grpc_port, metrics_port)
     with triton:
         bind(triton, runner, name)
         triton.serve()
 
 
-__all__ = ["serve", "bind", "triton_server", "ModelRunner", "ServingError", "python_library_path"]
+__all__ = ["serve", "bind", "triton_server", "ModelRunner", "ServingError", "python_library_path", "input_ranges"]

@@ -4,7 +4,9 @@ A model that converted into one engine, with nothing left in MXNet, is exported 
 `REPO/NAME/config.pbtxt` (platform "tensorrt_plan", inputs and outputs named as the plan's tensors, typed and shaped)
 and `REPO/NAME/VERSION/model.plan`, the engine's serialized plan. Triton's TensorRT backend deserializes plans with
 the full TensorRT it was built against: the plan must come from that TensorRT version (a TensorRT-RTX plan, as built
-here, is not one it loads). Engines have static shapes, so `max_batch_size` is 0 and dims are whole shapes.
+here, is not one it loads). A static engine gives `max_batch_size: 0` and whole shapes as dims; an engine whose every
+input and output varies in its leading (batch) axis from 1 (optimization profiles) gives `max_batch_size` the
+profiles' largest batch and dims without the batch axis, -1 where another dimension varies.
 """
 from __future__ import annotations
 
@@ -59,15 +61,18 @@ def config_text(sym: Any, name: str) -> str:
     spec = STORE.get(attrs["key"], node["name"])
     n_engine = int(attrs.get("n_engine") or attrs["n_in"])
     in_names = json.loads(attrs.get("in_names") or "[]") or [f"in{i}" for i in range(n_engine)]
+    batch = max_batch(spec.profiles, spec.in_shapes[:n_engine], spec.out_shapes)
     lines = [
         f"# mx2trt engine {spec.name} ({spec.precision}); its plan was built by {_trt.FLAVOR} {_trt.VERSION}.",
         "# Triton's TensorRT backend loads only plans of the full TensorRT it was built with, at that version.",
         f'name: "{name}"',
         'platform: "tensorrt_plan"',
-        "max_batch_size: 0",
+        f"max_batch_size: {batch}",
     ]
-    sides = (("input", "in", spec.in_shapes[:n_engine], spec.in_dtypes[:n_engine], in_names),
-             ("output", "out", spec.out_shapes, spec.out_dtypes, [f"output {k}" for k in range(len(spec.out_shapes))]))
+    cut = 1 if batch else 0  # with batching, Triton's dims leave the batch axis out
+    sides = (("input", "in", [s[cut:] for s in spec.in_shapes[:n_engine]], spec.in_dtypes[:n_engine], in_names),
+             ("output", "out", [s[cut:] for s in spec.out_shapes], spec.out_dtypes,
+              [f"output {k}" for k in range(len(spec.out_shapes))]))
     for field, prefix, shapes, dtypes, what in sides:
         lines.append(f"{field} [")
         for i, (shape, dtype, mx_name) in enumerate(zip(shapes, dtypes, what)):
@@ -82,6 +87,16 @@ def config_text(sym: Any, name: str) -> str:
             lines.append(f"  }}{sep}")
         lines.append("]")
     return "\n".join(lines) + "\n"
+
+
+def max_batch(profiles: Any, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int, ...]]) -> int:
+    """Triton's max_batch_size for an engine: the largest batch its profiles take when every input and output varies
+    in its leading axis and every profile starts at batch 1; else 0 (no batching: whole shapes)."""
+    if not profiles or any(not s or s[0] != -1 for s in list(in_shapes) + list(out_shapes)):
+        return 0
+    if any(r[0][0] != 1 for p in profiles for r in p):
+        return 0
+    return min(max(p[i][2][0] for p in profiles) for i in range(len(in_shapes)))
 
 
 def export_repository(sym: Any, repo: str | Path, name: str = "model", version: int = 1) -> Path:
@@ -105,4 +120,4 @@ def export_repository(sym: Any, repo: str | Path, name: str = "model", version: 
     return model
 
 
-__all__ = ["export_repository", "config_text", "TritonExportError", "TRITON_DTYPES"]
+__all__ = ["export_repository", "config_text", "max_batch", "TritonExportError", "TRITON_DTYPES"]

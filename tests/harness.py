@@ -15,6 +15,7 @@ from hypothesis import is_hypothesis_test
 import mx2trt
 from mx2trt._mx import mx
 from mx2trt._trt import round_bf16
+from mx2trt.profiles import parse as parse_profiles
 
 
 def run_symbol(sym: Any, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -92,6 +93,43 @@ def check_graph(
         assert g.shape == w.shape, f"output {k}: shape {g.shape} vs MXNet {w.shape}"
         assert g.dtype == w.dtype, f"output {k}: dtype {g.dtype} vs MXNet {w.dtype}"
         assert_close(g, w, rtol, f"output {k} ({c.report.summary().splitlines()[0]})")
+    return c
+
+
+def check_profiles(
+    sym: Any,
+    params: Mapping[str, np.ndarray],
+    shapes: Any,
+    values: Any,
+    *,
+    engines: int | None = 1,
+    rtol: float = 1e-5,
+    also: Sequence[Mapping[str, Sequence[int]]] = (),
+    **options: Any,
+) -> mx2trt.Conversion:
+    """Optimize `sym` once with optimization profiles `shapes` (reference runtime), then check the one optimized
+    symbol against MXNet at every profile's min, opt and max and at the shapes in `also`; `values(shapes)` gives the
+    data at a point. Every node must convert (with `engines` engines) and no bind may rebuild an engine."""
+    import mx2trt.build
+
+    ranges = parse_profiles(shapes)
+    options.setdefault("runtime", "reference")
+    options.setdefault("cache", False)
+    c = mx2trt.convert(sym, {k: mx.nd.array(v, dtype=v.dtype) for k, v in params.items()}, shapes, **options)
+    assert c.report.nodes_trt == c.report.nodes_total, c.report.op_table()
+    if engines is not None:
+        assert len(c.engines) == engines, c.report.summary()
+    assert all(e.profiles for e in c.engines), "no engine varies: the check does not test profiles"
+    builds = mx2trt.build.BUILDS
+    points = [{k: r[j] for k, r in p.items()} for p in ranges.ranges for j in range(3)] + [dict(a) for a in also]
+    for point in points:
+        data = values(point)
+        want = run_symbol(sym, {**data, **params})
+        got = run_symbol(c.symbol, {**data, **{k: v.asnumpy() for k, v in c.params.items()}})
+        for k, (g, w) in enumerate(zip(got, want)):
+            assert g.shape == w.shape, f"output {k} at {point}: shape {g.shape} vs MXNet {w.shape}"
+            assert_close(g, w, rtol, f"output {k} at {point}")
+    assert mx2trt.build.BUILDS == builds, "a bind within the profiles rebuilt an engine"
     return c
 
 

@@ -1,12 +1,14 @@
 """Whole models end to end: every Gluon vision-zoo model and LeNet convert completely into one engine and match MXNet."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from mx2trt import _trt, zoo
 
-from harness import check_graph
+from harness import check_graph, check_profiles
 
 MODELS = ["lenet", *zoo.VISION_MODELS]
 
@@ -37,3 +39,25 @@ def test_model_converts_completely_and_matches_mxnet(name, precision, rtol):
         assert engine.plan[:4] == b"vtrt"
     assert not c.params, f"weights left outside the engine: {sorted(c.params)[:5]}"
     assert c.symbol.list_arguments() == list(data)  # LeNet's unread label stays an argument, for Module.bind
+
+
+# With a dynamic batch 1..4: MX2TRT_DYNAMIC=all runs every model (70 s on 2 workers); CI runs one per family.
+DYNAMIC_CI = ["lenet", "resnet18_v1", "resnet18_v2", "vgg11", "alexnet", "densenet121", "squeezenet1.1", "inceptionv3",
+              "mobilenet0.25", "mobilenetv2_0.25"]
+DYNAMIC = MODELS if os.environ.get("MX2TRT_DYNAMIC") == "all" else DYNAMIC_CI
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", DYNAMIC)
+def test_model_with_a_dynamic_batch_is_one_engine_matching_mxnet_at_min_opt_max(name):
+    sym, params, shapes = zoo.get(name, batch=1)
+    one = tuple(shapes["data"][1:])
+    ranges = {"data": [(1,) + one, (2,) + one, (4,) + one]}
+
+    def values(point):
+        data = {"data": np.random.default_rng(point["data"][0]).standard_normal(point["data"]).astype(np.float32)}
+        if name == "lenet":
+            data["softmax_label"] = np.zeros(point["data"][0], np.float32)
+        return data
+
+    check_profiles(sym, {k: v.asnumpy() for k, v in params.items()}, ranges, values, also=[{"data": (3,) + one}])

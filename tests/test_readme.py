@@ -57,3 +57,12 @@ def test_int8_example_keeps_the_accuracy(tmp_path):
     out = last_json(run_python("\n" * (first - 1) + code + INT8_CHECK, cwd=tmp_path).stdout)
     assert (tmp_path / "digits-calib.json").is_file()
     assert out["float"] > 0.95 and out["int8"] >= out["float"] - 0.01, out
+
+
+def test_dynamic_example_serves_three_batch_sizes_from_one_engine(tmp_path):
+    code, first = readme_block("dynamic-example")
+    check = "\nimport json, mx2trt.build\nprint(json.dumps({'builds': mx2trt.build.BUILDS, 'shape': list(out.shape)}))\n"
+    proc = run_python("\n" * (first - 1) + code + check, cwd=tmp_path, env={"MX2TRT_CACHE": "0"})
+    printed = [line.split(" ", 1) for line in proc.stdout.splitlines() if line[:1].isdigit()]
+    assert printed == [["1", "(1, 1000)"], ["5", "(5, 1000)"], ["32", "(32, 1000)"]], proc.stdout
+    assert last_json(proc.stdout) == {"builds": 1, "shape": [32, 1000]}

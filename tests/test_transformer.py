@@ -7,7 +7,7 @@ import pytest
 
 from mx2trt import zoo
 
-from harness import check_graph
+from harness import check_graph, check_profiles
 
 
 PRECISIONS = [("fp32", 1e-5), ("fp16", 1e-2), ("bf16", 5e-2)]
@@ -42,3 +42,21 @@ def test_gluonnlp_bert_symbol_converts_completely(precision, rtol):
     rep = c.report
     assert len(rep.folded) == 20, rep.folded
     assert rep.nodes_trt == rep.nodes_total and rep.mac_coverage == 1.0, rep.op_table()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("varying", ["batch", "sequence", "both"])
+def test_gluonnlp_bert_with_a_dynamic_batch_or_sequence_length_is_one_engine(varying):
+    """Batch 1..8, or sequence length 8..512 (MXNet's position embeddings hold 512), or both: one engine matching
+    MXNet at min, opt and max of each, and between."""
+    sym, params, _ = zoo.gluonnlp_bert()
+    points = {"batch": [(1, 16), (4, 16), (8, 16)], "sequence": [(2, 8), (2, 128), (2, 512)],
+              "both": [(1, 8), (2, 64), (4, 128)]}[varying]
+    shapes = {"data0": points, "data1": points, "data2": [(b,) for b, _ in points]}
+    between = {"batch": (3, 16), "sequence": (2, 37), "both": (3, 21)}[varying]
+
+    def values(point):
+        return zoo.gluonnlp_bert_inputs(point, seed=sum(point["data0"]))
+
+    check_profiles(sym, params, shapes, values, rtol=1e-5,
+                   also=[{"data0": between, "data1": between, "data2": between[:1]}])

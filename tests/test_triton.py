@@ -111,3 +111,21 @@ def test_cli_exports_a_saved_model(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mx2trt", "triton", str(tmp_path / "nothing"), "-o",
                           str(tmp_path / "repo")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "is not a model saved by mx2trt.save" in bad.stderr, bad.stderr
+
+
+def test_a_dynamic_batch_exports_max_batch_size_from_the_profile(tmp_path):
+    """Batch 1..16: max_batch_size 16 and dims without the batch axis; saved and loaded, the same config."""
+    sym, params = _model()
+    shapes = {"data": [(1, 3, 8, 8), (4, 3, 8, 8), (16, 3, 8, 8)]}
+    sym2, params2 = mx2trt.optimize(sym, params, shapes, runtime="reference", cache_dir=tmp_path / "cache")
+    cfg = _config(export_repository(sym2, tmp_path / "repo", name="dyn") / "config.pbtxt")
+    assert cfg.max_batch_size == 16
+    assert [list(i.dims) for i in cfg.input] == [[3, 8, 8]] and [list(o.dims) for o in cfg.output] == [[3], []]
+    mx2trt.save(tmp_path / "m", sym2, params2)
+    again = export_repository(mx2trt.load(tmp_path / "m")[0], tmp_path / "b", name="dyn")
+    assert (again / "config.pbtxt").read_text() == (tmp_path / "repo" / "dyn" / "config.pbtxt").read_text()
+    # a range that does not start at batch 1 cannot batch in Triton: whole shapes, -1 where they vary
+    sym3, _ = mx2trt.optimize(sym, params, {"data": [(2, 3, 8, 8), (4, 3, 8, 8), (8, 3, 8, 8)]},
+                              runtime="reference", cache=False)
+    cfg = _config(export_repository(sym3, tmp_path / "c", name="dyn") / "config.pbtxt")
+    assert cfg.max_batch_size == 0 and [list(i.dims) for i in cfg.input] == [[-1, 3, 8, 8]]

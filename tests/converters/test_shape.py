@@ -1,6 +1,6 @@
 """Data-movement converters: Flatten, Concat, Dropout, the identity ops (BlockGrad, _copy...), Reshape, reshape_like,
 transpose, SwapAxis, expand_dims, squeeze, stack, SliceChannel, slice, slice_axis, slice_like, Crop, tile, repeat, Pad,
-Cast, zeros_like/ones_like, reverse and SequenceReverse (shape_array/size_array are folded: tests/test_fold.py). They move data only, and a subgraph
+Cast, zeros_like/ones_like, reverse and SequenceReverse (shape_array/size_array are folded under static shapes: tests/test_fold.py; they convert under profiles). They move data only, and a subgraph
 without compute is dropped by design (it stays in MXNet), so each is tested inside a small graph with compute nodes
 around it: the op after a relu, before one, or between a relu and a sigmoid, optionally with its own output leaving the
 graph. A node the registry selects must join the engine and the graph match MXNet CPU; a node it refuses
@@ -20,7 +20,7 @@ from hypothesis import assume, currently_in_test_context, event, given
 from hypothesis import strategies as st
 
 import mx2trt
-from harness import check_graph, check_property_tests, registered_ops, run_symbol
+from harness import check_graph, check_profiles, check_property_tests, registered_ops, run_symbol
 from mx2trt import REGISTRY
 from mx2trt._mx import mx
 from mx2trt.graph import Graph
@@ -1022,7 +1022,26 @@ def test_alias_entries_share_the_canonical_converter(op):
 
 # Explicit op -> property test; test_every_registered_op_has_a_property_test fails when an op is added to
 # converters/shape.py without a line here (and a test drawing it).
+@pytest.mark.parametrize("op", ["shape_array", "size_array"])
+@given(lo=st.integers(1, 3), span=st.integers(0, 4), cols=st.integers(1, 5), seed=SEEDS)
+def test_shape_array_of_a_varying_input(op, lo, span, cols, seed):
+    """Folded under static shapes (tests/test_fold.py); under a batch range the value is the bind's: x * size along
+    the batch, through int64 arithmetic and a Cast, in the engine, at min, opt and max."""
+    x = mx.sym.var("data")
+    size = mx.sym.cast(mx.sym.slice_axis(getattr(mx.sym, op)(x, name="node"), axis=0, begin=0, end=1), "float32")
+    sym = mx.sym.broadcast_mul(mx.sym.relu(x), mx.sym.reshape(size, shape=(1, 1)), name="scaled")
+    hi = lo + span
+    shapes = {"data": [(lo, cols), ((lo + hi) // 2, cols), (hi, cols)]}
+    if span == 0:  # a range of one shape is static: folded, nothing varies
+        c = mx2trt.convert(sym, {}, shapes, runtime="reference", cache=False)
+        assert c.report.folded and not any(e.profiles for e in c.engines)
+        return
+    c = check_profiles(sym, {}, shapes, lambda p: {"data": normal(seed, p["data"])})
+    assert {r.node: r.placement for r in c.report.rows}["node"] != "mxnet"
+
+
 PROPERTY_TESTS = {
+    "shape_array": test_shape_array_of_a_varying_input, "size_array": test_shape_array_of_a_varying_input,
     "broadcast_axis": test_broadcast, "broadcast_axes": test_broadcast, "broadcast_to": test_broadcast,
     "broadcast_like": test_broadcast,
     "Flatten": test_flatten, "flatten": test_flatten,
