@@ -200,11 +200,13 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(run=cmd_calibrate, _parser=p)
 
-    p = subs.add_parser("triton", help="export a saved one-engine model as a Triton model repository",
-                        description="Write a model saved by `mx2trt convert` (or mx2trt.save), converted into one "
-                                    "engine, as a TensorRT-plan model of a Triton model repository: "
-                                    "REPO/NAME/config.pbtxt and REPO/NAME/VERSION/model.plan. Triton's TensorRT "
-                                    "backend loads plans of the full TensorRT it was built with only.")
+    p = subs.add_parser("triton", help="export a saved model as a Triton model repository",
+                        description="Write a model saved by `mx2trt convert` (or mx2trt.save) into a Triton model "
+                                    "repository: converted into one engine, a TensorRT-plan model "
+                                    "(REPO/NAME/config.pbtxt and REPO/NAME/VERSION/model.plan; Triton's TensorRT "
+                                    "backend loads plans of the full TensorRT it was built with only); partly "
+                                    "converted, a Python-backend model serving it with MXNet and its engines "
+                                    "(REPO/NAME/VERSION/model.py and the saved model).")
     _saved_model_args(p)
     p.add_argument("-o", "--output", metavar="REPO", required=True, help="the model repository directory")
     p.add_argument("--version", type=int, default=1, help="the model version (default %(default)s)")
@@ -466,10 +468,11 @@ def cmd_triton(args: argparse.Namespace) -> int:
 
     from .triton import export_repository
 
-    sym, _ = mx2trt.load(args.model)
-    model = export_repository(sym, args.output, args.name, args.version)
+    sym, params = mx2trt.load(args.model)
+    model = export_repository(sym, args.output, args.name, args.version, params=params)
+    plan = model / str(args.version) / "model.plan"
     _emit(args, {"model": str(model), "config": str(model / "config.pbtxt"),
-                 "plan": str(model / str(args.version) / "model.plan")},
+                 "plan": str(plan) if plan.exists() else None, "backend": "tensorrt_plan" if plan.exists() else "python"},
           lambda: f"wrote Triton model {args.name} to {model}")
     return 0
 

@@ -7,8 +7,8 @@ close random scores into another box order, the fp16 tolerance applies to the te
 decisions, and the whole model is checked for finiteness.
 
 CI runs CI_MODELS (the cheapest model of each kind of head, and every family a converter was added for);
-MX2TRT_GLUONCV=all runs every model (about 15 minutes on 2 cores; tools/gen_model_table.py --gluoncv measures them
-for docs/models.md).
+MX2TRT_GLUONCV=all runs every model (about 15 minutes on 2 cores, and 3.5 more for the 36 with a batch range;
+tools/gen_model_table.py --gluoncv measures them for docs/models.md).
 """
 from __future__ import annotations
 

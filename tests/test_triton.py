@@ -3,6 +3,7 @@ parses as Triton's ModelConfig (tritonclient's protobufs) and whose model.plan i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,7 +84,8 @@ def test_partly_converted_models_and_bad_options_are_refused(tmp_path):
     x = mx.sym.var("data")
     sym = mx.sym.relu(mxnet_only(mx.sym.sigmoid(x, name="pre"), "mid"), name="post")
     c = mx2trt.convert(sym, {}, {"data": (2, 3)}, runtime="reference", cache=False, progress=False)
-    with pytest.raises(TritonExportError, match=r"2 engine node\(s\) and 1 node\(s\) left in MXNet: Custom 'mid'"):
+    with pytest.raises(TritonExportError, match=r"2 engine node\(s\) and 1 node\(s\) left in MXNet: Custom 'mid'.*"
+                       r"give params="):
         export_repository(c.symbol, tmp_path)
     one = mx2trt.convert(mx.sym.relu(x, name="r"), {}, {"data": (2, 3)}, runtime="reference", cache=False,
                          progress=False)
@@ -129,3 +131,88 @@ def test_a_dynamic_batch_exports_max_batch_size_from_the_profile(tmp_path):
                               runtime="reference", cache=False)
     cfg = _config(export_repository(sym3, tmp_path / "c", name="dyn") / "config.pbtxt")
     assert cfg.max_batch_size == 0 and [list(i.dims) for i in cfg.input] == [[-1, 3, 8, 8]]
+
+
+
+def _partly_converted(tmp_path, shapes):
+    """conv -> sigmoid (kept in MXNet) -> FC: two engines around an MXNet node."""
+    x = mx.sym.var("data")
+    y = mx.sym.sigmoid(mx.sym.Convolution(x, num_filter=4, kernel=(3, 3), pad=(1, 1), name="conv"), name="mid")
+    sym = mx.sym.softmax(mx.sym.FullyConnected(y, num_hidden=3, name="fc"), name="prob")
+    arg_shapes, _, _ = sym.infer_shape(data=(2, 3, 8, 8))
+    rng = np.random.default_rng(0)
+    params = {n: rng.standard_normal(s).astype(np.float32) * 0.2 for n, s in zip(sym.list_arguments(), arg_shapes)
+              if n != "data"}
+    sym2, params2 = mx2trt.optimize(sym, {k: mx.nd.array(v) for k, v in params.items()}, shapes, exclude_ops=["sigmoid"],
+                                    runtime="reference", cache_dir=tmp_path / "cache")
+    return sym, params, sym2, params2
+
+
+def test_a_partly_converted_model_exports_a_python_backend_model(tmp_path):
+    _, _, sym2, params2 = _partly_converted(tmp_path, {"data": [(1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8)]})
+    model = export_repository(sym2, tmp_path / "repo", name="part", params=params2, pythonpath=["/opt/env"])
+    cfg = _config(model / "config.pbtxt")
+    assert (cfg.name, cfg.backend, cfg.max_batch_size) == ("part", "python", 4)
+    assert [(i.name, list(i.dims)) for i in cfg.input] == [("data", [3, 8, 8])]
+    assert [list(o.dims) for o in cfg.output] == [[3]] and cfg.HasField("dynamic_batching")
+    assert cfg.parameters["MX2TRT_PYTHONPATH"].string_value == "/opt/env"
+    assert (model / "1" / "model.py").is_file() and (model / "1" / "model-mx2trt.json").is_file()
+    compile((model / "1" / "model.py").read_text(), "model.py", "exec")
+
+
+@pytest.mark.slow
+def test_stock_tritonserver_serves_the_exported_python_backend_model(tmp_path):
+    """The tritonserver binary PyTriton bundles (no PyTriton in between) loads the repository as a user's server would
+    and answers requests of batch 1 and 3 for a partly converted model like MXNet."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    import tritonclient.http as http
+    from pytriton.triton import TRITONSERVER_DIST_DIR
+    from pytriton.utils.distribution import get_libs_path, get_stub_path
+
+    from harness import assert_close, run_symbol
+    from mx2trt.serving import python_library_path
+    from test_serving import _free_ports
+
+    sym, params, sym2, params2 = _partly_converted(tmp_path, {"data": [(1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8)]})
+    export_repository(sym2, tmp_path / "repo", name="part", params=params2)
+    server = tmp_path / "tritonserver"
+    shutil.copytree(TRITONSERVER_DIST_DIR, server, ignore=shutil.ignore_patterns("python_backend_stubs"))
+    shutil.copy(get_stub_path(f"{sys.version_info[0]}.{sys.version_info[1]}"),
+                server / "backends" / "python" / "triton_python_backend_stub")
+    http_port, grpc_port, metrics_port = _free_ports(3)
+    env = {**os.environ, "LD_LIBRARY_PATH": python_library_path() + ":" + str(get_libs_path()),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "MXNET_MKLDNN_ENABLED": "0"}
+    proc = subprocess.Popen([str(server / "bin" / "tritonserver"), f"--model-repository={tmp_path / 'repo'}",
+                             f"--backend-directory={server / 'backends'}", f"--http-port={http_port}",
+                             f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}", "--allow-gpu-metrics=false",
+                             "--exit-timeout-secs=5"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        client = http.InferenceServerClient(f"127.0.0.1:{http_port}", network_timeout=120)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if client.is_model_ready("part"):
+                    break
+            except Exception:  # not listening yet
+                pass
+            assert proc.poll() is None, f"tritonserver exited: {proc.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "tritonserver did not load the model"
+            time.sleep(0.5)
+        for n in (1, 3):
+            x = np.random.default_rng(n).standard_normal((n, 3, 8, 8)).astype(np.float32)
+            inp = http.InferInput("data", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            got = client.infer("part", [inp]).as_numpy(sym2.list_outputs()[0])
+            assert_close(got, run_symbol(sym, {"data": x, **params})[0], 1e-5, f"tritonserver's answer, batch {n}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
