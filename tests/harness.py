@@ -332,6 +332,23 @@ def run_python(script: str, env: Mapping[str, str] | None = None, timeout: float
     return out
 
 
+def wait_until_ready(client: Any, model: str, proc: Any, seconds: float, what: str) -> None:
+    """Poll a tritonclient `client` until Triton has `model` ready; fails if the server process `proc` exits or
+    `seconds` pass, naming `what` and showing the server's stderr."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if client.is_model_ready(model):
+                return
+        except Exception:  # not listening yet
+            pass
+        assert proc.poll() is None, f"{what} exited: {proc.stderr.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"{what} did not come up with model {model!r} in {seconds:.0f} s"
+        time.sleep(0.5)
+
+
 def last_json(stdout: str) -> Any:
     """The JSON object on the last line of a child's stdout."""
     return json.loads(stdout.strip().splitlines()[-1])

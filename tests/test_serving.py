@@ -14,7 +14,7 @@ import mx2trt
 from mx2trt import zoo
 from mx2trt.serving import ModelRunner, bind, python_library_path, triton_server
 
-from harness import assert_close, run_symbol
+from harness import assert_close, run_symbol, wait_until_ready
 
 
 def _free_ports(n: int) -> list[int]:
@@ -102,15 +102,7 @@ def test_the_serve_command_answers_and_stops_on_ctrl_c(saved_resnet50):
                             env={**os.environ, "MXNET_MKLDNN_ENABLED": "0"})
     try:
         client = http.InferenceServerClient(f"127.0.0.1:{http_port}", network_timeout=60)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if client.is_model_ready("r50"):
-                    break
-            except Exception:  # not listening yet
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "mx2trt serve did not come up"
-            time.sleep(0.5)
+        wait_until_ready(client, "r50", proc, 120, "mx2trt serve")
         x = np.random.default_rng(1).standard_normal(shapes["data"]).astype(np.float32)
         inp = http.InferInput("data", list(x.shape), "FP32")
         inp.set_data_from_numpy(x)

@@ -168,13 +168,12 @@ def test_stock_tritonserver_serves_the_exported_python_backend_model(tmp_path):
     import shutil
     import subprocess
     import sys
-    import time
 
     import tritonclient.http as http
     from pytriton.triton import TRITONSERVER_DIST_DIR
     from pytriton.utils.distribution import get_libs_path, get_stub_path
 
-    from harness import assert_close, run_symbol
+    from harness import assert_close, run_symbol, wait_until_ready
     from mx2trt.serving import python_library_path
     from test_serving import _free_ports
 
@@ -194,16 +193,7 @@ def test_stock_tritonserver_serves_the_exported_python_backend_model(tmp_path):
                             text=True)
     try:
         client = http.InferenceServerClient(f"127.0.0.1:{http_port}", network_timeout=120)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if client.is_model_ready("part"):
-                    break
-            except Exception:  # not listening yet
-                pass
-            assert proc.poll() is None, f"tritonserver exited: {proc.stderr.read()[-3000:]}"
-            assert time.monotonic() < deadline, "tritonserver did not load the model"
-            time.sleep(0.5)
+        wait_until_ready(client, "part", proc, 180, "tritonserver")
         for n in (1, 3):
             x = np.random.default_rng(n).standard_normal((n, 3, 8, 8)).astype(np.float32)
             inp = http.InferInput("data", list(x.shape), "FP32")

@@ -12,12 +12,10 @@ on 4 random batches) give the max relative error of the output against MXNet flo
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
 from pathlib import Path
+
+from mx2trt.benchmark import fresh_json, spread_text
 
 PRECISIONS = ("fp32", "fp16", "int8", "fp8")
 
@@ -67,17 +65,7 @@ print(json.dumps(out))
 
 
 def measure(model: str, prec: str, size: int, method: str) -> dict:
-    env = {**os.environ, "MXNET_MKLDNN_ENABLED": "0", "MX2TRT_CACHE": "0"}
-    res = subprocess.run([sys.executable, "-c", CHILD, model, prec, str(size), method], capture_output=True,
-                         text=True, env=env, timeout=1800)
-    if res.returncode:
-        raise SystemExit(f"{model} {prec} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def spread(values: list[float], fmt: str) -> str:
-    med = statistics.median(values)
-    return f"{med:{fmt}}" if len(values) == 1 else f"{med:{fmt}} [{min(values):{fmt}}–{max(values):{fmt}}]"
+    return fresh_json(CHILD, model, prec, str(size), method, what=f"{model} {prec}")
 
 
 def main() -> None:
@@ -106,7 +94,7 @@ def main() -> None:
         acc = f"{r['accuracy']:.3f} ({r['float_accuracy']:.3f})" if "accuracy" in r else "-"
         agree = f"{r['agreement']:.3f}" if "agreement" in r else "-"
         lines.append(f"| {model} | {prec} | {r['engines']} | {r['quantized']}/{r['quantizable']} of {r['nodes']} | "
-                     f"{spread([x['build_s'] for x in runs], '.2f')} | {r['plan_bytes'] / 2**20:.2f} | "
+                     f"{spread_text([x['build_s'] for x in runs], '.2f')} | {r['plan_bytes'] / 2**20:.2f} | "
                      f"{r['plan_bytes'] / max(fp32_plan.get(model, 1), 1):.2f}× | {r['max_rel']:.2e} | {acc} | "
                      f"{agree} |")
     text = "\n".join(lines)

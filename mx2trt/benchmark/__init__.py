@@ -42,6 +42,24 @@ def spread(values: Iterable[float]) -> dict[str, float] | None:
     return {"median": statistics.median(vs), "min": min(vs), "max": max(vs), "n": len(vs)}
 
 
+def spread_text(values: Sequence[float], fmt: str) -> str:
+    """'median [min-max]' of `values` formatted with `fmt` (the median alone for one value), for markdown tables."""
+    med = statistics.median(values)
+    return f"{med:{fmt}}" if len(values) == 1 else f"{med:{fmt}} [{min(values):{fmt}}–{max(values):{fmt}}]"
+
+
+def fresh_json(code: str, *args: str, what: str = "", timeout: float = 1800) -> Any:
+    """Run Python `code` with `args` in a fresh interpreter (MKLDNN and the engine cache off) and return its last
+    stdout line as JSON; a failure exits naming `what`, with the child's stderr."""
+    import subprocess
+
+    env = {**os.environ, "MXNET_MKLDNN_ENABLED": "0", "MX2TRT_CACHE": "0"}
+    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    if res.returncode:
+        raise SystemExit(f"{what or args} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def _summary(runs: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
     """Spread of each figure over the successful runs; nested dicts (timings, build_usage) by sub-key."""
     good = [r for r in runs if r.get("ok")]
