@@ -126,6 +126,9 @@ def convert_roi_align(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
     (N*H*W, C) at int32 (b*H + y)*W + x (position-sensitive: rows of C/(PH*PW) channels, one per bin), weighted sum
     and average over each bin's grid (IReduceLayer), transposed to (R, C, PH, PW)."""
     a = node.attrs
+    if node.inputs[0].dynamic or node.inputs[1].dynamic:  # N, H, W enter the row indices and the clamps as numbers
+        data, rois = (t.dims or t.shape for t in node.inputs[:2])
+        ctx.fail(f"data {data} or rois {rois} vary within the profiles: ROIAlign needs them static")
     n, c, h, w = node.inputs[0].shape
     r = node.inputs[1].shape[0]
     (ph, pw), s = a.pooled_size, a.sample_ratio

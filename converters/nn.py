@@ -77,7 +77,7 @@ def convert_convolution(ctx: ConversionContext, node: OpNode, inputs: list[Any])
     kernel, stride = a.kernel, _spatial(a.stride, n, 1)
     dilate, pad = _spatial(a.dilate, n, 1), _spatial(a.pad, n, 0)
     if n == 1:  # TensorRT convolves 2-D and 3-D only
-        x = ctx.reshape(x, tuple(x.shape[:2]) + (1, x.shape[2]))
+        x = layers.reshape(ctx, x, tuple(x.shape[:2]) + (1, x.shape[2]), {0: 0, 3: 2})  # varying N, W: x's
         w = np.asarray(w).reshape(w.shape[:2] + (1, w.shape[2]))
         kernel, stride, dilate, pad = (1,) + kernel, (1,) + stride, (1,) + dilate, (0,) + pad
     x = layers.quantized_operand(ctx, x, 0)  # right before the layer, so that TensorRT fuses it
@@ -91,7 +91,7 @@ def convert_convolution(ctx: ConversionContext, node: OpNode, inputs: list[Any])
     conv.num_groups = a.num_group
     y = conv.get_output(0)
     if n == 1:
-        y = layers.reshape_as(ctx, y, node.inputs[0], node.outputs[0])
+        y = layers.reshape(ctx, y, tuple(y.shape[:2]) + (y.shape[3],), {0: 0, 2: 3})
     return [y]
 
 

@@ -1,6 +1,7 @@
 """Reduction converters: sum/mean/max/min/prod/nansum/nanprod (and the *_axis aliases), norm, argmax/argmin."""
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -41,7 +42,8 @@ def _reduce_to(ctx: ConversionContext, node: OpNode, x: Any, op: Any, axes: tupl
     everything is reduced without keepdims); no axes: the input itself."""
     y = layers.reduce(ctx, x, op, axes, keep_dims=True) if axes else ctx.identity(x)
     out = node.outputs[0]
-    return y if tuple(y.shape) == (out.dims or out.shape) else layers.reshape_as(ctx, y, node.inputs[0], out)
+    return y if tuple(y.shape) == (out.dims or out.shape) else layers.reshape_as(
+        ctx, y, layers.kept(node.inputs[0], axes), out)
 
 
 @schema
@@ -106,7 +108,8 @@ def convert_norm(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> lis
     if scale is not None:
         y = layers.elementwise(ctx, y, scale, EW.PROD)
     out = node.outputs[0]
-    return [y if tuple(y.shape) == (out.dims or out.shape) else layers.reshape_as(ctx, y, node.inputs[0], out)]
+    return [y if tuple(y.shape) == (out.dims or out.shape) else layers.reshape_as(
+        ctx, y, layers.kept(node.inputs[0], axes), out)]
 
 
 @schema
@@ -125,12 +128,14 @@ def _arg_ok(node: OpNode) -> str | None:
 
 def _arg_index(ctx: ConversionContext, node: OpNode, x: Any, largest: bool, axis: int) -> Any:
     """Index of the max (min) along `axis` from ITopKLayer k=1, cast to the engine dtype, in MXNet's output shape."""
-    n = int(x.shape[axis])
+    n = int(x.shape[axis]) if x.shape[axis] >= 0 else max(math.prod(p) for p in node.inputs[0].points) \
+        if node.attrs.axis is None else layers.largest(node.inputs[0], axis)  # varying: its largest size
     if ctx.exact_int is not None and n > ctx.exact_int:  # fp16: 2048, bf16: 256
         ctx.fail(f"{n} positions along axis {axis}: {ctx.precision} holds indices above {ctx.exact_int} inexactly",
                  needs_fp32=True)
     _, idx = layers.topk(ctx, x, largest, 1, axis)
-    return layers.reshape_as(ctx, ctx.cast(idx, ctx.dtype), node.inputs[0], node.outputs[0])
+    src = layers.kept(node.inputs[0], [axis]) if len(x.shape) == node.inputs[0].ndim else node.inputs[0]
+    return layers.reshape_as(ctx, ctx.cast(idx, ctx.dtype), src, node.outputs[0])
 
 
 @converter("argmax", "argmin", attrs=ArgAttrs, validator=_arg_ok)

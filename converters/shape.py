@@ -290,7 +290,8 @@ def convert_slice_channel(ctx: ConversionContext, node: OpNode, inputs: list[Any
     for k, info in enumerate(node.outputs):
         start = [k * size if i == axis else 0 for i in range(len(shape))]
         y = layers.slice_nd(ctx, inputs[0], start, piece)
-        outs.append(layers.reshape_as(ctx, y, node.inputs[0], info) if len(info.shape) != len(piece) else y)
+        piece_info = layers.kept(node.inputs[0], [axis], size)
+        outs.append(layers.reshape_as(ctx, y, piece_info, info) if len(info.shape) != len(piece) else y)
     return outs
 
 
@@ -325,8 +326,8 @@ def convert_slice(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> li
             s = a.step[i] if i < len(a.step) and a.step[i] is not None else 1
             start.append(_slice_start(dim, a.begin[i], s))
             stride.append(s)
-            if i in node.inputs[0].dynamic and not (a.begin[i] is None and s > 0 or
-                                                    0 <= (a.begin[i] or 0) < layers.smallest(node.inputs[0], i)):
+            if i in node.inputs[0].dynamic and not (a.begin[i] is None and s > 0 or a.begin[i] is not None and
+                                                    0 <= a.begin[i] < layers.smallest(node.inputs[0], i)):
                 _varying_start(ctx, node, i)
         else:  # axes past `begin` stay whole
             start.append(0)
@@ -474,15 +475,16 @@ def convert_broadcast(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -
 
 def _like_sizes(ctx: ConversionContext, node: OpNode, inputs: list[Any], pairs: dict[int, int]) -> Any:
     """The output shape of a *_like op (x, like) whose output varies within the profiles, as a shape tensor: each
-    varying axis j copied at run time from x's own axis where that varies alike, else from like's axis pairs[j]."""
+    varying axis j copied at run time from like's axis pairs[j] where the op takes that axis from like, else from
+    x's own."""
     x, like, out = node.inputs[0], node.inputs[1], node.outputs[0]
     copy: dict[int, Any] = {}
     for j in out.dynamic:
         want = [p[j] for p in out.points]
-        if j in x.dynamic and [p[j] for p in x.points] == want:
-            copy[j] = (inputs[0], j)
-        elif j in pairs and [p[pairs[j]] for p in like.points] == want:
+        if j in pairs and [p[pairs[j]] for p in like.points] == want:  # the like input's size, by definition
             copy[j] = (inputs[1], pairs[j])
+        elif j not in pairs and j in x.dynamic and [p[j] for p in x.points] == want:
+            copy[j] = (inputs[0], j)
         else:
             ctx.fail(f"output axis {j} varies within the profiles ({out.dims}) unlike either input's")
     return layers.shape_tensor(ctx, out.dims, copy, inputs[0])

@@ -173,11 +173,16 @@ class Logger(trt.ILogger):
 
     def __init__(self) -> None:
         trt.ILogger.__init__(self)
+        # TensorRT only WARNs when a network's shapes do not hold at a profile's min or max ("Profile kMAX values are
+        # not self-consistent") and still returns a plan, which then fails at run time: builds collect these.
+        self.inconsistent: list[str] = []
 
     # Noise: the CUDA-less CPU build's driver check, and reading IResizeLayer.scales back when a shape was set.
     _IGNORED = ("cudaError 35", "scale factors are not set")
 
     def log(self, severity: Any, msg: str) -> None:
+        if "not self-consistent" in msg:
+            self.inconsistent.append(msg)
         level = self._LEVELS.get(severity, logging.DEBUG)
         # A build sends thousands of VERBOSE/INFO messages: drop them here unless debug logging is on.
         if not log.isEnabledFor(level) or any(s in msg for s in self._IGNORED):

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import xxhash
 
 from . import _trt
-from ._trt import ErrorRecorder, create_builder, create_builder_config, create_network, trt, trt_dtype
+from ._trt import LOGGER, ErrorRecorder, create_builder, create_builder_config, create_network, trt, trt_dtype
 from .context import ConversionContext
 from .engine import EngineSpec
 from .errors import BuildError, ConversionError
@@ -138,15 +138,15 @@ def define_network(
     if profiles is None and graph.dynamic:
         per_input = [graph.ranges(e) for e in sg.inputs]
         profiles = [[r[p] for r in per_input] for p in range(len(graph.profile_points))]
-    ctx.dynamic = bool(profiles) and any(r[0] != r[2] for p in profiles for r in p)
+    # A dimension is -1 where it differs anywhere within the profiles (also one fixed within each of several)
+    in_dims = [graph.dims(e) for e in sg.inputs]
+    ctx.dynamic = bool(profiles) and any(d < 0 for dims in in_dims for d in dims)
     tensors: dict[Entry, Any] = {}
     raw: dict[Entry, Any] = {}  # network inputs as MXNet gives them, for float32 nodes
     input_names = []
     for i, e in enumerate(sg.inputs):
         name = f"in{i}"
-        dims = graph.shape(e) if not profiles else tuple(
-            -1 if any(p[i][0][d] != p[i][2][d] for p in profiles) else n for d, n in enumerate(graph.shape(e)))
-        t = raw[e] = network.add_input(name, trt_dtype(graph.dtype(e)), dims)
+        t = raw[e] = network.add_input(name, trt_dtype(graph.dtype(e)), in_dims[i] if ctx.dynamic else graph.shape(e))
         input_names.append(name)
         if graph.dtype(e).kind == "f" and graph.dtype(e) != ctx.dtype:
             t = ctx.cast(t, ctx.dtype)  # the engine boundary: MXNet's dtype outside, the engine dtype inside
@@ -231,6 +231,7 @@ def build_engine(nb: NetworkBuild, monitor: Any = None) -> tuple[bytes, float]:
     config = create_builder_config(nb.builder)
     if monitor is not None:
         config.progress_monitor = monitor
+    LOGGER.inconsistent.clear()
     for p, ranges in enumerate(nb.profiles or ()):
         profile = nb.builder.create_optimization_profile()
         for name, (lo, opt, hi) in zip(nb.input_names, ranges):
@@ -247,6 +248,9 @@ def build_engine(nb: NetworkBuild, monitor: Any = None) -> tuple[bytes, float]:
         raise BuildError(
             f"TensorRT could not build engine for subgraph {nb.subgraph.id}: {'; '.join(errors) or 'no reason given'}"
         )
+    if LOGGER.inconsistent:  # a plan whose shapes do not hold within its profiles fails at run time: refuse it
+        raise BuildError(f"subgraph {nb.subgraph.id}: its shapes do not hold within the optimization profiles "
+                         f"({LOGGER.inconsistent[0]})")
     return bytes(memoryview(plan)), time.perf_counter() - t0
 
 

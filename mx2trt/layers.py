@@ -1,6 +1,8 @@
 """Shared TensorRT layer builders that thin converters dispatch to."""
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -173,18 +175,28 @@ def set_reshape(ctx: ConversionContext, layer: Any, dims: Sequence[int], copy: d
     layer.set_input(1, shape_tensor(ctx, dims, copy, like))
 
 
+def kept(info: TensorInfo, axes: Sequence[int], size: int = 1) -> TensorInfo:
+    """`info` with (static) `axes` of `size`: what a keep-dims reduction (size 1) or a split of that tensor is."""
+    one = {a % info.ndim for a in axes}
+    cut = lambda s: tuple(size if i in one else d for i, d in enumerate(s))  # noqa: E731
+    return dataclasses.replace(info, shape=cut(info.shape), dims=cut(info.dims) if info.dims else None,
+                               points=tuple(cut(p) for p in info.points) if info.points else None)
+
+
 def reshape_as(ctx: ConversionContext, x: Any, src: TensorInfo, dst: TensorInfo) -> Any:
     """x (described by `src`) reshaped to `dst`, MXNet's inferred output. Under profiles, one varying dimension is
-    inferred (-1) and each other one is copied at run time from the input axis that equals it at every profile point;
-    a converter fails, naming the dimensions, when more than one can be derived from neither."""
+    inferred (-1) and each other one is copied at run time from the input axis it is in memory: equal in size, and
+    in the product of the sizes before it, at every profile point (so two axes whose ranges coincide, a square image's
+    H and W, are never taken for each other); a converter fails, naming the dimensions, when more than one can be
+    derived from neither."""
     if not dst.dynamic:
         return ctx.reshape(x, dst.shape)
     if len(dst.dynamic) == 1:
         return ctx.reshape(x, dst.dims)
     copy: dict[int, int] = {}
     for j in dst.dynamic:
-        want = [p[j] for p in dst.points]
-        i = next((i for i in src.dynamic if i not in copy.values() and [p[i] for p in src.points] == want), None)
+        want = [(p[j], math.prod(p[:j])) for p in dst.points]
+        i = next((i for i in src.dynamic if [(p[i], math.prod(p[:i])) for p in src.points] == want), None)
         if i is not None:
             copy[j] = i
     free = [j for j in dst.dynamic if j not in copy]
@@ -265,7 +277,7 @@ def deconvolution(
     pre, post = tuple(crop_pre), tuple(crop_post)
     if n == 1:  # TensorRT deconvolves 2-D and 3-D windows only: a unit height makes 1-D a 2-D case
         shape = tuple(x.shape)
-        x = ctx.reshape(x, shape[:2] + (1, shape[2]))
+        x = reshape(ctx, x, shape[:2] + (1, shape[2]), {0: 0, 3: 2})  # varying N, W: x's
         w = w.reshape(w.shape[:2] + (1, w.shape[2]))
         kernel, stride, dilation, pre, post = (1,) + kernel, (1,) + stride, (1,) + dilation, (0,) + pre, (0,) + post
     extend = tuple(max(-p, 0) for p in post)
@@ -284,7 +296,7 @@ def deconvolution(
             y = elementwise(ctx, y, np.asarray(bias).reshape((1, -1) + (1,) * (rank - 2)), EW.SUM)
     if n == 1:
         shape = tuple(y.shape)
-        y = ctx.reshape(y, shape[:2] + (shape[3],))
+        y = reshape(ctx, y, shape[:2] + (shape[3],), {0: 0, 2: 3})
     return ctx.cast(y, ctx.dtype)
 
 

@@ -141,7 +141,11 @@ class _ReferenceRunner:
         feeds = {f"in{i}": x.asnumpy() for i, x in enumerate(in_data)}
         outs = prog.run(feeds)
         for k, dst in enumerate(out_data):
-            op.assign(dst, req[k], mx.nd.array(outs[f"out{k}"], ctx=dst.context, dtype=dst.dtype))
+            y = outs[f"out{k}"]
+            if tuple(y.shape) != tuple(dst.shape):  # MXNet's assign would broadcast it silently
+                raise Mx2TrtError(f"engine {self.spec.name}: output {k} is {tuple(y.shape)}, MXNet inferred "
+                                  f"{tuple(dst.shape)}")
+            op.assign(dst, req[k], mx.nd.array(y, ctx=dst.context, dtype=dst.dtype))
 
 
 def _runner(spec: EngineSpec, runtime: str, device_id: int) -> Any:

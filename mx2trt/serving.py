@@ -77,18 +77,25 @@ class ModelRunner:
         self.outputs = self.sym.list_outputs()
         self.out_dtypes = [np.dtype(t or np.float32) for t in out_types or [None] * len(self.outputs)]
         self.out_shapes = [tuple(s) for s in self.sym.infer_shape(**self.shapes)[1]]
-        # Where the profiles let a dimension vary, a request may too: -1 in `dims` (the batch axis first)
+        # Where the profiles let a dimension vary, a request may too: -1 in `dims`; outputs vary where MXNet infers
+        # them differently at the profiles' min and max
         self.dims = {n: tuple(-1 if n in ranges and any(p[0][i] != p[2][i] for p in ranges[n]) else d
                               for i, d in enumerate(s)) for n, s in self.shapes.items()}
-        batched = bool(self.dims) and all(d[0] == -1 for d in self.dims.values())
-        largest = min((max(p[2][0] for p in ranges[n]) for n in self.dims), default=0) if batched else 0
+        corners = [{n: ranges[n][p][j] if n in ranges else s for n, s in self.shapes.items()}
+                   for p in range(len(next(iter(ranges.values()), []))) for j in (0, 2)]
+        outs = [self.out_shapes] + [[tuple(s) for s in self.sym.infer_shape(**c)[1]] for c in corners]
+        self.out_dims = [tuple(-1 if any(o[k][i] != d for o in outs) else d for i, d in enumerate(s))
+                         for k, s in enumerate(self.out_shapes)]
+        # Triton batches along axis 0 when every input and output varies there and every profile starts at 1; the
+        # largest batch is the smallest profile's largest, so that every batch fits a profile whatever the rest
+        batched = bool(self.dims) and all(d[0] == -1 for d in [*self.dims.values(), *self.out_dims]) and all(
+            p[0][0] == 1 for n in self.dims for p in ranges[n])
+        largest = min(p[2][0] for n in self.dims for p in ranges[n]) if batched else 0
         if max_batch is not None and not 1 <= int(max_batch) <= largest:
             raise ServingError(f"max_batch {max_batch}: the model's engines serve batches of at most {largest}"
                                if largest else f"max_batch {max_batch}: the model's engines have a static batch; "
                                "optimize it with a [min, opt, max] range for the batch")
         self.max_batch = int(max_batch) if max_batch is not None else largest
-        self.out_dims = [tuple(-1 if self.max_batch and i == 0 else d for i, d in enumerate(s))
-                         for s in self.out_shapes]
         ctx = ctx or mx.cpu()
         self.exe = self.sym.simple_bind(ctx, grad_req="null", type_dict=self.dtypes, **self.shapes)
         for k, v in params.items():
@@ -138,10 +145,10 @@ def bind(triton: Any, runner: ModelRunner, name: str = "model", queue_delay_us: 
     def infer(requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         return [runner(r) for r in requests]
 
-    if not runner.max_batch:
+    if not runner.max_batch:  # whole tensors, -1 where the profiles let a dimension vary
         config, fn = ModelConfig(batching=False), infer
-        ins = [Tensor(name=n, dtype=runner.dtypes[n], shape=runner.shapes[n]) for n in runner.shapes]
-        outs = [Tensor(name=n, dtype=d, shape=s) for n, d, s in zip(runner.outputs, runner.out_dtypes, runner.out_shapes)]
+        ins = [Tensor(name=n, dtype=runner.dtypes[n], shape=runner.dims[n]) for n in runner.dims]
+        outs = [Tensor(name=n, dtype=d, shape=s) for n, d, s in zip(runner.outputs, runner.out_dtypes, runner.out_dims)]
     else:  # Triton's shapes leave the batch axis out
         config = ModelConfig(max_batch_size=runner.max_batch,
                              batcher=DynamicBatcher(max_queue_delay_microseconds=int(queue_delay_us)))

@@ -89,20 +89,29 @@ def config_text(sym: Any, name: str) -> str:
             lines.append(f"  {{  # MXNet's {mx_name}")
             lines.append(f'    name: "{prefix}{i}"')
             lines.append(f"    data_type: {TRITON_DTYPES[np.dtype(dtype).name]}")
-            lines.append(f"    dims: [ {', '.join(str(int(d)) for d in shape)} ]")
+            lines.append(f"    {_dims(shape)}")
             lines.append(f"  }}{sep}")
         lines.append("]")
     return "\n".join(lines) + "\n"
 
 
+def _dims(shape: tuple[int, ...]) -> str:
+    """A tensor's dims in config.pbtxt; a batched tensor with no other axis is [1] reshaped to [] (Triton's form:
+    empty dims are refused)."""
+    if not shape:
+        return "dims: [ 1 ] reshape: { shape: [ ] }"
+    return f"dims: [ {', '.join(str(int(d)) for d in shape)} ]"
+
+
 def max_batch(profiles: Any, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int, ...]]) -> int:
     """Triton's max_batch_size for an engine: the largest batch its profiles take when every input and output varies
-    in its leading axis and every profile starts at batch 1; else 0 (no batching: whole shapes)."""
+    in its leading axis and every profile starts at batch 1 (the smallest profile's largest batch, so that every
+    batch up to it fits a profile whatever the other dimensions); else 0 (no batching: whole shapes)."""
     if not profiles or any(not s or s[0] != -1 for s in list(in_shapes) + list(out_shapes)):
         return 0
     if any(r[0][0] != 1 for p in profiles for r in p):
         return 0
-    return min(max(p[i][2][0] for p in profiles) for i in range(len(in_shapes)))
+    return min(p[i][2][0] for p in profiles for i in range(len(in_shapes)))
 
 
 def export_repository(sym: Any, repo: str | Path, name: str = "model", version: int = 1,
@@ -195,7 +204,7 @@ def _python_model(sym: Any, params: Mapping[str, Any], model: Path, name: str, v
                 raise TritonExportError(f"{field} '{n}' has dtype {dt}, which Triton has no type for")
             d = d[1:] if batch else d
             lines += [f'  {{ name: "{n}" data_type: {TRITON_DTYPES[np.dtype(dt).name]} '
-                      f"dims: [ {', '.join(str(int(v)) for v in d)} ] }}" + ("," if i + 1 < len(names) else "")]
+                      f"{_dims(d)} }}" + ("," if i + 1 < len(names) else "")]
         lines.append("]")
     if batch:
         lines.append("dynamic_batching { }")

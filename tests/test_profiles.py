@@ -206,3 +206,43 @@ def test_a_converter_that_cannot_follow_a_varying_dimension_refuses_it_with_the_
         v = _data((n, 3), n)
         got = run_symbol(c.symbol, {"data": v, **{k: p.asnumpy() for k, p in c.params.items()}})[0]
         assert_close(got, run_symbol(sym, {"data": v})[0], RTOL, f"batch {n}")
+
+
+
+def test_review_cases_under_profiles_match_mxnet():
+    """Found in review: fp16 argmax along a varying axis past 2048 positions (indices must stay exact: float32),
+    x[::-1] along the batch (its start is the end: refused), slice_like of an input as long as another whose range is
+    the same (the size is like's), and several profiles each static (the dimension differs between them)."""
+    S = mx.sym
+    x = S.var("data")
+    arg = S.argmax(S.relu(x), axis=1, name="arg")
+    c = mx2trt.convert(arg, {}, {"data": [(1, 16), (1, 2100), (1, 3000)]}, precision="fp16", runtime="reference",
+                       cache=False)
+    for n in (2100, 3000, 2500):
+        v = np.zeros((1, n), np.float32)
+        v[0, 2049] = 1.0
+        assert run_symbol(c.symbol, {"data": v})[0][0] == 2049.0, f"length {n}"
+
+    rev = S.sigmoid(S.slice(S.relu(x), begin=(None,), end=(None,), step=(-1,), name="rev"))
+    c = mx2trt.convert(rev, {}, {"data": [(1, 3), (4, 3), (8, 3)]}, runtime="reference", cache=False)
+    assert {r.node: r.placement for r in c.report.rows}["rev"] == "mxnet"
+    for n in (2, 8):
+        v = _data((n, 3), n)
+        assert_close(run_symbol(c.symbol, {"data": v})[0], run_symbol(rev, {"data": v})[0], RTOL, f"batch {n}")
+
+    like = S.var("like")
+    sl = S.sigmoid(S.slice_like(S.relu(x), S.relu(like), axes=(0,)))
+    c = mx2trt.convert(sl, {}, {"data": [(1, 4), (4, 4), (8, 4)], "like": [(1, 4), (4, 4), (8, 4)]},
+                       runtime="reference", cache=False)
+    assert c.report.nodes_trt == c.report.nodes_total, c.report.op_table()
+    v, w = _data((8, 4), 1), _data((3, 4), 2)
+    assert_close(run_symbol(c.symbol, {"data": v, "like": w})[0], run_symbol(sl, {"data": v, "like": w})[0], RTOL)
+
+    two = S.relu(x) * 2
+    c = mx2trt.convert(two, {}, [{"data": (1, 4)}, {"data": (8, 4)}], runtime="reference", cache=False)
+    assert len(c.engines) == 1 and c.engines[0].in_shapes == [(-1, 4)], c.report.summary()
+    for n in (1, 8):
+        v = _data((n, 4), n)
+        assert_close(run_symbol(c.symbol, {"data": v})[0], run_symbol(two, {"data": v})[0], RTOL, f"batch {n}")
+    with pytest.raises(EngineInputError, match="outside the engine's optimization profiles"):
+        run_symbol(c.symbol, {"data": _data((4, 4))})

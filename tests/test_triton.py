@@ -122,7 +122,8 @@ def test_a_dynamic_batch_exports_max_batch_size_from_the_profile(tmp_path):
     sym2, params2 = mx2trt.optimize(sym, params, shapes, runtime="reference", cache_dir=tmp_path / "cache")
     cfg = _config(export_repository(sym2, tmp_path / "repo", name="dyn") / "config.pbtxt")
     assert cfg.max_batch_size == 16
-    assert [list(i.dims) for i in cfg.input] == [[3, 8, 8]] and [list(o.dims) for o in cfg.output] == [[3], []]
+    assert [list(i.dims) for i in cfg.input] == [[3, 8, 8]] and [list(o.dims) for o in cfg.output] == [[3], [1]]
+    assert list(cfg.output[1].reshape.shape) == [] and cfg.output[1].HasField("reshape")  # argmax: one per image
     mx2trt.save(tmp_path / "m", sym2, params2)
     again = export_repository(mx2trt.load(tmp_path / "m")[0], tmp_path / "b", name="dyn")
     assert (again / "config.pbtxt").read_text() == (tmp_path / "repo" / "dyn" / "config.pbtxt").read_text()

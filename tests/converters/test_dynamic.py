@@ -1,6 +1,7 @@
 """Every converter family under optimization profiles: a graph of the family's ops is converted once with [min, opt,
-max] ranges (dynamic batch; dynamic sequence length and batch for the transformer ops) into one engine holding every
-node, checked against MXNet at min, opt and max, and then at shapes hypothesis draws within the ranges, each a new
+max] ranges (dynamic batch; dynamic sequence length and batch for the transformer ops; batch, height and width of equal
+ranges for the spatial ones) into one engine holding every node, checked against MXNet at min, opt and max, and then
+at shapes hypothesis draws within the ranges (each axis on its own, so a square range binds non-square), each a new
 bind of the same engine."""
 from __future__ import annotations
 
@@ -62,6 +63,17 @@ def _shape(x: Any) -> list[Any]:
             S.ones_like(y) * 2, S.slice(y, begin=(None, 1), end=(None, 3))]
 
 
+def _spatial(x: Any) -> list[Any]:
+    """x is (N, 2, H, W) with H and W of equal ranges (a square image's), drawn unequal: nothing may take one for the
+    other."""
+    merged = S.softmax(S.reshape(x, shape=(0, -3, 0)), axis=-1)  # (N, 2H, W)
+    swapped = S.reshape(S.transpose(x, axes=(0, 1, 3, 2)), shape=(0, -3, 0))  # (N, 2W, H)
+    conv = S.Convolution(x, num_filter=3, kernel=(3, 3), pad=(1, 1), name="sconv")
+    return [S.reshape(merged, shape=(0, -4, 2, -1, 0)), swapped, S.Pooling(conv, kernel=(2, 2), stride=(2, 2),
+            pool_type="max"), S.mean(x, axis=2), S.argmax(x, axis=3), S.slice_axis(x, axis=3, begin=0, end=2),
+            S.Flatten(x), S.sum(x, axis=(2, 3))]
+
+
 def _resize(x: Any) -> list[Any]:
     img = S.relu(S.reshape(x, shape=(0, 4, 2, 3)))
     return [S.UpSampling(img, scale=2, sample_type="nearest"),
@@ -99,6 +111,7 @@ FAMILIES: dict[str, tuple[Callable[[Any], list[Any]], list[tuple[int, ...]]]] = 
     "norm": (_norm, BATCH),
     "reduce": (_reduce, BATCH),
     "shape": (_shape, BATCH),
+    "spatial": (_spatial, [(1, 2, 2, 2), (2, 2, 4, 4), (3, 2, 6, 6)]),
     "resize": (_resize, BATCH),
     "indexing": (_indexing, BATCH),
     "transformer": (_transformer, [(2, 1, 12), (8, 2, 12), (16, 4, 12)]),  # (T, B, 3 * heads * d): T and B vary
