@@ -136,8 +136,7 @@ def define_network(
     network = create_network(builder)
     ctx = ConversionContext(network, recorder, precision)
     if profiles is None and graph.dynamic:
-        per_input = [graph.ranges(e) for e in sg.inputs]
-        profiles = [[r[p] for r in per_input] for p in range(len(graph.profile_points))]
+        profiles = graph.profiles(sg.inputs)
     # A dimension is -1 where it differs anywhere within the profiles (also one fixed within each of several)
     in_dims = [graph.dims(e) for e in sg.inputs]
     ctx.dynamic = bool(profiles) and any(d < 0 for dims in in_dims for d in dims)
@@ -174,7 +173,7 @@ def define_network(
                 ctx.fail(f"converter returned {len(outs)} outputs, MXNet has {node.num_outputs}")
             for k in range(node.num_outputs):
                 t = outs[k]
-                got, want = tuple(t.shape), node.out_shapes[k] if node.out_dims is None else node.out_dims[k]
+                got, want = tuple(t.shape), graph.dims(Entry(nid, k))
                 if got != want:
                     ctx.fail(f"TensorRT infers output {k} shape {got}, MXNet {want}" + (
                         " (-1: varies within the optimization profiles); the converter does not handle these "

@@ -37,10 +37,16 @@ class Node:
     kind: str
     out_shapes: list[Shape] = field(default_factory=list)
     out_dtypes: list[np.dtype] = field(default_factory=list)
-    # out_shapes with -1 where a dimension varies within the optimization profiles (None: static shapes)
-    out_dims: list[Shape] | None = None
-    # per output, its shapes at every profile point (Graph.point_shapes's order; None: static shapes)
+    # per output, its shapes at every profile point, the first profile's opt (out_shapes) first (None: static shapes)
     out_points: list[tuple[Shape, ...]] | None = None
+
+    @property
+    def out_dims(self) -> list[Shape] | None:
+        """out_shapes with -1 where a dimension differs between profile points (None: static shapes)."""
+        if self.out_points is None:
+            return None
+        return [tuple(d if all(p[i] == d for p in pts) else -1 for i, d in enumerate(s))
+                for s, pts in zip(self.out_shapes, self.out_points)]
 
     @property
     def is_var(self) -> bool:
@@ -60,10 +66,10 @@ class Graph:
         self.heads = heads
         self.by_name = {n.name: n for n in nodes}
         self.float64: frozenset[Entry] = frozenset()  # entries MXNet holds in float64, read as float32 (opt-in)
-        # With optimization profiles: each profile's (min, opt, max) as indices into `point_shapes`, which holds
-        # every node's output shapes inferred at each such point (empty under static shapes).
+        # With optimization profiles: each profile's (min, opt, max) as indices into every node's out_points (empty
+        # under static shapes, and in a stored subgraph's graph, whose nodes carry their points all the same).
         self.profile_points: list[tuple[int, int, int]] = []
-        self.point_shapes: list[list[list[Shape]]] = []
+        self.dynamic = any(n.out_points is not None for n in nodes)  # some tensor varies within the profiles
         self._consumers: dict[int, list[int]] = {n.id: [] for n in nodes}
         for n in nodes:
             for e in n.inputs:
@@ -90,10 +96,6 @@ class Graph:
         """The shape at the (first profile's) opt point: what converters read for attributes."""
         return self.nodes[e.node].out_shapes[e.index]
 
-    @property
-    def dynamic(self) -> bool:
-        return bool(self.profile_points)
-
     def dims(self, e: Entry) -> Shape:
         """The shape with -1 for every dimension that varies within the profiles (TensorRT's network shape)."""
         dims = self.nodes[e.node].out_dims
@@ -106,28 +108,31 @@ class Graph:
 
     def ranges(self, e: Entry) -> list[tuple[Shape, Shape, Shape]]:
         """Per profile, the (min, opt, max) shape of `e`: elementwise bounds over its profile's points."""
+        pts = self.points(e) or ()
         out = []
         for p in self.profile_points:
-            lo, opt, hi = (self.point_shapes[j][e.node][e.index] for j in p)
+            lo, opt, hi = (pts[j] for j in p)
             out.append((tuple(map(min, lo, opt, hi)), opt, tuple(map(max, lo, opt, hi))))
         return out
+
+    def profiles(self, entries: list[Entry]) -> list[list[tuple[Shape, Shape, Shape]]]:
+        """Per optimization profile, each of `entries`' (min, opt, max): a subgraph's profiles over its inputs."""
+        per_entry = [self.ranges(e) for e in entries]
+        return [[r[p] for r in per_entry] for p in range(len(self.profile_points))]
 
     def use_profiles(self, points: list["Graph"], profile_points: list[tuple[int, int, int]]) -> None:
         """Take the shapes the same graph has at each profile point (`points[0]` is this graph): a dimension that
         differs anywhere becomes -1 in `dims`."""
         for n in self.nodes:
             per = [g.nodes[n.id].out_shapes for g in points]
-            dims = []
             for k, shape in enumerate(n.out_shapes):
-                alts = [s[k] for s in per]
-                if any(len(a) != len(shape) for a in alts):
+                ranks = {len(s[k]) for s in per}
+                if ranks != {len(shape)}:
                     raise InputError(f"node '{n.name}' ({n.op}): output {k} changes rank within the profiles "
-                                     f"({sorted({len(a) for a in alts})}); engines need one rank")
-                dims.append(tuple(d if all(a[i] == d for a in alts) else -1 for i, d in enumerate(shape)))
-            n.out_dims = dims
+                                     f"({sorted(ranks)}); engines need one rank")
             n.out_points = [tuple(s[k] for s in per) for k in range(len(n.out_shapes))]
-        self.point_shapes = [[list(n.out_shapes) for n in g.nodes] for g in points]
         self.profile_points = list(profile_points)
+        self.dynamic = True
 
     def dtype(self, e: Entry) -> np.dtype:
         return self.nodes[e.node].out_dtypes[e.index]

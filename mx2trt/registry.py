@@ -11,7 +11,7 @@ import numpy as np
 from . import _trt
 from .attrs import NoAttrs, parse_attrs
 from .errors import AttributeParseError, Mx2TrtError
-from .graph import Graph, Node, Shape
+from .graph import Entry, Graph, Node, Shape
 
 T = TypeVar("T")
 MAX_RANK = 8  # TensorRT's Dims::MAX_DIMS
@@ -47,6 +47,11 @@ class TensorInfo:
     def dynamic(self) -> tuple[int, ...]:
         """The axes that vary within the optimization profiles."""
         return () if self.dims is None else tuple(i for i, d in enumerate(self.dims) if d < 0)
+
+
+def _info(graph: Graph, e: Entry, const: bool) -> TensorInfo:
+    points = graph.points(e)
+    return TensorInfo(graph.shape(e), graph.dtype(e), const, graph.dims(e) if points is not None else None, points)
 
 
 @dataclass(frozen=True)
@@ -156,14 +161,8 @@ class Registry:
             node.name,
             node.op,
             attrs,
-            tuple(
-                TensorInfo(graph.shape(e), graph.dtype(e), graph.nodes[e.node].kind in ("param", "aux"),
-                           graph.dims(e) if graph.nodes[e.node].out_dims is not None else None, graph.points(e))
-                for e in node.inputs
-            ),
-            tuple(TensorInfo(s, d, False, None if node.out_dims is None else node.out_dims[k],
-                             None if node.out_points is None else node.out_points[k])
-                  for k, (s, d) in enumerate(zip(node.out_shapes, node.out_dtypes))),
+            tuple(_info(graph, e, graph.nodes[e.node].kind in ("param", "aux")) for e in node.inputs),
+            tuple(_info(graph, Entry(node.id, k), False) for k in range(node.num_outputs)),
         )
         used = spec.reads(op_node.inputs, graph.dynamic)
         for i, t in enumerate(used + list(op_node.outputs)):

@@ -135,7 +135,6 @@ class SubgraphSource:
             nodes.append({"op": "null", "name": name, "kind": kind, "attrs": {}, "inputs": [],
                           "out_shapes": [list(graph.shape(e))], "out_dtypes": [dtype_name(graph.dtype(e))]})
             if dynamic:
-                nodes[-1]["out_dims"] = [list(graph.dims(e))]
                 nodes[-1]["out_points"] = [[list(s) for s in graph.points(e)]]
 
         for i, e in enumerate(sg.inputs):
@@ -153,7 +152,6 @@ class SubgraphSource:
                           "inputs": [[ids[e.node], e.index] if e.node in ids else local[e] for e in n.inputs],
                           "out_shapes": [list(s) for s in n.out_shapes], "out_dtypes": [dtype_name(d) for d in n.out_dtypes]})
             if dynamic:
-                nodes[-1]["out_dims"] = [list(graph.dims(Entry(nid, k))) for k in range(n.num_outputs)]
                 nodes[-1]["out_points"] = [[list(s) for s in graph.points(Entry(nid, k))]
                                            for k in range(n.num_outputs)]
         desc = {
@@ -165,8 +163,7 @@ class SubgraphSource:
             "fp32_nodes": sorted(ids[n] for n in fp32_nodes if n in ids),
         }
         if dynamic:  # absent under static shapes, so static engines keep their keys
-            per_input = [graph.ranges(e) for e in sg.inputs]
-            desc["profiles"] = [[[list(s) for s in r[p]] for r in per_input] for p in range(len(graph.profile_points))]
+            desc["profiles"] = [[[list(s) for s in r] for r in p] for p in graph.profiles(sg.inputs)]
         q = {str(ids[n]): nq.as_json() for n, nq in sorted((quant or {}).items()) if n in ids}
         if q:  # absent when nothing is quantized, so float engines keep their keys
             desc["quant"] = q
@@ -222,7 +219,6 @@ class SubgraphSource:
         for i, n in enumerate(self.desc["nodes"]):
             nodes.append(Node(i, n["op"], n["name"], dict(n["attrs"]), tuple(Entry(a, b) for a, b in n["inputs"]),
                               n["kind"], [tuple(s) for s in n["out_shapes"]], [np.dtype(d) for d in n["out_dtypes"]],
-                              [tuple(s) for s in n["out_dims"]] if "out_dims" in n else None,
                               [tuple(tuple(s) for s in o) for o in n["out_points"]] if "out_points" in n else None))
         outputs = [Entry(a, b) for a, b in self.desc["outputs"]]
         graph = Graph({}, nodes, outputs)

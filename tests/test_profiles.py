@@ -246,3 +246,34 @@ def test_review_cases_under_profiles_match_mxnet():
         assert_close(run_symbol(c.symbol, {"data": v})[0], run_symbol(two, {"data": v})[0], RTOL, f"batch {n}")
     with pytest.raises(EngineInputError, match="outside the engine's optimization profiles"):
         run_symbol(c.symbol, {"data": _data((4, 4))})
+
+
+_LOAD_SHAPE_INPUTS = textwrap.dedent("""
+    import json, sys, numpy as np
+    import mx2trt
+    sys.path.insert(0, {tests!r})
+    import harness
+    sym, params = mx2trt.load({prefix!r})
+    x = np.load({data!r})
+    got = harness.run_symbol(sym, {{"data": x}})[0]
+    print(json.dumps({{"err": float(np.abs(got - np.load({want!r})).max())}}))
+""")
+
+
+def test_a_saved_dynamic_model_whose_ops_read_only_shapes_defines_its_network_again(tmp_path):
+    """zeros_like and arange_like read their input's shape only under profiles: the stored subgraph, defined again in
+    a fresh process (the reference runtime's program of a loaded model), must know it is dynamic (it did not)."""
+    S = mx.sym
+    x = S.var("data")
+    sym = S.broadcast_add(S.relu(x) + S.zeros_like(x), S.reshape(S.contrib.arange_like(x, axis=1), shape=(1, -1)))
+    sym2, params2 = mx2trt.optimize(sym, {}, {"data": [(1, 2), (2, 8), (4, 16)]}, runtime="reference",
+                                    cache_dir=tmp_path / "cache")
+    prefix = str(tmp_path / "saved" / "model")
+    mx2trt.save(prefix, sym2, params2)
+    v = _data((3, 11))
+    np.save(tmp_path / "x.npy", v)
+    np.save(tmp_path / "want.npy", run_symbol(sym, {"data": v})[0])
+    out = run_python(_LOAD_SHAPE_INPUTS.format(tests=TESTS, prefix=prefix, data=str(tmp_path / "x.npy"),
+                                               want=str(tmp_path / "want.npy")),
+                     env={"MX2TRT_CACHE_DIR": str(tmp_path / "none")})
+    assert last_json(out.stdout)["err"] <= 1e-6
