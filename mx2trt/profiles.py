@@ -33,10 +33,6 @@ class Profiles:
         """The shapes the graph is inferred at and engines are tuned for: the first profile's opt."""
         return {k: r[1] for k, r in self.ranges[0].items()}
 
-    @property
-    def names(self) -> list[str]:
-        return list(self.ranges[0])
-
     def points(self) -> list[dict[str, Shape]]:
         """Every profile's min, opt and max shapes (duplicates removed), the first profile's opt first."""
         out = [self.opt]
@@ -47,14 +43,16 @@ class Profiles:
                     out.append(pt)
         return out
 
-    def as_json(self) -> list[dict[str, list[list[int]]]]:
-        return [{k: [list(s) for s in r] for k, r in p.items()} for p in self.ranges]
-
 
 def contains(r: Sequence[Sequence[int]], shape: Sequence[int]) -> bool:
     """`shape` lies within the range (min, opt, max) `r`, dimension by dimension."""
     lo, _, hi = r
     return len(shape) == len(lo) and all(a <= d <= b for a, d, b in zip(lo, shape, hi))
+
+
+def holding(profiles: Sequence[Sequence[Sequence[Sequence[int]]]], shapes: Sequence[Sequence[int]]) -> int | None:
+    """The first profile (each input's (min, opt, max)) that holds every one of `shapes`; None if none does."""
+    return next((p for p, ranges in enumerate(profiles) if all(contains(r, s) for r, s in zip(ranges, shapes))), None)
 
 
 def describe(ranges: Sequence[Sequence[Sequence[int]]]) -> str:
@@ -126,4 +124,4 @@ def parse(values: Any) -> Profiles:
     return Profiles(tuple(out))
 
 
-__all__ = ["Profiles", "Range", "parse", "contains", "describe", "MAX_DIM"]
+__all__ = ["Profiles", "Range", "parse", "contains", "holding", "describe", "MAX_DIM"]

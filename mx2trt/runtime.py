@@ -19,7 +19,7 @@ from . import _trt
 from ._mx import mx
 from .engine import STORE, EngineSpec
 from .errors import InputError, Mx2TrtError
-from .profiles import contains, describe
+from .profiles import contains, describe, holding
 
 log = logging.getLogger("mx2trt")
 
@@ -283,9 +283,9 @@ class EngineProp(mx.operator.CustomOpProp):
 
     def check_profiles(self, shapes: list[tuple[int, ...]]) -> int:
         """The first optimization profile holding every input shape; else an EngineInputError naming the input."""
-        for p, ranges in enumerate(self.profiles):
-            if all(contains(r, s) for r, s in zip(ranges, shapes)):
-                return p
+        p = holding(self.profiles, shapes)
+        if p is not None:
+            return p
         ranges = list(zip(*self.profiles))
         i = next((i for i, s in enumerate(shapes) if not any(contains(r, s) for r in ranges[i])), 0)
         raise EngineInputError(

@@ -23,7 +23,7 @@ from . import _trt, cuda
 from ._mx import mx
 from .engine import EngineSpec
 from .errors import Mx2TrtError
-from .profiles import contains
+from .profiles import holding
 
 
 def _data_ptr(arr: Any) -> int:
@@ -171,8 +171,7 @@ class TensorRTRunner:
         check that TensorRT's output shapes are those MXNet inferred with the engine node's shape function."""
         ctx = self.context
         shapes = [tuple(x.shape) for x in in_data]
-        p = next((p for p, ranges in enumerate(self.profiles or ()) if all(
-            contains(r, s) for r, s in zip(ranges, shapes))), None)
+        p = holding(self.profiles or (), shapes)
         if p is None:
             raise Mx2TrtError(f"{self.where}: input shapes {shapes} lie in no optimization profile")
         if p != self.profile:
