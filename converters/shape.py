@@ -267,7 +267,7 @@ def convert_stack(ctx: ConversionContext, node: OpNode, inputs: list[Any]) -> li
     axis = node.attrs.axis % (len(dims) + 1)
     piece = tuple(dims[:axis]) + (1,) + tuple(dims[axis:])
     copy = {j: j - (j > axis) for j, d in enumerate(piece) if d < 0}  # varying axes, from the input's
-    return [layers.concat(ctx, [layers.reshape(ctx, x, piece, copy if len(copy) > 1 else None) for x in inputs], axis)]
+    return [layers.concat(ctx, [layers.reshape(ctx, x, piece, copy) for x in inputs], axis)]
 
 
 @schema

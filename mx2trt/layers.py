@@ -77,11 +77,8 @@ def unary(ctx: ConversionContext, x: Any, op: Any) -> Any:
 def flatten2d(ctx: ConversionContext, x: Any) -> Any:
     """(N, d1, d2, ...) -> (N, d1*d2*...); a dimension varying within the profiles (-1) is inferred or copied."""
     shape = tuple(x.shape)
-    if all(d >= 0 for d in shape[1:]):
-        return ctx.reshape(x, (shape[0] if shape[0] >= 0 else -1, int(np.prod(shape[1:], dtype=np.int64))))
-    if shape[0] >= 0:
-        return ctx.reshape(x, (shape[0], -1))
-    return reshape(ctx, x, (-1, -1), copy={0: 0})
+    rest = -1 if any(d < 0 for d in shape[1:]) else int(np.prod(shape[1:], dtype=np.int64))
+    return reshape(ctx, x, (shape[0], rest), {0: 0})
 
 
 def shape_of(ctx: ConversionContext, x: Any) -> Any:
@@ -122,10 +119,7 @@ def constant_upto(ctx: ConversionContext, values: np.ndarray, copy: dict[int, in
     c = ctx.constant(values, dtype=dtype)
     if not copy:
         return c
-    r = values.ndim
-    layer = ctx.net.add_slice(c, (0,) * r, tuple(values.shape), (1,) * r)
-    layer.set_input(2, shape_tensor(ctx, values.shape, copy, like))
-    return layer.get_output(0)
+    return slice_nd(ctx, c, (0,) * values.ndim, values.shape, size=shape_tensor(ctx, values.shape, copy, like))
 
 
 def same_axes(x: Any, dims: Sequence[int]) -> dict[int, int]:
@@ -191,8 +185,6 @@ def reshape_as(ctx: ConversionContext, x: Any, src: TensorInfo, dst: TensorInfo)
     derived from neither."""
     if not dst.dynamic:
         return ctx.reshape(x, dst.shape)
-    if len(dst.dynamic) == 1:
-        return ctx.reshape(x, dst.dims)
     copy: dict[int, int] = {}
     for j in dst.dynamic:
         want = [(p[j], math.prod(p[:j])) for p in dst.points]
@@ -331,9 +323,7 @@ def topk(ctx: ConversionContext, x: Any, largest: bool, k: int, axis: int) -> tu
     inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
     layer = ctx.net.add_topk(ctx.reshape(x, (outer, shape[axis], inner)), op, int(k), 1 << 1)
     copy = {j: j for j, d in enumerate(out) if d < 0}
-    if len(copy) > 1:
-        return tuple(reshape(ctx, layer.get_output(i), out, copy, like=x) for i in (0, 1))  # type: ignore[return-value]
-    return ctx.reshape(layer.get_output(0), out), ctx.reshape(layer.get_output(1), out)
+    return reshape(ctx, layer.get_output(0), out, copy, x), reshape(ctx, layer.get_output(1), out, copy, x)
 
 
 def trunc(ctx: ConversionContext, x: Any) -> Any:
