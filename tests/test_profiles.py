@@ -161,7 +161,7 @@ _LOAD = textwrap.dedent("""
     import harness
     sym, params = mx2trt.load({prefix!r})
     errs = {{}}
-    for n in (1, 5, 16):
+    for n in {batches!r}:
         x = np.load({data!r})[:n]
         got = harness.run_symbol(sym, {{"data": x, **{{k: v.asnumpy() for k, v in params.items()}}}})[0]
         errs[n] = float(np.abs(got - np.load({want!r})[:n]).max())
@@ -169,17 +169,22 @@ _LOAD = textwrap.dedent("""
 """)
 
 
-def test_a_saved_dynamic_model_serves_its_range_in_a_fresh_process(tmp_path):
-    sym, params = _cnn()
-    sym2, params2 = mx2trt.optimize(sym, _nd(params), BATCH, runtime="reference", cache_dir=tmp_path / "cache")
+def _loaded_elsewhere(tmp_path, sym, params, shapes, x, batches) -> dict:
+    """Optimize `sym` with `shapes`, save it, and in a fresh process with no engine cache load it and run the first
+    `batches` rows of `x` (rows independent of the batch): each batch's max error against MXNet, and the builds."""
+    sym2, params2 = mx2trt.optimize(sym, _nd(params), shapes, runtime="reference", cache_dir=tmp_path / "cache")
     prefix = str(tmp_path / "saved" / "model")
     mx2trt.save(prefix, sym2, params2)
-    x = _data((16, 3, 8, 8))
     np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "want.npy", run_symbol(sym, {"data": x, **params})[0])  # rows are independent of the batch
-    out = run_python(_LOAD.format(tests=TESTS, prefix=prefix, data=str(tmp_path / "x.npy"),
+    np.save(tmp_path / "want.npy", run_symbol(sym, {"data": x, **params})[0])
+    out = run_python(_LOAD.format(tests=TESTS, prefix=prefix, data=str(tmp_path / "x.npy"), batches=tuple(batches),
                                   want=str(tmp_path / "want.npy")), env={"MX2TRT_CACHE_DIR": str(tmp_path / "none")})
-    res = last_json(out.stdout)
+    return last_json(out.stdout)
+
+
+def test_a_saved_dynamic_model_serves_its_range_in_a_fresh_process(tmp_path):
+    sym, params = _cnn()
+    res = _loaded_elsewhere(tmp_path, sym, params, BATCH, _data((16, 3, 8, 8)), (1, 5, 16))
     assert res["builds"] == 0, "loading a saved model built an engine"
     assert max(res["errs"].values()) <= 1e-5, res
 
@@ -248,32 +253,11 @@ def test_review_cases_under_profiles_match_mxnet():
         run_symbol(c.symbol, {"data": _data((4, 4))})
 
 
-_LOAD_SHAPE_INPUTS = textwrap.dedent("""
-    import json, sys, numpy as np
-    import mx2trt
-    sys.path.insert(0, {tests!r})
-    import harness
-    sym, params = mx2trt.load({prefix!r})
-    x = np.load({data!r})
-    got = harness.run_symbol(sym, {{"data": x}})[0]
-    print(json.dumps({{"err": float(np.abs(got - np.load({want!r})).max())}}))
-""")
-
-
 def test_a_saved_dynamic_model_whose_ops_read_only_shapes_defines_its_network_again(tmp_path):
     """zeros_like and arange_like read their input's shape only under profiles: the stored subgraph, defined again in
     a fresh process (the reference runtime's program of a loaded model), must know it is dynamic (it did not)."""
     S = mx.sym
     x = S.var("data")
     sym = S.broadcast_add(S.relu(x) + S.zeros_like(x), S.reshape(S.contrib.arange_like(x, axis=1), shape=(1, -1)))
-    sym2, params2 = mx2trt.optimize(sym, {}, {"data": [(1, 2), (2, 8), (4, 16)]}, runtime="reference",
-                                    cache_dir=tmp_path / "cache")
-    prefix = str(tmp_path / "saved" / "model")
-    mx2trt.save(prefix, sym2, params2)
-    v = _data((3, 11))
-    np.save(tmp_path / "x.npy", v)
-    np.save(tmp_path / "want.npy", run_symbol(sym, {"data": v})[0])
-    out = run_python(_LOAD_SHAPE_INPUTS.format(tests=TESTS, prefix=prefix, data=str(tmp_path / "x.npy"),
-                                               want=str(tmp_path / "want.npy")),
-                     env={"MX2TRT_CACHE_DIR": str(tmp_path / "none")})
-    assert last_json(out.stdout)["err"] <= 1e-6
+    res = _loaded_elsewhere(tmp_path, sym, {}, {"data": [(1, 2), (2, 8), (4, 16)]}, _data((4, 11)), (1, 3, 4))
+    assert res["builds"] == 0 and max(res["errs"].values()) <= 1e-6, res
