@@ -145,7 +145,7 @@ def define_network(
     input_names = []
     for i, e in enumerate(sg.inputs):
         name = f"in{i}"
-        t = raw[e] = network.add_input(name, trt_dtype(graph.dtype(e)), in_dims[i] if ctx.dynamic else graph.shape(e))
+        t = raw[e] = network.add_input(name, trt_dtype(graph.dtype(e)), in_dims[i])  # graph.dims: the shape if static
         input_names.append(name)
         if graph.dtype(e).kind == "f" and graph.dtype(e) != ctx.dtype:
             t = ctx.cast(t, ctx.dtype)  # the engine boundary: MXNet's dtype outside, the engine dtype inside
